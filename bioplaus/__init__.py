@@ -1,0 +1,17 @@
+"""bioplaus: biologically plausible training of rate and LIF recurrent networks.
+
+Public API (DESIGN §4)::
+
+    spec   = bp.load_model("models/rate_rnn.toml")   # or bp.RateSpec(...)
+    params = bp.init_params(spec, seed=0)
+    x      = bp.simulate(spec, inputs, params=params, backend="torch")
+    g      = bp.estimate("anp", spec, params, inputs, targets, seed=0)
+    result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
+"""
+
+from .params import init_params
+from .simulate import simulate
+from .spec import RateSpec, SpecError, load_model
+
+__all__ = ["RateSpec", "SpecError", "init_params", "load_model", "simulate"]
+__version__ = "0.1.0"

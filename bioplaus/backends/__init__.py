@@ -1,0 +1,1 @@
+"""Simulation back-ends: ``torch`` (discrete, batched, CPU/GPU) and ``brian2`` (continuous time)."""

@@ -1,0 +1,1 @@
+"""PyTorch back-end: pure step functions, rollouts, perturbation driver, trainer."""

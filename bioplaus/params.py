@@ -1,0 +1,65 @@
+"""Parameter initialisation: a plain dict of numpy arrays, shaped like torch.nn.Linear ([out, in])."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .random import numpy_rng
+from .spec import ModelSpec
+
+Params = dict[str, np.ndarray]
+
+
+def _weight(rng: np.random.Generator, n_out: int, n_in: int, init: str, gain: float = 1.0) -> np.ndarray:
+    if init == "xavier_normal":
+        std = gain * np.sqrt(2.0 / (n_in + n_out))
+    else:  # "normal"
+        std = gain / np.sqrt(n_in)
+    return rng.standard_normal((n_out, n_in)) * std
+
+
+def init_params(spec: ModelSpec, seed: int = 0) -> Params:
+    """Initial parameters for ``spec``: W_in [N, n_in], W_rec [N, N], W_out [n_out, N],
+    plus b [N], b_out [n_out] when the spec has biases (zeros), and D_in [n_in, n_in],
+    D_rec [N, N] (identity) when it decorrelates. float64 arrays; backends cast."""
+    rng = numpy_rng(seed, "init_params")
+    p: Params = {
+        "W_in": _weight(rng, spec.n_rec, spec.n_in, spec.weight_init),
+        "W_rec": _weight(rng, spec.n_rec, spec.n_rec, spec.weight_init, spec.rec_gain),
+        "W_out": _weight(rng, spec.n_out, spec.n_rec, spec.weight_init),
+    }
+    if spec.bias:
+        p["b"] = np.zeros(spec.n_rec)
+    if spec.out_bias:
+        p["b_out"] = np.zeros(spec.n_out)
+    if spec.decorrelate_input:
+        p["D_in"] = np.eye(spec.n_in)
+    if spec.decorrelate_rec:
+        p["D_rec"] = np.eye(spec.n_rec)
+    return p
+
+
+#: parameters a learning rule changes by gradient estimates (D is changed by decorrelation)
+LEARNABLE = ("W_in", "W_rec", "W_out", "b", "b_out")
+DECORRELATORS = ("D_in", "D_rec")
+
+
+def check_params(spec: ModelSpec, params: Params) -> None:
+    """Raise ValueError naming the key if a parameter is missing or has the wrong shape."""
+    shapes = {
+        "W_in": (spec.n_rec, spec.n_in),
+        "W_rec": (spec.n_rec, spec.n_rec),
+        "W_out": (spec.n_out, spec.n_rec),
+        "b": (spec.n_rec,),
+        "b_out": (spec.n_out,),
+        "D_in": (spec.n_in, spec.n_in),
+        "D_rec": (spec.n_rec, spec.n_rec),
+    }
+    for key in ("W_in", "W_rec", "W_out"):
+        if key not in params:
+            raise ValueError(f"params: missing {key}")
+    for key, value in params.items():
+        if key not in shapes:
+            raise ValueError(f"params: unknown parameter {key!r}")
+        if tuple(np.shape(value)) != shapes[key]:
+            raise ValueError(f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}")

@@ -1,0 +1,43 @@
+"""Task interface (NeuroGym style): a small class with its own random generator.
+
+A task makes batches of trials as numpy arrays, time-major:
+
+    inputs [T, B, n_in], targets [T, B, n_out], mask [T, B] (1 where the step is scored)
+
+and scores a network's outputs with its own metrics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+
+
+class Batch(NamedTuple):
+    inputs: np.ndarray  # [T, B, n_in]
+    targets: np.ndarray  # [T, B, n_out]
+    mask: np.ndarray | None = None  # [T, B]; None = every step scored
+
+
+class Task(ABC):
+    """Base class. Subclasses set ``name``, ``n_in``, ``n_out``, ``loss`` and implement
+    :meth:`sample` and :meth:`metrics`. Randomness comes only from the generator passed in."""
+
+    name: ClassVar[str]
+    #: "mse" (½‖o − y‖² summed over outputs) or "ce" (softmax cross-entropy)
+    loss: ClassVar[str] = "mse"
+    #: name of the headline metric returned by :meth:`metrics`, and whether lower is better
+    metric: ClassVar[str]
+    lower_is_better: ClassVar[bool] = True
+    n_in: int
+    n_out: int
+
+    @abstractmethod
+    def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
+        """A batch of trials. ``split`` is "train" or "test" (held-out data where it applies)."""
+
+    @abstractmethod
+    def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
+        """Task metrics of ``outputs`` [T, B, n_out] on ``batch``; contains ``self.metric``."""
