@@ -9,9 +9,22 @@ Public API (DESIGN §4)::
     result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
 """
 
+from .estimate import estimate
 from .params import init_params
+from .rules import RuleSpec
+from .runs import resume, run
 from .simulate import simulate
 from .spec import RateSpec, SpecError, load_model
 
-__all__ = ["RateSpec", "SpecError", "init_params", "load_model", "simulate"]
+__all__ = [
+    "RateSpec",
+    "RuleSpec",
+    "SpecError",
+    "estimate",
+    "init_params",
+    "load_model",
+    "resume",
+    "run",
+    "simulate",
+]
 __version__ = "0.1.0"

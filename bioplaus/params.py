@@ -1,4 +1,4 @@
-"""Parameter initialisation: a plain dict of numpy arrays, shaped like torch.nn.Linear ([out, in])."""
+"""Parameter initialisation: a dict of numpy arrays, shaped like torch.nn.Linear ([out, in])."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from .spec import ModelSpec
 Params = dict[str, np.ndarray]
 
 
-def _weight(rng: np.random.Generator, n_out: int, n_in: int, init: str, gain: float = 1.0) -> np.ndarray:
-    if init == "xavier_normal":
-        std = gain * np.sqrt(2.0 / (n_in + n_out))
-    else:  # "normal"
-        std = gain / np.sqrt(n_in)
+def _weight(
+    rng: np.random.Generator, n_out: int, n_in: int, init: str, gain: float = 1.0
+) -> np.ndarray:
+    # xavier_normal: std √(2/(fan_in+fan_out)); normal: std 1/√fan_in (both times the gain)
+    std = gain * (np.sqrt(2.0 / (n_in + n_out)) if init == "xavier_normal" else 1 / np.sqrt(n_in))
     return rng.standard_normal((n_out, n_in)) * std
 
 
@@ -62,4 +62,6 @@ def check_params(spec: ModelSpec, params: Params) -> None:
         if key not in shapes:
             raise ValueError(f"params: unknown parameter {key!r}")
         if tuple(np.shape(value)) != shapes[key]:
-            raise ValueError(f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}")
+            raise ValueError(
+                f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}"
+            )

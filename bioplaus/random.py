@@ -21,7 +21,10 @@ def child_seed(root: int, *names: str) -> int:
     if int(root) < 0:
         raise ValueError(f"seed must be >= 0 (got {root})")
     ss = np.random.SeedSequence(entropy=int(root), spawn_key=tuple(_key(n) for n in names))
-    return int(ss.generate_state(2, dtype=np.uint32).astype(np.uint64) @ np.array([1 << 31, 1], dtype=np.uint64)) & ((1 << 63) - 1)
+    return int(
+        ss.generate_state(2, dtype=np.uint32).astype(np.uint64)
+        @ np.array([1 << 31, 1], dtype=np.uint64)
+    ) & ((1 << 63) - 1)
 
 
 def numpy_rng(root: int, *names: str) -> np.random.Generator:

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Nonlinearity = Literal["tanh", "relu", "softplus", "sigmoid"]
+Nonlinearity = Literal["tanh", "relu", "softplus", "sigmoid", "linear"]
 WeightInit = Literal["xavier_normal", "normal"]
 
 
@@ -44,7 +44,9 @@ class RateSpec(_Strict):
         description="Intrinsic noise amplitude σ (noise on x per step is σ√α ξ); also the "
         "readout noise in a noisy pass of a perturbation rule.",
     )
-    nonlinearity: Nonlinearity = Field("tanh", description="Rate function φ.")
+    nonlinearity: Nonlinearity = Field(
+        "tanh", description="Rate function φ (linear: φ(x) = x, for analysis and tests)."
+    )
     bias: bool = Field(False, description="Learnable hidden bias b (off in the seed papers).")
     out_bias: bool = Field(False, description="Learnable readout bias b_out.")
     decorrelate_input: bool = Field(
@@ -115,7 +117,9 @@ def spec_from_dict(data: dict, source: str | None = None) -> ModelSpec:
     classes = {"rate": RateSpec}
     if kind not in classes:
         prefix = f"{source}: " if source else ""
-        raise SpecError(f"{prefix}kind: unknown model kind {kind!r} (choose from {sorted(classes)})")
+        raise SpecError(
+            f"{prefix}kind: unknown model kind {kind!r} (choose from {sorted(classes)})"
+        )
     try:
         return classes[kind](**data)
     except ValidationError as err:

@@ -25,6 +25,7 @@ PHI: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "softplus": torch.nn.functional.softplus,
     "sigmoid": torch.sigmoid,
+    "linear": lambda x: x,
 }
 
 

@@ -1,0 +1,1 @@
+"""Analysis of trained networks and run directories (figures, comparisons)."""

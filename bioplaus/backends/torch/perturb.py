@@ -1,0 +1,177 @@
+"""Paired-pass driver for the node-perturbation family on the rate network.
+
+Pass B (the baseline: clean, or a second noisy pass) and pass A (K noisy resamples) run
+stacked in one batch of B_b + K·B rows, so every step is one matmul. The rule sees one
+:class:`~bioplaus.rules.base.StepRecord` per step and accumulates its estimate online:
+memory is independent of the sequence length T (outputs are kept only when asked).
+
+Row layout:  [ baseline rows (B, or K·B when noisy) | perturbed rows (K·B) ];
+perturbed row i pairs with baseline row i mod B (clean) or i (noisy).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ...loss import normaliser, step_loss
+from ...rules.base import Context, PerturbationRule, StepRecord
+from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
+
+Tensor = torch.Tensor
+
+
+class PassResult(NamedTuple):
+    grads: dict[str, Tensor]  # estimate of ∂L for each learnable parameter
+    loss: float  # L of the baseline pass (the clean loss with a clean baseline)
+    loss_perturbed: float  # L of the perturbed pass(es)
+    outputs: Tensor | None  # [T, B, n_out] of the baseline pass, when kept
+    decor: dict[str, tuple[Tensor, float]]  # "D_in"/"D_rec": (Σ y yᵀ, count) of the baseline
+
+
+def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
+    """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out)."""
+    n_in, N = p.W_in.shape[1], p.W_rec.shape[0]
+    g = {"W_in": G_hid[:, :n_in], "W_rec": G_hid[:, n_in : n_in + N], "W_out": G_out[:, :N]}
+    if p.b is not None:
+        g["b"] = G_hid[:, n_in + N]
+    if p.b_out is not None:
+        g["b_out"] = G_out[:, N]
+    return g
+
+
+def perturbation_estimate(
+    p: RateParams,
+    c: RateConsts,
+    rule: PerturbationRule,
+    inputs: Tensor,
+    targets: Tensor,
+    mask: Tensor | None,
+    loss_kind: str,
+    generator: torch.Generator,
+    *,
+    sigma: float | None = None,
+    K: int = 1,
+    baseline: str = "clean",
+    keep_outputs: bool = False,
+    decor: tuple[str, ...] = (),
+    x0: Tensor | None = None,
+) -> PassResult:
+    """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
+    sigma = c.sigma if sigma is None else sigma
+    if not sigma > 0:
+        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
+    if baseline not in ("clean", "noisy"):
+        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
+    if K < 1:
+        raise ValueError(f"K: must be >= 1 (got {K})")
+    T, B = inputs.shape[0], inputs.shape[1]
+    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    dev, dt = inputs.device, inputs.dtype
+    P = K * B
+    noisy_base = baseline == "noisy"
+    Bb = P if noisy_base else B
+    S = Bb + P
+    src = torch.arange(S, device=dev) % B  # input/target row for every stacked row
+    src_pert = src[Bb:]
+    pair = torch.arange(P, device=dev) % Bb  # baseline row of each perturbed row
+    simple = K == 1 and not noisy_base  # rows pair one-to-one: slices instead of gathers
+    gain = sigma * c.alpha**0.5
+
+    with torch.no_grad():
+        cc = c._replace(sigma=0.0)  # noise is added here, row-wise, not by rate_step
+        ones_h = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b is not None else []
+        ones_o = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b_out is not None else []
+        M_h = p.W_in.shape[1] + N + len(ones_h)
+        M_o = N + len(ones_o)
+        state_rule = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
+        ctx = Context(c.alpha, sigma, 2.0 if noisy_base else 1.0)
+        s = init_state(p, cc, S, None if x0 is None else x0[src])
+        zeros_b = torch.zeros(Bb, N, device=dev, dtype=dt)
+        zeros_bo = torch.zeros(Bb, n_out, device=dev, dtype=dt)
+        dS = torch.zeros(P, device=dev, dtype=dt)
+        sum_lb = torch.zeros((), device=dev, dtype=dt)
+        sum_la = torch.zeros((), device=dev, dtype=dt)
+        outs = []
+        yy = {
+            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
+            for k in decor
+        }
+        for t in range(T):
+            u_hat = decorrelate(p.D_in, inputs[t])  # [B, n_in]
+            drive_b = u_hat @ p.W_in.T
+            if p.b is not None:
+                drive_b = drive_b + p.b
+            drive = drive_b.repeat(2, 1) if simple else drive_b[src]
+            xi_a = torch.randn(P, N, generator=generator, device=dev, dtype=dt)
+            xi_b = (
+                torch.randn(Bb, N, generator=generator, device=dev, dtype=dt)
+                if noisy_base
+                else zeros_b
+            )
+            r_prev = s.r_hat
+            x = (
+                torch.lerp(s.x, torch.addmm(drive, r_prev, p.W_rec.T), c.alpha)
+                if c.alpha != 1.0
+                else torch.addmm(drive, r_prev, p.W_rec.T)
+            )
+            x = x + gain * torch.cat([xi_b, xi_a])
+            r_hat = decorrelate(p.D_rec, c.phi(x))
+            s = RateState(x, r_hat)
+            xo_a = torch.randn(P, n_out, generator=generator, device=dev, dtype=dt)
+            xo_b = (
+                torch.randn(Bb, n_out, generator=generator, device=dev, dtype=dt)
+                if noisy_base
+                else zeros_bo
+            )
+            o = readout(p, r_hat) + sigma * torch.cat([xo_b, xo_a])
+            y = targets[t]
+            ell = step_loss(loss_kind, o, y.repeat(2, 1) if simple else y[src])
+            m = None if mask is None else mask[t]
+            ell_b, ell_a = ell[:Bb], ell[Bb:]
+            if m is not None:
+                ell_b = ell_b * (m if Bb == B else m[src[:Bb]])
+                ell_a = ell_a * (m if simple else m[src_pert])
+            sum_lb += ell_b.sum()
+            sum_la += ell_a.sum()
+            if simple:
+                xb, ob, rb_prev, rb = x[:B], o[:B], r_prev[:B], r_hat[:B]
+                xib, xob, dl = xi_b, xo_b, ell_a - ell_b
+                z_u = u_hat
+            else:
+                xb, ob, rb_prev, rb = (
+                    x[:Bb][pair],
+                    o[:Bb][pair],
+                    r_prev[:Bb][pair],
+                    r_hat[:Bb][pair],
+                )
+                xib, xob, dl = xi_b[pair], xo_b[pair], ell_a - ell_b[pair]
+                z_u = u_hat[src_pert]
+            rec = StepRecord(
+                t=t,
+                z_hid=torch.cat([z_u, rb_prev, *ones_h], 1),
+                z_out=torch.cat([rb, *ones_o], 1),
+                dx=x[Bb:] - xb,
+                do=o[Bb:] - ob,
+                eps_x=gain * (xi_a - xib),
+                eps_o=sigma * (xo_a - xob),
+                dl=dl,
+            )
+            state_rule = rule.accumulate(state_rule, rec, ctx)
+            dS += dl
+            if keep_outputs:
+                outs.append(o[:B])
+            if "D_in" in yy:
+                yy["D_in"].addmm_(u_hat.T, u_hat)
+            if "D_rec" in yy:
+                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+        norm_b = normaliser(mask, T, B)
+        est = rule.finalize(state_rule, dS, norm_b * K)
+    return PassResult(
+        grads=split_grads(p, est.hid, est.out),
+        loss=float(sum_lb) / (norm_b * Bb / B),
+        loss_perturbed=float(sum_la) / (norm_b * K),
+        outputs=torch.stack(outs) if keep_outputs else None,
+        decor={k: (v, float(T * B)) for k, v in yy.items()},
+    )

@@ -1,0 +1,220 @@
+"""Training loop on the torch back-end: a rule's estimate → a torch optimizer, plus decorrelation.
+
+One update (the order of the multi-layer seed paper's code):
+  1. a batch of trials from the task;
+  2. the rule's estimate of ∂L at the current weights (and D), and the clean pass's ⟨y yᵀ⟩;
+  3. D ← D − η_D offdiag(⟨y yᵀ⟩) D for each decorrelating matrix;
+  4. the optimizer steps the forward weights with the estimate as their gradient.
+
+All random streams (task trials, noise) are generators owned by the trainer, so the whole
+state — weights, optimizer, generators, step — fits in a checkpoint and a resumed run is
+bit-identical on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ...loss import mean_loss
+from ...protocol import ProtocolSpec
+from ...random import child_seed, numpy_rng, torch_generator
+from ...rules import make_rule
+from ...rules.decorrelation import decorrelation_update
+from ...tasks.base import Batch, Task
+from .bptt import bptt_estimate
+from .perturb import perturbation_estimate
+from .rate import RateParams, consts_of, to_numpy, to_torch
+from .rollout import noise_source, rollout
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class DivergedError(RuntimeError):
+    """Training produced NaN/Inf or exceeded the weight bound."""
+
+
+class StepInfo(NamedTuple):
+    step: int
+    loss: float  # L of the clean (baseline) pass on the training batch
+    loss_perturbed: float
+    grad_norm: float
+
+
+class Trainer:
+    """Holds the weights, optimizer and random generators of one run."""
+
+    def __init__(self, protocol: ProtocolSpec, task: Task, params: dict[str, np.ndarray]):
+        self.protocol = protocol
+        self.task = task
+        tr = protocol.train
+        self.device = torch.device(tr.device)
+        self.dtype = DTYPES[tr.dtype]
+        self.consts = consts_of(protocol.model)
+        p = to_torch(params, self.device, self.dtype)
+        self.weights = {
+            k: getattr(p, k).clone().requires_grad_(True)
+            for k in ("W_in", "W_rec", "W_out", "b", "b_out")
+            if getattr(p, k) is not None
+        }
+        self.decor = {
+            k: getattr(p, k).clone() for k in ("D_in", "D_rec") if getattr(p, k) is not None
+        }
+        if tr.optimizer == "sgd":
+            self.opt = torch.optim.SGD(self.weights.values(), lr=tr.lr, momentum=tr.momentum)
+        else:
+            self.opt = torch.optim.Adam(self.weights.values(), lr=tr.lr)
+        seed = protocol.seed
+        self.rng_task = numpy_rng(seed, "task", "train")
+        self.gen_noise = torch_generator(seed, "noise", device=self.device)
+        self.rule = None if protocol.rule.is_gradient else make_rule(protocol.rule)
+        self.step_count = 0
+        self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
+
+    # -- parameters -------------------------------------------------------------------------
+    def params(self) -> RateParams:
+        return RateParams(
+            **{k: v.detach() for k, v in self.weights.items()},
+            **self.decor,
+        )
+
+    def params_numpy(self) -> dict[str, np.ndarray]:
+        return to_numpy(self.params())
+
+    def _tensor(self, a: np.ndarray | None) -> torch.Tensor | None:
+        return None if a is None else torch.as_tensor(a, device=self.device, dtype=self.dtype)
+
+    # -- one update -------------------------------------------------------------------------
+    def step(self) -> StepInfo:
+        tr, rs = self.protocol.train, self.protocol.rule
+        batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
+        u, y, m = (self._tensor(a) for a in batch)
+        decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
+        p = self.params()
+        loss_kind = self.task.loss
+        if self.rule is None:
+            res = bptt_estimate(
+                p,
+                self.consts,
+                u,
+                y,
+                m,
+                loss_kind,
+                k=rs.k if rs.name == "tbptt" else None,
+                decor=decor_keys,
+            )
+        else:
+            res = perturbation_estimate(
+                p,
+                self.consts,
+                self.rule,
+                u,
+                y,
+                m,
+                loss_kind,
+                self.gen_noise,
+                sigma=rs.sigma,
+                K=rs.K,
+                baseline=rs.baseline,
+                decor=decor_keys,
+            )
+        grads = res.grads
+        gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
+        if not math.isfinite(gnorm) or not math.isfinite(res.loss):
+            raise DivergedError(
+                f"non-finite loss or gradient estimate at step {self.step_count + 1}"
+            )
+        scale = 1.0
+        if tr.grad_clip is not None and gnorm > tr.grad_clip:
+            scale = tr.grad_clip / gnorm
+        for k, w in self.weights.items():
+            w.grad = grads[k] * scale if scale != 1.0 else grads[k]
+        with torch.no_grad():
+            for k, (yy, count) in res.decor.items():
+                self.decor[k] = decorrelation_update(self.decor[k], yy, count, tr.lr_decor)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step_count += 1
+        self._guard()
+        return StepInfo(self.step_count, res.loss, res.loss_perturbed, gnorm)
+
+    def _guard(self) -> None:
+        bound = self.protocol.train.max_abs_weight
+        for k, v in [*self.weights.items(), *self.decor.items()]:
+            a = v.detach()
+            if not bool(torch.isfinite(a).all()):
+                raise DivergedError(f"{k} became NaN/Inf at step {self.step_count}")
+            mx = float(a.abs().max())
+            if mx > bound:
+                raise DivergedError(
+                    f"|{k}| reached {mx:.3g} > max_abs_weight={bound:g} at step {self.step_count}"
+                )
+
+    # -- evaluation -------------------------------------------------------------------------
+    def outputs(self, batch: Batch) -> np.ndarray:
+        """Clean (σ = 0) outputs on ``batch`` → numpy [T, B, n_out]."""
+        u = self._tensor(batch.inputs)
+        with torch.no_grad():
+            out = rollout(self.params(), self.consts, u, noise_source((0,)), keep_states=False)
+        return out.o.cpu().double().numpy()
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out loss and task metrics of the clean network."""
+        b = self.eval_batch
+        o = self.outputs(b)
+        L = mean_loss(
+            self.task.loss,
+            torch.as_tensor(o),
+            torch.as_tensor(b.targets),
+            None if b.mask is None else torch.as_tensor(b.mask),
+        )
+        metrics = {"eval_loss": float(L)}
+        metrics.update({f"eval_{k}": float(v) for k, v in self.task.metrics(o, b).items()})
+        if not math.isfinite(metrics["eval_loss"]):
+            raise DivergedError(f"non-finite evaluation loss at step {self.step_count}")
+        return metrics
+
+    # -- checkpoint -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step_count,
+            "weights": {k: v.detach().cpu().clone() for k, v in self.weights.items()},
+            "decor": {k: v.cpu().clone() for k, v in self.decor.items()},
+            "optimizer": self.opt.state_dict(),
+            "gen_noise": self.gen_noise.get_state(),
+            "rng_task": _np_state_tensor(self.rng_task),
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        self.step_count = int(sd["step"])
+        with torch.no_grad():
+            for k, v in sd["weights"].items():
+                self.weights[k].copy_(v.to(self.device, self.dtype))
+        self.decor = {k: v.to(self.device, self.dtype) for k, v in sd["decor"].items()}
+        self.opt.load_state_dict(sd["optimizer"])
+        self.gen_noise.set_state(sd["gen_noise"])
+        self.rng_task = _np_rng_from_tensor(sd["rng_task"])
+
+
+def _np_state_tensor(rng: np.random.Generator) -> torch.Tensor:
+    """PCG64 state as a tensor (checkpoints load with weights_only=True: no pickled objects)."""
+    st = rng.bit_generator.state
+    vals = [st["state"]["state"], st["state"]["inc"], st["has_uint32"], st["uinteger"]]
+    return torch.tensor(
+        [[(v >> (32 * i)) & 0xFFFFFFFF for i in range(4)] for v in vals], dtype=torch.int64
+    )
+
+
+def _np_rng_from_tensor(t: torch.Tensor) -> np.random.Generator:
+    vals = [sum(int(x) << (32 * i) for i, x in enumerate(row)) for row in t.tolist()]
+    rng = np.random.Generator(np.random.PCG64(child_seed(0, "placeholder")))
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": vals[0], "inc": vals[1]},
+        "has_uint32": vals[2],
+        "uinteger": vals[3],
+    }
+    return rng

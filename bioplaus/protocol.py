@@ -1,0 +1,172 @@
+"""Training protocols (TOML): model + task + rule + training schedule, validated up front.
+
+A protocol file::
+
+    name = "copy_danp"
+    seed = 0
+    model = "../models/copy_rnn.toml"      # a path (relative to this file) or an inline table
+    [task]
+    name = "copy"                          # + the task's own options
+    length = 10
+    [rule]
+    name = "anp"                           # + rule options (sigma, signal, K, baseline, ...)
+    [train]
+    steps = 500
+    lr = 1e-3
+
+``--set key=value`` overrides use dotted keys (``train.lr=1e-2``, ``rule.sigma=1e-2``,
+``model.n_rec=128``); values are TOML literals.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .rules import RuleSpec
+from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec_from_dict
+
+
+class TrainSpec(BaseModel):
+    """How a protocol trains."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(ge=1, description="Number of weight updates (one batch each).")
+    batch_size: int = Field(16, ge=1, description="Trials per update.")
+    optimizer: Literal["sgd", "adam"] = Field(
+        "sgd", description="Torch optimizer applied to the estimate."
+    )
+    lr: float = Field(1e-3, gt=0, description="Learning rate of the forward weights.")
+    momentum: float = Field(0.0, ge=0, lt=1, description="SGD momentum.")
+    lr_decor: float = Field(
+        0.0,
+        ge=0,
+        description="Decorrelation rate η_D (0: D stays as it is); needs a model with "
+        "decorrelate_input or decorrelate_rec.",
+    )
+    grad_clip: float | None = Field(
+        None, gt=0, description="Clip the estimate's global norm to this value (None: no clipping)."
+    )
+    eval_every: int = Field(
+        10, ge=1, description="Evaluate on held-out trials every this many steps."
+    )
+    eval_batch: int = Field(32, ge=1, description="Held-out trials per evaluation (fixed set).")
+    checkpoint_every: int = Field(
+        100, ge=1, description="Write a resumable checkpoint every this many steps."
+    )
+    max_abs_weight: float = Field(
+        1e4,
+        gt=0,
+        description="Divergence guard: stop when a weight or state exceeds this magnitude.",
+    )
+    device: str = Field("cpu", description="Torch device, e.g. cpu, cuda, cuda:1.")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
+
+
+class ProtocolSpec(BaseModel):
+    """A complete, resolved protocol."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("run", description="Protocol name (recorded in the run).")
+    seed: int = Field(0, ge=0, description="Root seed: every random stream derives from it.")
+    backend: Literal["torch"] = Field("torch", description="Simulation back-end used to train.")
+    model: ModelSpec
+    task: dict[str, Any] = Field(
+        description="Task name and options, e.g. {name = 'copy', length = 10}."
+    )
+    rule: RuleSpec
+    train: TrainSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProtocolSpec:
+        if "name" not in self.task:
+            raise ValueError("task.name: missing key")
+        decor = self.model.decorrelate_input or self.model.decorrelate_rec
+        if self.train.lr_decor > 0 and not decor:
+            raise ValueError(
+                "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
+            )
+        return self
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b=value`` → (["a", "b"], value parsed as a TOML literal, else kept as a string)."""
+    if "=" not in item:
+        raise SpecError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    path = [k for k in key.strip().split(".") if k]
+    if not path:
+        raise SpecError(f"--set {item!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for k in path[:-1]:
+            if not isinstance(node.get(k, {}), dict):
+                raise SpecError(f"--set {item!r}: {k} is not a table")
+            node = node.setdefault(k, {})
+        node[path[-1]] = value
+    return out
+
+
+def protocol_from_dict(
+    data: dict, source: str = "protocol", base_dir: Path | None = None
+) -> ProtocolSpec:
+    """Validate a protocol dict; a string ``model`` is a TOML path relative to ``base_dir``."""
+    data = dict(data)
+    model = data.get("model")
+    if isinstance(model, str):
+        mpath = Path(model)
+        if not mpath.is_absolute() and base_dir is not None:
+            mpath = base_dir / mpath
+        mdata = read_toml(mpath)
+        if "model" in mdata and isinstance(mdata["model"], dict):
+            mdata = mdata["model"]
+        data["model"] = mdata
+    if isinstance(data.get("model"), dict):
+        data["model"] = spec_from_dict(data["model"], source=f"{source}: model")
+    elif "model" not in data:
+        raise SpecError(f"{source}: model: missing key")
+    else:
+        raise SpecError(f"{source}: model: expected a table or a file path")
+    try:
+        return ProtocolSpec(**data)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, source)) from None
+
+
+def model_overrides(data: dict, overrides: list[str], base_dir: Path | None) -> dict:
+    """Inline a file-referenced model so ``model.*`` overrides apply to it."""
+    if any(o.split("=", 1)[0].strip().startswith("model.") for o in overrides) and isinstance(
+        data.get("model"), str
+    ):
+        mpath = Path(data["model"])
+        if not mpath.is_absolute() and base_dir is not None:
+            mpath = base_dir / mpath
+        mdata = read_toml(mpath)
+        data = {**data, "model": mdata.get("model", mdata)}
+    return data
+
+
+def load_protocol(path: str | Path, overrides: list[str] | None = None) -> ProtocolSpec:
+    """Read, override and validate a protocol file."""
+    p = Path(path)
+    data = read_toml(p)
+    overrides = list(overrides or [])
+    data = model_overrides(data, overrides, p.parent)
+    data = apply_overrides(data, overrides)
+    return protocol_from_dict(data, source=str(p), base_dir=p.parent)

@@ -1,0 +1,74 @@
+"""Learning rules (DESIGN §2). Each returns an estimate of ∂L in autograd's sign and scale.
+
+``RuleSpec`` validates a rule and its options (from ``bp.estimate(**options)`` or a
+protocol's ``[rule]`` table); ``make_rule`` builds the perturbation estimator.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .node_perturbation import NodePerturbation
+
+RULES = ("bptt", "tbptt", "np", "anp", "rtg-np")
+GRADIENT_RULES = ("bptt", "tbptt")
+
+
+class RuleSpec(BaseModel):
+    """A learning rule and its options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["bptt", "tbptt", "np", "anp", "rtg-np"] = Field(
+        description="bptt | tbptt (truncated, k steps) | np | anp | rtg-np (reward-to-go NP)."
+    )
+    sigma: float | None = Field(
+        None, gt=0, description="Perturbation σ of the noisy pass; default: the model's sigma."
+    )
+    signal: Literal["local", "trial", "rtg"] | None = Field(
+        None,
+        description="Credit signal: local δℓ_t (default for np, anp), whole-trial δL, or "
+        "reward-to-go Σ_{s≥t} δℓ_s (default for rtg-np).",
+    )
+    K: int = Field(1, ge=1, description="Noisy resamples averaged per update.")
+    baseline: Literal["clean", "noisy"] = Field(
+        "clean", description="Baseline pass: clean (σ = 0) or a second noisy pass."
+    )
+    scale: Literal["n", "sqrt_n"] | float = Field(
+        "n", description="ANP scale c: number of perturbed units, its square root, or a number."
+    )
+    norm: Literal["joint", "layer"] = Field(
+        "joint", description="ANP normalisation ‖δ‖²: joint over all layers, or per layer."
+    )
+    k: int = Field(1, ge=1, description="Truncation length of tbptt, in steps.")
+
+    @model_validator(mode="after")
+    def _fit(self) -> RuleSpec:
+        perturb_only = {"sigma", "signal", "K", "baseline", "scale", "norm"}
+        if self.name in GRADIENT_RULES:
+            bad = sorted(perturb_only & self.model_fields_set)
+            if bad:
+                raise ValueError(f"option {bad[0]!r} does not apply to rule {self.name!r}")
+        if self.name != "tbptt" and "k" in self.model_fields_set:
+            raise ValueError(f"option 'k' applies only to rule 'tbptt' (got rule {self.name!r})")
+        if self.name == "rtg-np" and self.signal not in (None, "rtg"):
+            raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
+        return self
+
+    @property
+    def is_gradient(self) -> bool:
+        return self.name in GRADIENT_RULES
+
+
+def make_rule(spec: RuleSpec) -> NodePerturbation:
+    """The perturbation estimator of a (non-gradient) rule spec."""
+    if spec.is_gradient:
+        raise ValueError(f"rule {spec.name!r} is computed by autograd, not a perturbation rule")
+    kind = "np" if spec.name in ("np", "rtg-np") else "anp"
+    signal = spec.signal or ("rtg" if spec.name == "rtg-np" else "local")
+    return NodePerturbation(kind=kind, signal=signal, scale=spec.scale, norm=spec.norm)
+
+
+__all__ = ["RULES", "NodePerturbation", "RuleSpec", "make_rule"]

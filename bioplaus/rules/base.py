@@ -1,0 +1,53 @@
+"""What a perturbation rule sees at each step, and the (init, accumulate, finalize) contract.
+
+Rules are pure tensor math (optax style) and never simulate: a back-end's driver runs the
+paired passes and hands each step to the rule as a :class:`StepRecord`. Pass A is the
+perturbed pass, pass B its baseline (the clean pass, or a second noisy pass).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+import torch
+
+Tensor = torch.Tensor
+
+
+class StepRecord(NamedTuple):
+    """One step t of P paired samples (P = K·B with K resamples)."""
+
+    t: int
+    z_hid: Tensor  # [P, M_h] presynaptic of the hidden layer: [û_t, r̂_{t−1}, (1)] of pass B
+    z_out: Tensor  # [P, M_o] presynaptic of the readout: [r̂_t, (1)] of pass B
+    dx: Tensor  # [P, N] δx_t = x_A − x_B
+    do: Tensor  # [P, n_out] δo_t = o_A − o_B
+    eps_x: Tensor  # [P, N] injected hidden noise, pass A minus pass B
+    eps_o: Tensor  # [P, n_out] injected readout noise, pass A minus pass B
+    dl: Tensor  # [P] δℓ_t = m_t (ℓ_A − ℓ_B)
+
+
+class Context(NamedTuple):
+    """Constants of the estimate: α, σ, and the noise-variance factor (1 with a clean
+    baseline, 2 when pass B is noisy too)."""
+
+    alpha: float
+    sigma: float
+    var_factor: float
+
+
+class Estimate(NamedTuple):
+    """Gradient estimates of L for the hidden layer [N, M_h] and the readout [n_out, M_o]."""
+
+    hid: Tensor
+    out: Tensor
+
+
+class PerturbationRule(Protocol):
+    name: str
+
+    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> object: ...
+
+    def accumulate(self, state: object, rec: StepRecord, ctx: Context) -> object: ...
+
+    def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...

@@ -1,0 +1,128 @@
+"""The node-perturbation family as one estimator with two choices (DESIGN §2).
+
+Postsynaptic signal e_t (per sample, per perturbed layer):
+
+    NP :  e_t = ε_t / (v σ²)                       ε the injected noise (A − B), v = 1 or 2
+    ANP:  e_t = c α δx_t / ‖δ_t‖² (hidden),  c δo_t / ‖δ_t‖² (readout)
+          ‖δ_t‖² = ‖δx_t‖² + ‖δo_t‖² ("joint", per sample over all perturbed units, as the
+          multi-layer seed paper's code) or per layer ("layer"); c = number of perturbed units
+          (scale="n"), its square root ("sqrt_n"), or a given number.
+
+Credit signal r (what multiplies e_t):
+
+    local : r_t = δℓ_t                    (time-local, the RNN seed paper)
+    trial : r_t = Σ_s δℓ_s                (whole trial: unbiased for the BPTT gradient with NP)
+    rtg   : r_t = Σ_{s≥t} δℓ_s            (reward-to-go: unbiased, lower variance than trial)
+
+Estimate of ∂L/∂W for a ← W z:   G = (1 / Σm) Σ_{t,b} r_{t,b} e_{t,b} z_{t,b}ᵀ  (mean over K
+resamples too). The factor α in ANP is ∂x_t/∂(W z) of the Euler step; in NP it cancels against
+Var(ε) = σ²α. For small σ, E[G] equals the gradient the credit signal targets.
+
+"trial" and "rtg" keep per-sample traces E_b = Σ_{t≤s} e_t z_tᵀ ([P, N, M] memory, independent
+of T); "local" needs no trace.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+
+from .base import Context, Estimate, StepRecord
+
+Tensor = torch.Tensor
+Signal = Literal["local", "trial", "rtg"]
+Kind = Literal["np", "anp"]
+Norm = Literal["joint", "layer"]
+
+_TINY = 1e-30
+
+
+class NPState(NamedTuple):
+    G_hid: Tensor
+    G_out: Tensor
+    E_hid: Tensor | None  # per-sample traces for trial / rtg
+    E_out: Tensor | None
+
+
+class NodePerturbation:
+    """NP or ANP with a local, whole-trial or reward-to-go credit signal."""
+
+    def __init__(
+        self,
+        kind: Kind = "anp",
+        signal: Signal = "local",
+        scale: str | float = "n",
+        norm: Norm = "joint",
+    ) -> None:
+        if kind not in ("np", "anp"):
+            raise ValueError(f"kind: must be 'np' or 'anp' (got {kind!r})")
+        if signal not in ("local", "trial", "rtg"):
+            raise ValueError(f"signal: must be 'local', 'trial' or 'rtg' (got {signal!r})")
+        if norm not in ("joint", "layer"):
+            raise ValueError(f"norm: must be 'joint' or 'layer' (got {norm!r})")
+        if isinstance(scale, str) and scale not in ("n", "sqrt_n"):
+            raise ValueError(f"scale: must be 'n', 'sqrt_n' or a number (got {scale!r})")
+        if not isinstance(scale, str) and not float(scale) > 0:
+            raise ValueError(f"scale: must be > 0 (got {scale})")
+        self.kind, self.signal, self.scale, self.norm = kind, signal, scale, norm
+        self.name = kind if signal == "local" else f"{kind}-{signal}"
+
+    # -- postsynaptic signals -------------------------------------------------------------
+    def _c(self, n_units: int) -> float:
+        if self.scale == "n":
+            return float(n_units)
+        if self.scale == "sqrt_n":
+            return float(n_units) ** 0.5
+        return float(self.scale)
+
+    def signals(self, rec: StepRecord, ctx: Context) -> tuple[Tensor, Tensor]:
+        """e_hid [P, N], e_out [P, n_out] for one step."""
+        if self.kind == "np":
+            k = 1.0 / (ctx.var_factor * ctx.sigma**2)
+            return rec.eps_x * k, rec.eps_o * k
+        sx = (rec.dx * rec.dx).sum(-1, keepdim=True)
+        so = (rec.do * rec.do).sum(-1, keepdim=True)
+        N, n_out = rec.dx.shape[-1], rec.do.shape[-1]
+        if self.norm == "joint":
+            c = self._c(N + n_out)
+            inv = c / (sx + so).clamp_min(_TINY)
+            return rec.dx * (ctx.alpha * inv), rec.do * inv
+        return (
+            rec.dx * (ctx.alpha * self._c(N) / sx.clamp_min(_TINY)),
+            rec.do * (self._c(n_out) / so.clamp_min(_TINY)),
+        )
+
+    # -- (init, accumulate, finalize) -----------------------------------------------------
+    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> NPState:
+        z = like.new_zeros
+        traced = self.signal != "local"
+        return NPState(
+            z((N, M_h)),
+            z((n_out, M_o)),
+            z((P, N, M_h)) if traced else None,
+            z((P, n_out, M_o)) if traced else None,
+        )
+
+    def accumulate(self, state: NPState, rec: StepRecord, ctx: Context) -> NPState:
+        e_h, e_o = self.signals(rec, ctx)
+        if self.signal == "local":
+            d = rec.dl[:, None]
+            state.G_hid.addmm_((e_h * d).T, rec.z_hid)
+            state.G_out.addmm_((e_o * d).T, rec.z_out)
+            return state
+        state.E_hid.baddbmm_(e_h[:, :, None], rec.z_hid[:, None, :])
+        state.E_out.baddbmm_(e_o[:, :, None], rec.z_out[:, None, :])
+        if self.signal == "rtg":  # Σ_t (Σ_{s≥t} δℓ_s) e_t z_tᵀ = Σ_s δℓ_s E_s
+            state.G_hid.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_hid))
+            state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
+        return state
+
+    def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:
+        """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K."""
+        if self.signal == "trial":
+            G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
+            G_out = torch.einsum("p,pnm->nm", dS, state.E_out)
+        else:
+            G_hid, G_out = state.G_hid, state.G_out
+        return Estimate(G_hid / norm, G_out / norm)

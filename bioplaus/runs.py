@@ -1,0 +1,258 @@
+"""Run directories: resolved config, metrics, checkpoints, final params, figures; resume.
+
+A run directory holds::
+
+    config.json        resolved protocol (every default filled in), seeds, versions, command
+    status.json        running | completed | diverged | interrupted, with the step and reason
+    metrics.csv        step, loss, eval_loss, metric, eval_<task metrics>, grad_norm, wall_time
+    checkpoint.pt      weights, optimizer, generator states, step (torch, weights_only loadable)
+    params_final.npz   final parameters (numpy)
+    loss.png           learning curves
+
+Every file is written atomically; metrics rows are appended one whole line at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import io
+from .params import init_params
+from .protocol import ProtocolSpec, load_protocol, protocol_from_dict
+from .random import child_seed
+from .spec import SpecError
+from .tasks.base import Task
+
+
+class RunResult(NamedTuple):
+    metrics: pd.DataFrame
+    params: dict[str, np.ndarray]
+    out: Path
+    status: str  # completed | diverged
+    reason: str | None = None
+
+
+def build_task(protocol: ProtocolSpec) -> Task:
+    """Instantiate the protocol's task and check its sizes against the model."""
+    from .tasks import make_task
+
+    opts = {k: v for k, v in protocol.task.items() if k != "name"}
+    try:
+        task = make_task(protocol.task["name"], **opts)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"task: {exc}") from None
+    m = protocol.model
+    for key, want in (("n_in", task.n_in), ("n_out", task.n_out)):
+        if getattr(m, key) != want:
+            raise SpecError(
+                f"model.{key}: {getattr(m, key)} does not match task {task.name!r} ({key}={want})"
+            )
+    if protocol.train.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SpecError(
+                f"train.device: {protocol.train.device!r} requested but CUDA is not available"
+            )
+    return task
+
+
+def _resolve(
+    protocol: str | Path | ProtocolSpec | dict, overrides: list[str] | None
+) -> ProtocolSpec:
+    if isinstance(protocol, ProtocolSpec):
+        return protocol
+    if isinstance(protocol, dict):
+        return protocol_from_dict(protocol)
+    return load_protocol(protocol, overrides)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from . import __version__
+
+    return {
+        "bioplaus": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def run(
+    protocol: str | Path | ProtocolSpec | dict,
+    out: str | Path | None = None,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train a protocol from scratch into a new run directory ``out``.
+
+    Everything is validated before anything is written (SpecError on bad input).
+    """
+    spec = _resolve(protocol, overrides)
+    task = build_task(spec)
+    if out is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{spec.name}-{stamp}"
+    out = Path(out)
+    if (out / "config.json").exists():
+        raise SpecError(f"--out: {out} already holds a run (use `bioplaus resume {out}`)")
+    params = init_params(spec.model, seed=child_seed(spec.seed, "init_params"))
+    out.mkdir(parents=True, exist_ok=True)
+    config = {
+        "protocol": spec.model_dump(mode="json"),
+        "seeds": {
+            "root": spec.seed,
+            "init_params": child_seed(spec.seed, "init_params"),
+            "task/train": child_seed(spec.seed, "task", "train"),
+            "task/eval": child_seed(spec.seed, "task", "eval"),
+            "noise": child_seed(spec.seed, "noise"),
+        },
+        "versions": _versions(),
+        "command": " ".join(sys.argv),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    io.write_json(out / "config.json", config)
+    return _train(spec, task, params, out, None, progress)
+
+
+def resume(run_dir: str | Path, progress: bool = True) -> RunResult:
+    """Continue a run from its last checkpoint; metrics after that checkpoint are dropped
+    and re-logged, so the table has each step once."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        raise SpecError(f"{run_dir}: not a run directory (no config.json)")
+    import json
+
+    spec = protocol_from_dict(json.loads(cfg_path.read_text())["protocol"], source=str(cfg_path))
+    task = build_task(spec)
+    ckpt = run_dir / "checkpoint.pt"
+    sd = io.load_torch(ckpt) if ckpt.is_file() else None
+    params = init_params(spec.model, seed=child_seed(spec.seed, "init_params"))
+    return _train(spec, task, params, run_dir, sd, progress)
+
+
+def _train(
+    spec: ProtocolSpec, task: Task, params, out: Path, sd: dict | None, progress: bool
+) -> RunResult:
+    from .analysis.plots import plot_run
+    from .backends.torch.trainer import DivergedError, Trainer
+
+    tr = spec.train
+    trainer = Trainer(spec, task, params)
+    wall = 0.0
+    metrics_path = out / "metrics.csv"
+    if sd is not None:
+        trainer.load_state_dict(sd)
+        wall = float(sd.get("wall_time", 0.0))
+        _truncate_metrics(metrics_path, trainer.step_count)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    header_written = metrics_path.exists() and metrics_path.stat().st_size > 0
+    columns: list[str] | None = (
+        pd.read_csv(metrics_path, nrows=0).columns.tolist() if header_written else None
+    )
+
+    def log(row: dict) -> None:
+        nonlocal columns
+        if columns is None:
+            columns = list(row)
+            io.write_text(metrics_path, ",".join(columns) + "\n")
+        io.append_line(metrics_path, ",".join(_fmt(row.get(c)) for c in columns))
+
+    def checkpoint() -> None:
+        state = trainer.state_dict()
+        state["wall_time"] = wall
+        io.write_torch(out / "checkpoint.pt", state)
+
+    def status(s: str, reason: str | None = None) -> None:
+        io.write_json(
+            out / "status.json", {"status": s, "step": trainer.step_count, "reason": reason}
+        )
+
+    def eval_row(info) -> dict:
+        ev = trainer.evaluate()
+        row = {
+            "step": trainer.step_count,
+            "loss": info.loss if info else ev["eval_loss"],
+            "eval_loss": ev["eval_loss"],
+            "metric": ev[f"eval_{task.metric}"],
+        }
+        row.update({k: v for k, v in ev.items() if k != "eval_loss"})
+        row["grad_norm"] = info.grad_norm if info else float("nan")
+        row["wall_time"] = wall
+        return row
+
+    status("running")
+    reason = None
+    if trainer.step_count == 0:
+        log(eval_row(None))
+        checkpoint()
+    bar = tqdm(
+        total=tr.steps,
+        initial=trainer.step_count,
+        disable=not progress,
+        desc=f"{spec.name} [{spec.rule.name}]",
+        unit="step",
+        dynamic_ncols=True,
+    )
+    try:
+        while trainer.step_count < tr.steps:
+            t0 = time.perf_counter()
+            info = trainer.step()
+            wall += time.perf_counter() - t0
+            bar.update(1)
+            if trainer.step_count % tr.eval_every == 0 or trainer.step_count == tr.steps:
+                row = eval_row(info)
+                log(row)
+                bar.set_postfix(loss=f"{row['loss']:.4g}", **{task.metric: f"{row['metric']:.4g}"})
+            if trainer.step_count % tr.checkpoint_every == 0 or trainer.step_count == tr.steps:
+                checkpoint()
+    except DivergedError as exc:
+        reason = str(exc)
+        status("diverged", reason)
+        bar.close()
+        tqdm.write(f"diverged: {reason} (last good checkpoint kept in {out / 'checkpoint.pt'})")
+    except KeyboardInterrupt:
+        status("interrupted", "KeyboardInterrupt")
+        bar.close()
+        raise
+    else:
+        bar.close()
+        status("completed")
+    final = trainer.params_numpy()
+    if reason is None:
+        io.write_npz(out / "params_final.npz", final)
+    metrics = pd.read_csv(metrics_path)
+    plot_run(out)
+    return RunResult(metrics, final, out, "diverged" if reason else "completed", reason)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else repr(v)
+    return str(v)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    df = pd.read_csv(path)
+    keep = df[df["step"] <= step]
+    if len(keep) != len(df):
+        io.write_text(path, keep.to_csv(index=False))
