@@ -64,6 +64,12 @@ class TrainSpec(BaseModel):
         gt=0,
         description="Divergence guard: stop when a weight or state exceeds this magnitude.",
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch CPU threads for this run (None: torch's default). Small "
+        "networks run fastest on 1; give each parallel run its share of the cores.",
+    )
     device: str = Field("cpu", description="Torch device, e.g. cpu, cuda, cuda:1.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
 

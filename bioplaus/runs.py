@@ -44,13 +44,20 @@ class RunResult(NamedTuple):
 
 def build_task(protocol: ProtocolSpec) -> Task:
     """Instantiate the protocol's task and check its sizes against the model."""
-    from .tasks import make_task
+    import inspect
+
+    from .tasks import TASKS, make_task
 
     opts = {k: v for k, v in protocol.task.items() if k != "name"}
+    cls = TASKS.get(protocol.task["name"])
+    if cls is not None and "seed" in inspect.signature(cls).parameters:
+        # the task's own data seed derives from the run's root seed unless given
+        opts.setdefault("seed", child_seed(protocol.seed, "task", "data"))
     try:
         task = make_task(protocol.task["name"], **opts)
     except (ValueError, TypeError) as exc:
-        raise SpecError(f"task: {exc}") from None
+        msg = str(exc)
+        raise SpecError(msg if msg.startswith("task") else f"task: {msg}") from None
     m = protocol.model
     for key, want in (("n_in", task.n_in), ("n_out", task.n_out)):
         if getattr(m, key) != want:

@@ -51,6 +51,8 @@ class Trainer:
         self.protocol = protocol
         self.task = task
         tr = protocol.train
+        if tr.threads is not None:
+            torch.set_num_threads(tr.threads)
         self.device = torch.device(tr.device)
         self.dtype = DTYPES[tr.dtype]
         self.consts = consts_of(protocol.model)

@@ -1,0 +1,32 @@
+"""Tasks: a registry of :class:`Task` classes by name, and :func:`make_task`."""
+
+from __future__ import annotations
+
+import inspect
+
+from .base import Batch, Task
+from .copy import CopyTask
+from .mackey_glass import MackeyGlassTask
+
+TASKS: dict[str, type[Task]] = {"copy": CopyTask, "mackey_glass": MackeyGlassTask}
+
+__all__ = ["TASKS", "Batch", "CopyTask", "MackeyGlassTask", "Task", "make_task"]
+
+
+def make_task(name: str, **options: object) -> Task:
+    """The task ``name`` built with ``options``.
+
+    Raises ValueError naming the problem: an unknown task, an unknown option (with the
+    options the task takes), or an invalid value (the task's own message names the option).
+    """
+    if name not in TASKS:
+        raise ValueError(f"task: unknown task {name!r} (choose from {sorted(TASKS)})")
+    cls = TASKS[name]
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"task {name!r}: unknown option {unknown[0]!r} (choose from {allowed})")
+    try:
+        return cls(**options)
+    except TypeError as exc:  # e.g. a comparison with a value of the wrong type
+        raise ValueError(f"task {name!r}: invalid option ({exc})") from None
