@@ -9,6 +9,13 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    import torch
+
+    # the test networks are small: one thread is fastest, and CI has only 2 cores
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 
