@@ -4,7 +4,8 @@ A protocol file::
 
     name = "copy_danp"
     seed = 0
-    model = "../models/copy_rnn.toml"      # a path (relative to this file) or an inline table
+    model = "../models/copy_rnn.toml"      # a path (relative to this file), an inline table,
+                                           # or a table {base = "path", key = value, ...}
     [task]
     name = "copy"                          # + the task's own options
     length = 10
@@ -136,15 +137,14 @@ def protocol_from_dict(
     data = dict(data)
     model = data.get("model")
     if isinstance(model, str):
-        mpath = Path(model)
-        if not mpath.is_absolute() and base_dir is not None:
-            mpath = base_dir / mpath
-        mdata = read_toml(mpath)
-        if "model" in mdata and isinstance(mdata["model"], dict):
-            mdata = mdata["model"]
-        data["model"] = mdata
+        data["model"] = _read_model(model, base_dir)
+    elif isinstance(model, dict) and "base" in model:
+        if not isinstance(model["base"], str):
+            raise SpecError(f"{source}: model.base: expected a file path")
+        rest = {k: v for k, v in model.items() if k != "base"}
+        data["model"] = {**_read_model(model["base"], base_dir), **rest}
     if isinstance(data.get("model"), dict):
-        data["model"] = spec_from_dict(data["model"], source=f"{source}: model")
+        data["model"] = spec_from_dict(data["model"], source=source, prefix="model.")
     elif "model" not in data:
         raise SpecError(f"{source}: model: missing key")
     else:
@@ -155,16 +155,20 @@ def protocol_from_dict(
         raise SpecError(format_validation_error(err, source)) from None
 
 
+def _read_model(path: str, base_dir: Path | None) -> dict:
+    mpath = Path(path)
+    if not mpath.is_absolute() and base_dir is not None:
+        mpath = base_dir / mpath
+    mdata = read_toml(mpath)
+    return mdata["model"] if isinstance(mdata.get("model"), dict) else mdata
+
+
 def model_overrides(data: dict, overrides: list[str], base_dir: Path | None) -> dict:
     """Inline a file-referenced model so ``model.*`` overrides apply to it."""
     if any(o.split("=", 1)[0].strip().startswith("model.") for o in overrides) and isinstance(
         data.get("model"), str
     ):
-        mpath = Path(data["model"])
-        if not mpath.is_absolute() and base_dir is not None:
-            mpath = base_dir / mpath
-        mdata = read_toml(mpath)
-        data = {**data, "model": mdata.get("model", mdata)}
+        data = {**data, "model": _read_model(data["model"], base_dir)}
     return data
 
 

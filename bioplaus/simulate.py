@@ -56,7 +56,12 @@ def simulate(
     if backend == "brian2":
         from .backends.brian2.rate import simulate_rate
 
-        return simulate_rate(spec, inputs, params, noise=noise, seed=seed, x0=x0, **backend_options)
+        try:
+            return simulate_rate(
+                spec, inputs, params, noise=noise, seed=seed, x0=x0, **backend_options
+            )
+        except (ValueError, TypeError) as exc:  # bad backend option: one line, key named
+            raise SpecError(str(exc)) from None
     raise SpecError(f"backend: unknown backend {backend!r} (choose from {list(BACKENDS)})")
 
 

@@ -79,10 +79,13 @@ class RateSpec(_Strict):
 ModelSpec = RateSpec
 
 
-def format_validation_error(err: ValidationError, source: str | None = None) -> str:
-    """One line: ``source: key: problem`` for the first error pydantic reports."""
+def format_validation_error(
+    err: ValidationError, source: str | None = None, prefix: str = ""
+) -> str:
+    """One line: ``source: key: problem`` for the first error pydantic reports; ``prefix``
+    is prepended to the key (e.g. ``model.``)."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = prefix + ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -109,21 +112,22 @@ def read_toml(path: str | Path) -> dict:
         raise SpecError(f"{p}: not a UTF-8 text file") from None
 
 
-def spec_from_dict(data: dict, source: str | None = None) -> ModelSpec:
-    """Build the model spec named by ``data['kind']`` (default ``rate``)."""
+def spec_from_dict(data: dict, source: str | None = None, prefix: str = "") -> ModelSpec:
+    """Build the model spec named by ``data['kind']`` (default ``rate``). Errors name the
+    key as ``prefix + key`` (``prefix="model."`` inside a protocol)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source or 'model'}: expected a table, got {type(data).__name__}")
     kind = data.get("kind", "rate")
     classes = {"rate": RateSpec}
     if kind not in classes:
-        prefix = f"{source}: " if source else ""
+        head = f"{source}: " if source else ""
         raise SpecError(
-            f"{prefix}kind: unknown model kind {kind!r} (choose from {sorted(classes)})"
+            f"{head}{prefix}kind: unknown model kind {kind!r} (choose from {sorted(classes)})"
         )
     try:
         return classes[kind](**data)
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, source)) from None
+        raise SpecError(format_validation_error(err, source, prefix)) from None
 
 
 def load_model(path: str | Path) -> ModelSpec:

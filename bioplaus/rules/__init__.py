@@ -46,12 +46,19 @@ class RuleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _fit(self) -> RuleSpec:
-        perturb_only = {"sigma", "signal", "K", "baseline", "scale", "norm"}
+        # an option that does not apply is an error unless it holds its default (a resolved
+        # config written by a run lists every field)
+        fields = type(self).model_fields
+
+        def changed(key: str) -> bool:
+            return getattr(self, key) != fields[key].default
+
+        perturb_only = ("sigma", "signal", "K", "baseline", "scale", "norm")
         if self.name in GRADIENT_RULES:
-            bad = sorted(perturb_only & self.model_fields_set)
+            bad = [k for k in perturb_only if changed(k)]
             if bad:
                 raise ValueError(f"option {bad[0]!r} does not apply to rule {self.name!r}")
-        if self.name != "tbptt" and "k" in self.model_fields_set:
+        if self.name != "tbptt" and changed("k"):
             raise ValueError(f"option 'k' applies only to rule 'tbptt' (got rule {self.name!r})")
         if self.name == "rtg-np" and self.signal not in (None, "rtg"):
             raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")

@@ -75,6 +75,10 @@ class Trainer:
         self.rule = None if protocol.rule.is_gradient else make_rule(protocol.rule)
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
+        # a fixed batch of training trials, to report the training metric beside the held-out one
+        self.train_eval_batch = task.sample(
+            tr.eval_batch, numpy_rng(seed, "task", "train_eval"), split="train"
+        )
 
     # -- parameters -------------------------------------------------------------------------
     def params(self) -> RateParams:
@@ -164,17 +168,19 @@ class Trainer:
         return out.o.cpu().double().numpy()
 
     def evaluate(self) -> dict[str, float]:
-        """Held-out loss and task metrics of the clean network."""
-        b = self.eval_batch
-        o = self.outputs(b)
-        L = mean_loss(
-            self.task.loss,
-            torch.as_tensor(o),
-            torch.as_tensor(b.targets),
-            None if b.mask is None else torch.as_tensor(b.mask),
-        )
-        metrics = {"eval_loss": float(L)}
-        metrics.update({f"eval_{k}": float(v) for k, v in self.task.metrics(o, b).items()})
+        """Loss and task metrics of the clean network on the held-out batch (``eval_*``)
+        and on a fixed batch of training trials (``train_*``)."""
+        metrics: dict[str, float] = {}
+        for prefix, b in (("eval", self.eval_batch), ("train", self.train_eval_batch)):
+            o = self.outputs(b)
+            L = mean_loss(
+                self.task.loss,
+                torch.as_tensor(o),
+                torch.as_tensor(b.targets),
+                None if b.mask is None else torch.as_tensor(b.mask),
+            )
+            metrics[f"{prefix}_loss"] = float(L)
+            metrics.update({f"{prefix}_{k}": float(v) for k, v in self.task.metrics(o, b).items()})
         if not math.isfinite(metrics["eval_loss"]):
             raise DivergedError(f"non-finite evaluation loss at step {self.step_count}")
         return metrics

@@ -1,0 +1,121 @@
+"""Run directories end to end: files written, learning, divergence, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import bioplaus as bp
+from bioplaus.backends.torch import trainer as trainer_mod
+
+
+def tiny(rule="anp", steps=20, **train):
+    return {
+        "name": f"tiny_{rule}",
+        "seed": 3,
+        "model": {
+            "n_in": 10,
+            "n_rec": 24,
+            "n_out": 10,
+            "tau": 1.0,
+            "dt": 1.0,
+            "sigma": 1e-3,
+            "decorrelate_rec": True,
+        },
+        "task": {"name": "copy", "length": 4, "delay": 2},
+        "rule": {"name": rule},
+        "train": {
+            "steps": steps,
+            "batch_size": 8,
+            "optimizer": "adam",
+            "lr": 3e-3,
+            "lr_decor": 1e-3,
+            "eval_every": 5,
+            "eval_batch": 8,
+            "checkpoint_every": 10,
+            **train,
+        },
+    }
+
+
+def test_run_writes_a_complete_run_directory(tmp_path):
+    res = bp.run(tiny(), out=tmp_path / "r", progress=False)
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {
+        "config.json",
+        "status.json",
+        "metrics.csv",
+        "checkpoint.pt",
+        "params_final.npz",
+        "loss.png",
+    } <= files
+    assert not any(f.endswith(".tmp") for f in files)
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["seeds"]["root"] == 3 and "noise" in cfg["seeds"]
+    assert cfg["protocol"]["train"]["optimizer"] == "adam"  # resolved defaults recorded
+    assert cfg["protocol"]["model"]["tau"] == 1.0
+    assert list(res.metrics["step"]) == [0, 5, 10, 15, 20]
+    assert {"loss", "eval_loss", "metric", "wall_time", "eval_error_bits"} <= set(res.metrics)
+    assert res.status == "completed"
+    saved = np.load(tmp_path / "r" / "params_final.npz")
+    assert np.array_equal(saved["W_rec"], res.params["W_rec"])
+    assert "D_rec" in saved
+
+
+def test_same_seed_gives_identical_runs(tmp_path):
+    a = bp.run(tiny(steps=10), out=tmp_path / "a", progress=False)
+    b = bp.run(tiny(steps=10), out=tmp_path / "b", progress=False)
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k])
+    assert (tmp_path / "a" / "metrics.csv").read_text().split("wall_time")[0] == (
+        tmp_path / "b" / "metrics.csv"
+    ).read_text().split("wall_time")[0]
+
+
+@pytest.mark.parametrize("rule", ["anp", "bptt"])
+def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch, rule):
+    full = bp.run(tiny(rule, steps=30), out=tmp_path / "full", progress=False)
+    real_step = trainer_mod.Trainer.step
+
+    def crashing_step(self):
+        if self.step_count == 17:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        bp.run(tiny(rule, steps=30), out=tmp_path / "cut", progress=False)
+    assert json.loads((tmp_path / "cut" / "status.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
+    resumed = bp.resume(tmp_path / "cut", progress=False)
+    for k in full.params:
+        assert np.array_equal(full.params[k], resumed.params[k]), k
+    assert list(resumed.metrics["step"]) == list(full.metrics["step"])  # each step logged once
+
+
+def test_refuses_to_overwrite_an_existing_run(tmp_path):
+    bp.run(tiny(steps=5), out=tmp_path / "r", progress=False)
+    with pytest.raises(bp.SpecError, match="already holds a run"):
+        bp.run(tiny(steps=5), out=tmp_path / "r", progress=False)
+
+
+def test_divergence_stops_the_run_with_a_reason(tmp_path):
+    proto = tiny("bptt", steps=50, lr=1e6, optimizer="sgd", max_abs_weight=100.0)
+    res = bp.run(proto, out=tmp_path / "d", progress=False)
+    assert res.status == "diverged"
+    assert "max_abs_weight" in res.reason or "NaN" in res.reason
+    st = json.loads((tmp_path / "d" / "status.json").read_text())
+    assert st["status"] == "diverged" and st["reason"] == res.reason
+    assert (tmp_path / "d" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "d" / "params_final.npz").exists()
+
+
+def test_anp_lowers_the_copy_task_loss(tmp_path):
+    """A small copy task (T = 10) trained by DANP for 150 updates: held-out loss falls by
+    more than half (measured: 1.19 → 0.28) — it learns at least the blank/recall structure."""
+    res = bp.run(tiny("anp", steps=150, eval_every=150), out=tmp_path / "r", progress=False)
+    first, last = res.metrics["eval_loss"].iloc[0], res.metrics["eval_loss"].iloc[-1]
+    print(f"copy held-out loss {first:.3f} -> {last:.3f}")
+    assert last < 0.5 * first
