@@ -35,7 +35,7 @@ from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec
 class TrainSpec(BaseModel):
     """How a protocol trains."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     steps: int = Field(ge=1, description="Number of weight updates (one batch each).")
     batch_size: int = Field(16, ge=1, description="Trials per update.")
@@ -78,7 +78,7 @@ class TrainSpec(BaseModel):
 class ProtocolSpec(BaseModel):
     """A complete, resolved protocol."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = Field("run", description="Protocol name (recorded in the run).")
     seed: int = Field(0, ge=0, description="Root seed: every random stream derives from it.")

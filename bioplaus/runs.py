@@ -42,34 +42,41 @@ class RunResult(NamedTuple):
     reason: str | None = None
 
 
-def build_task(protocol: ProtocolSpec) -> Task:
-    """Instantiate the protocol's task and check its sizes against the model."""
+def build_task(protocol: ProtocolSpec, source: str | None = None) -> Task:
+    """Instantiate the protocol's task and check its sizes against the model.
+
+    Errors are one line, ``source: task.<key>: problem``."""
     import inspect
 
     from .tasks import TASKS, make_task
 
+    head = f"{source}: " if source else ""
+    name = protocol.task["name"]
+    if not isinstance(name, str) or name not in TASKS:
+        raise SpecError(f"{head}task.name: unknown task {name!r} (choose from {sorted(TASKS)})")
     opts = {k: v for k, v in protocol.task.items() if k != "name"}
-    cls = TASKS.get(protocol.task["name"])
-    if cls is not None and "seed" in inspect.signature(cls).parameters:
+    if "seed" in inspect.signature(TASKS[name]).parameters:
         # the task's own data seed derives from the run's root seed unless given
         opts.setdefault("seed", child_seed(protocol.seed, "task", "data"))
     try:
-        task = make_task(protocol.task["name"], **opts)
+        task = make_task(name, **opts)
     except (ValueError, TypeError) as exc:
         msg = str(exc)
-        raise SpecError(msg if msg.startswith("task") else f"task: {msg}") from None
+        words = msg.replace("'", " ").replace(":", " ").split()
+        key = next((w for w in words if w in opts), None)
+        raise SpecError(f"{head}task{'.' + key if key else ''}: {msg}") from None
     m = protocol.model
     for key, want in (("n_in", task.n_in), ("n_out", task.n_out)):
         if getattr(m, key) != want:
             raise SpecError(
-                f"model.{key}: {getattr(m, key)} does not match task {task.name!r} ({key}={want})"
+                f"{head}model.{key}: {getattr(m, key)} does not match task {name!r} ({key}={want})"
             )
     if protocol.train.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             raise SpecError(
-                f"train.device: {protocol.train.device!r} requested but CUDA is not available"
+                f"{head}train.device: {protocol.train.device!r} requested but CUDA is not available"
             )
     return task
 
@@ -109,7 +116,7 @@ def run(
     Everything is validated before anything is written (SpecError on bad input).
     """
     spec = _resolve(protocol, overrides)
-    task = build_task(spec)
+    task = build_task(spec, str(protocol) if isinstance(protocol, str | Path) else None)
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{spec.name}-{stamp}"
@@ -145,7 +152,7 @@ def resume(run_dir: str | Path, progress: bool = True) -> RunResult:
     import json
 
     spec = protocol_from_dict(json.loads(cfg_path.read_text())["protocol"], source=str(cfg_path))
-    task = build_task(spec)
+    task = build_task(spec, str(cfg_path))
     ckpt = run_dir / "checkpoint.pt"
     sd = io.load_torch(ckpt) if ckpt.is_file() else None
     params = init_params(spec.model, seed=child_seed(spec.seed, "init_params"))

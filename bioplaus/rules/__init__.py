@@ -11,18 +11,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .node_perturbation import NodePerturbation
+from .three_factor import ThreeFactor
 
-RULES = ("bptt", "tbptt", "np", "anp", "rtg-np")
+RULES = ("bptt", "tbptt", "np", "anp", "rtg-np", "three-factor")
 GRADIENT_RULES = ("bptt", "tbptt")
 
 
 class RuleSpec(BaseModel):
     """A learning rule and its options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    name: Literal["bptt", "tbptt", "np", "anp", "rtg-np"] = Field(
-        description="bptt | tbptt (truncated, k steps) | np | anp | rtg-np (reward-to-go NP)."
+    name: Literal["bptt", "tbptt", "np", "anp", "rtg-np", "three-factor"] = Field(
+        description="bptt | tbptt (truncated, k steps) | np | anp | rtg-np (reward-to-go NP) "
+        "| three-factor (online, eligibility × reward; rules/three_factor.py)."
     )
     sigma: float | None = Field(
         None, gt=0, description="Perturbation σ of the noisy pass; default: the model's sigma."
@@ -43,6 +45,42 @@ class RuleSpec(BaseModel):
         "joint", description="ANP normalisation ‖δ‖²: joint over all layers, or per layer."
     )
     k: int = Field(1, ge=1, description="Truncation length of tbptt, in steps.")
+    # -- three-factor options (rules/three_factor.py) --
+    tau_e: float | None = Field(
+        None,
+        gt=0,
+        description="three-factor: eligibility time constant τ_e, s (None: "
+        "accumulate over the trial, Miconi 2017).",
+    )
+    tau_b: float = Field(
+        0.05, gt=0, description="three-factor: time constant τ_b of the running activity mean, s."
+    )
+    tau_r: float = Field(
+        5.0,
+        gt=0,
+        description="three-factor: reward-baseline time constant τ_r (trials for "
+        "reward 'trial', seconds for 'step').",
+    )
+    reward: Literal["trial", "step"] = Field(
+        "trial", description="three-factor: reward −L at trial end, or −ℓ_t every scored step."
+    )
+    noise: Literal["gaussian", "kicks"] = Field(
+        "gaussian",
+        description="three-factor: exploration as intrinsic noise σ√α ξ or sparse random kicks.",
+    )
+    kick_rate: float = Field(3.0, gt=0, description="three-factor: kicks per unit per second, Hz.")
+    kick_amplitude: float = Field(
+        1.0, gt=0, description="three-factor: a kick adds U(−A, A) to x; this is A."
+    )
+    supralinear: float | None = Field(
+        None,
+        gt=0,
+        description="three-factor: exponent p of S(y) = sign(y)|y|^p on the "
+        "Hebbian term (3: Miconi's y³; None: linear).",
+    )
+    normalise: bool = Field(
+        False, description="three-factor: divide M by ‖x − x̄‖² (times the number of units)."
+    )
 
     @model_validator(mode="after")
     def _fit(self) -> RuleSpec:
@@ -60,6 +98,16 @@ class RuleSpec(BaseModel):
                 raise ValueError(f"option {bad[0]!r} does not apply to rule {self.name!r}")
         if self.name != "tbptt" and changed("k"):
             raise ValueError(f"option 'k' applies only to rule 'tbptt' (got rule {self.name!r})")
+        three_factor_only = (
+            "tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude",
+            "supralinear", "normalise",
+        )  # fmt: skip
+        if self.name == "three-factor":
+            bad = [k for k in perturb_only if k != "sigma" and changed(k)]
+        else:
+            bad = [k for k in three_factor_only if changed(k)]
+        if bad:
+            raise ValueError(f"option {bad[0]!r} does not apply to rule {self.name!r}")
         if self.name == "rtg-np" and self.signal not in (None, "rtg"):
             raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
         return self
@@ -73,9 +121,25 @@ def make_rule(spec: RuleSpec) -> NodePerturbation:
     """The perturbation estimator of a (non-gradient) rule spec."""
     if spec.is_gradient:
         raise ValueError(f"rule {spec.name!r} is computed by autograd, not a perturbation rule")
+    if spec.name == "three-factor":
+        raise ValueError(
+            "rule 'three-factor' changes weights online during trials: train it with bp.run "
+            "(no one-batch gradient estimate)"
+        )
     kind = "np" if spec.name in ("np", "rtg-np") else "anp"
     signal = spec.signal or ("rtg" if spec.name == "rtg-np" else "local")
     return NodePerturbation(kind=kind, signal=signal, scale=spec.scale, norm=spec.norm)
 
 
-__all__ = ["RULES", "NodePerturbation", "RuleSpec", "make_rule"]
+def make_three_factor(spec: RuleSpec, dt: float) -> ThreeFactor:
+    """The online three-factor rule of a spec, for a model with step ``dt`` (seconds)."""
+    opts = ("tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude")
+    return ThreeFactor(
+        dt,
+        **{k: getattr(spec, k) for k in opts},
+        supralinear=spec.supralinear,
+        normalise=spec.normalise,
+    )
+
+
+__all__ = ["RULES", "NodePerturbation", "RuleSpec", "ThreeFactor", "make_rule", "make_three_factor"]
