@@ -5,12 +5,31 @@ from __future__ import annotations
 import inspect
 
 from .base import Batch, Task
+from .context import ContextTask
 from .copy import CopyTask
+from .decision import DecisionTask
+from .delayed_match import DelayedMatchTask
 from .mackey_glass import MackeyGlassTask
+from .pattern import PatternTask
 
 TASKS: dict[str, type[Task]] = {"copy": CopyTask, "mackey_glass": MackeyGlassTask}
+TASKS["delayed_match"] = DelayedMatchTask
+TASKS["decision"] = DecisionTask
+TASKS["context"] = ContextTask
+TASKS["pattern"] = PatternTask
 
-__all__ = ["TASKS", "Batch", "CopyTask", "MackeyGlassTask", "Task", "make_task"]
+__all__ = [
+    "TASKS",
+    "Batch",
+    "ContextTask",
+    "CopyTask",
+    "DecisionTask",
+    "DelayedMatchTask",
+    "MackeyGlassTask",
+    "PatternTask",
+    "Task",
+    "make_task",
+]
 
 
 def make_task(name: str, **options: object) -> Task:

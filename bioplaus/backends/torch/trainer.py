@@ -22,10 +22,11 @@ import torch
 from ...loss import mean_loss
 from ...protocol import ProtocolSpec
 from ...random import child_seed, numpy_rng, torch_generator
-from ...rules import make_rule
+from ...rules import make_rule, make_three_factor
 from ...rules.decorrelation import decorrelation_update
 from ...tasks.base import Batch, Task
 from .bptt import bptt_estimate
+from .online import OnlineThreeFactor
 from .perturb import perturbation_estimate
 from .rate import RateParams, consts_of, to_numpy, to_torch
 from .rollout import noise_source, rollout
@@ -72,7 +73,20 @@ class Trainer:
         seed = protocol.seed
         self.rng_task = numpy_rng(seed, "task", "train")
         self.gen_noise = torch_generator(seed, "noise", device=self.device)
-        self.rule = None if protocol.rule.is_gradient else make_rule(protocol.rule)
+        rs = protocol.rule
+        # the online three-factor rule changes weights from one noisy pass (online.py); its
+        # update ΔW reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
+        self.online = (
+            OnlineThreeFactor(
+                make_three_factor(rs, protocol.model.dt),
+                rs.sigma,
+                int(getattr(task, "n_trial_types", 1)),
+                tr.batch_size,
+            )
+            if rs.name == "three-factor"
+            else None
+        )
+        self.rule = None if rs.is_gradient or self.online is not None else make_rule(rs)
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         # a fixed batch of training trials, to report the training metric beside the held-out one
@@ -101,7 +115,20 @@ class Trainer:
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         p = self.params()
         loss_kind = self.task.loss
-        if self.rule is None:
+        if self.online is not None:
+            types = getattr(self.task, "trial_type", None)
+            res = self.online.estimate(
+                p,
+                self.consts,
+                u,
+                y,
+                m,
+                loss_kind,
+                self.gen_noise,
+                types=None if types is None else torch.as_tensor(types(batch), device=self.device),
+                decor=decor_keys,
+            )
+        elif self.rule is None:
             res = bptt_estimate(
                 p,
                 self.consts,
@@ -194,6 +221,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "gen_noise": self.gen_noise.get_state(),
             "rng_task": _np_state_tensor(self.rng_task),
+            **({"rule_state": self.online.state_dict()} if self.online is not None else {}),
         }
 
     def load_state_dict(self, sd: dict) -> None:
@@ -205,6 +233,8 @@ class Trainer:
         self.opt.load_state_dict(sd["optimizer"])
         self.gen_noise.set_state(sd["gen_noise"])
         self.rng_task = _np_rng_from_tensor(sd["rng_task"])
+        if self.online is not None:
+            self.online.load_state_dict(sd.get("rule_state", {}), self.weights["W_rec"])
 
 
 def _np_state_tensor(rng: np.random.Generator) -> torch.Tensor:

@@ -1,0 +1,269 @@
+"""Online three-factor learning (DESIGN §2, last row): eligibility × neuromodulator.
+
+Pure tensor math, no simulation: a back-end runs the network (with its exploratory noise)
+and hands every step's post- and presynaptic signals to :meth:`ThreeFactor.step`; at the
+end of a trial :meth:`ThreeFactor.end_trial` turns the traces and the reward into a weight
+change. The same functions drive the torch back-end (``backends/torch/online.py``) and,
+later, the brian2 one.
+
+For a weight W acting as a ← W z (hidden layer: a = x, z = [û_t, r̂_{t−1}, 1]; readout:
+a = o, z = [r̂_t, 1]), per network b of the batch, with the exact (zero-order-hold)
+discretisation of each leaky integrator over a step dt:
+
+running activity baseline, τ_b dā/dt = a − ā::
+
+    ā_t = λ_b ā_{t−1} + (1 − λ_b) a_t ,   λ_b = exp(−dt/τ_b) ,   ā_{−1} = 0
+
+fluctuation and Hebbian term (Miconi 2017 uses S(y) = y³ on the product)::
+
+    δa_t = a_t − ā_{t−1}
+    h_t  = S(δa_t z_tᵀ) = S(δa_t) S(z_t)ᵀ      S(y) = sign(y)|y|^p  (p = ``supralinear``;
+                                                 identity when None; S is multiplicative)
+
+eligibility trace, τ_e de/dt = −e + h::
+
+    e_t = λ_e e_{t−1} + (1 − λ_e) h_t ,   λ_e = exp(−dt/τ_e) ,   e_{−1} = 0
+    (τ_e = None: e_t = e_{t−1} + h_t, the whole-trial accumulator of Miconi 2017)
+
+reward R and neuromodulator M = R − R̄ (R̄ read *before* it is updated with R):
+
+    reward = "trial":  R_b = −L_b (the trial's masked mean loss), delivered at trial end;
+                       R̄ per trial type k, a running mean over trials,
+                       R̄_k ← λ_r R̄_k + (1 − λ_r) R_b  (λ_r = exp(−1/τ_r), τ_r in trials,
+                       applied trial by trial in batch order; the first trial of a type
+                       sets R̄_k = R_b)
+                       ΔW = η (1/B) Σ_b M_b e_{b,T−1}
+    reward = "step":   R_{t,b} = −ℓ_{t,b} on scored steps (m_{t,b} = 1), none elsewhere;
+                       R̄_b a running mean over network b's scored steps,
+                       R̄_b ← λ_r R̄_b + (1 − λ_r) R_{t,b}  (λ_r = exp(−dt/τ_r), τ_r in s)
+                       ΔW = η (1/Σm) Σ_{t,b} m_{t,b} M_{t,b} e_{b,t}
+
+optional divisive normalisation (``normalise``): M ← c M / ν with c = N + n_out the number
+of perturbed units and ν = ‖δx‖² + ‖δo‖² (per step for "step"; its mean over the trial's
+steps for "trial"), so that, as in ANP, E[c δa δaᵀ/ν] ≈ I for isotropic fluctuations.
+
+The weights of the B networks are shared and held fixed during a trial; the trial's
+ΔW (O(η) per trial, as the continuous dW/dt = η M e integrated over it) is applied at its
+end. :meth:`ThreeFactor.end_trial` returns ΔW/η; the torch trainer hands −ΔW/η to its
+optimizer as the "gradient", so SGD with lr = η applies exactly ΔW (docs/plasticity.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+import torch
+
+Tensor = torch.Tensor
+Reward = Literal["trial", "step"]
+Noise = Literal["gaussian", "kicks"]
+
+_TINY = 1e-12
+
+
+# -- pure building blocks ----------------------------------------------------------------
+def decay(dt: float, tau: float | None) -> float:
+    """λ = exp(−dt/τ): the per-step factor of a leaky integrator (1.0 when τ is None)."""
+    return 1.0 if tau is None else math.exp(-dt / tau)
+
+
+def leaky_update(avg: Tensor, value: Tensor, lam: float) -> Tensor:
+    """ā ← λ ā + (1 − λ) a: exact solution of τ dā/dt = a − ā over one step with a held
+    constant at ``value`` (zero-order hold)."""
+    return torch.lerp(value, avg, lam) if lam != 1.0 else avg
+
+
+def supralinear(y: Tensor, p: float | None) -> Tensor:
+    """S(y) = sign(y)|y|^p (identity for p None; y³ for p = 3)."""
+    if p is None or p == 1.0:
+        return y
+    if p == 3.0:
+        return y * y * y
+    return torch.sign(y) * y.abs().pow(p)
+
+
+def eligibility_update(e: Tensor, post: Tensor, pre: Tensor, lam: float | None) -> Tensor:
+    """In place: e ← λ e + (1 − λ) post ⊗ pre  (τ_e de/dt = −e + h), or e ← e + post ⊗ pre
+    when ``lam`` is None (accumulate). e [B, n, m], post [B, n], pre [B, m]."""
+    if lam is None:
+        return e.baddbmm_(post[:, :, None], pre[:, None, :])
+    return e.baddbmm_(post[:, :, None], pre[:, None, :], beta=lam, alpha=1.0 - lam)
+
+
+# -- state ----------------------------------------------------------------------------------
+class TrialState(NamedTuple):
+    """Within-trial state of B networks; starts from zero at every trial (x_{−1} = 0)."""
+
+    xbar: Tensor  # [B, N] running average of x
+    obar: Tensor  # [B, n_out] running average of o
+    e_hid: Tensor  # [B, N, M_h] eligibility of the hidden layer's weights
+    e_out: Tensor  # [B, n_out, M_o] eligibility of the readout
+    acc_hid: Tensor  # [N, M_h] Σ m M e (reward "step")
+    acc_out: Tensor  # [n_out, M_o]
+    nu: Tensor  # [B] Σ_t ‖δa_t‖² (normalise, reward "trial")
+    n_steps: int
+
+
+class Baseline(NamedTuple):
+    """Reward baseline carried across trials: R̄ and whether each entry has been set.
+    Shape [n_types] for reward "trial", [B] for reward "step"."""
+
+    rbar: Tensor
+    seen: Tensor  # bool
+
+
+class ThreeFactor:
+    """The online three-factor rule. Times are in seconds; ``tau_r`` is in trials for
+    reward "trial" and in seconds for reward "step". ``noise``, ``kick_rate`` (Hz) and
+    ``kick_amplitude`` describe the exploration a back-end must inject (kicks: each unit,
+    each step, with probability kick_rate·dt, x += U(−A, A); Miconi 2017)."""
+
+    name = "three-factor"
+
+    def __init__(
+        self,
+        dt: float,
+        *,
+        tau_e: float | None = None,
+        tau_b: float = 0.05,
+        tau_r: float = 5.0,
+        reward: Reward = "trial",
+        noise: Noise = "gaussian",
+        kick_rate: float = 3.0,
+        kick_amplitude: float = 1.0,
+        supralinear: float | None = None,
+        normalise: bool = False,
+    ) -> None:
+        if not dt > 0:
+            raise ValueError(f"dt: must be > 0 (got {dt})")
+        for key, v in (("tau_b", tau_b), ("tau_r", tau_r)):
+            if not v > 0:
+                raise ValueError(f"{key}: must be > 0 (got {v})")
+        if tau_e is not None and not tau_e > 0:
+            raise ValueError(f"tau_e: must be > 0 or None (got {tau_e})")
+        if reward not in ("trial", "step"):
+            raise ValueError(f"reward: must be 'trial' or 'step' (got {reward!r})")
+        if noise not in ("gaussian", "kicks"):
+            raise ValueError(f"noise: must be 'gaussian' or 'kicks' (got {noise!r})")
+        if supralinear is not None and not supralinear > 0:
+            raise ValueError(f"supralinear: must be > 0 (got {supralinear})")
+        self.dt, self.tau_e, self.tau_b, self.tau_r = dt, tau_e, tau_b, tau_r
+        self.reward, self.noise = reward, noise
+        self.kick_rate, self.kick_amplitude = kick_rate, kick_amplitude
+        self.p, self.normalise = supralinear, normalise
+        self.lam_e = None if tau_e is None else decay(dt, tau_e)
+        self.lam_b = decay(dt, tau_b)
+        self.lam_r = decay(1.0 if reward == "trial" else dt, tau_r)
+
+    # -- baselines across trials ------------------------------------------------------------
+    def init_baseline(self, n: int, like: Tensor) -> Baseline:
+        """R̄ = 0, unset, for ``n`` trial types (reward "trial") or ``n`` networks ("step")."""
+        return Baseline(like.new_zeros(n), torch.zeros(n, dtype=torch.bool, device=like.device))
+
+    def reward_baseline_update(self, base: Baseline, idx: Tensor, R: Tensor) -> Baseline:
+        """R̄_{idx_i} ← λ_r R̄_{idx_i} + (1 − λ_r) R_i for i in order (an unset entry takes
+        R_i). Sequential, so a batch of trials equals the same trials one by one."""
+        rbar, seen = base.rbar.clone(), base.seen.clone()
+        for i, r in zip(idx.tolist(), R.unbind(0), strict=True):
+            rbar[i] = torch.where(seen[i], torch.lerp(r, rbar[i], self.lam_r), r)
+            seen[i] = True
+        return Baseline(rbar, seen)
+
+    # -- within a trial -----------------------------------------------------------------------
+    def init_trial(
+        self, B: int, N: int, M_h: int, n_out: int, M_o: int, like: Tensor
+    ) -> TrialState:
+        z = like.new_zeros
+        return TrialState(
+            z((B, N)), z((B, n_out)), z((B, N, M_h)), z((B, n_out, M_o)),
+            z((N, M_h)), z((n_out, M_o)), z((B,)), 0,
+        )  # fmt: skip
+
+    def step(
+        self,
+        s: TrialState,
+        x: Tensor,
+        z_hid: Tensor,
+        o: Tensor,
+        z_out: Tensor,
+        base: Baseline | None = None,
+        R_t: Tensor | None = None,
+        m_t: Tensor | None = None,
+    ) -> tuple[TrialState, Baseline | None]:
+        """One step: traces from the fluctuations δa = a − ā_{t−1}, then the baselines.
+
+        For reward "step", ``R_t`` [B] is this step's reward, ``m_t`` [B] where it counts
+        (None: everywhere), and ``base`` the per-network R̄, returned updated.
+        """
+        dx, do = x - s.xbar, o - s.obar
+        xbar = leaky_update(s.xbar, x, self.lam_b)
+        obar = leaky_update(s.obar, o, self.lam_b)
+        p = self.p
+        eligibility_update(s.e_hid, supralinear(dx, p), supralinear(z_hid, p), self.lam_e)
+        eligibility_update(s.e_out, supralinear(do, p), supralinear(z_out, p), self.lam_e)
+        nu = s.nu
+        if self.normalise:
+            nu_t = (dx * dx).sum(-1) + (do * do).sum(-1)
+            nu = nu + nu_t
+        if self.reward == "step":
+            if base is None or R_t is None:
+                raise ValueError("reward 'step' needs the baseline and this step's reward")
+            m = torch.ones_like(R_t) if m_t is None else m_t
+            seen = base.seen
+            M = torch.where(seen, R_t - base.rbar, torch.zeros_like(R_t)) * m
+            if self.normalise:
+                M = M * ((dx.shape[-1] + do.shape[-1]) / nu_t.clamp_min(_TINY))
+            s.acc_hid.add_(torch.einsum("b,bnm->nm", M, s.e_hid))
+            s.acc_out.add_(torch.einsum("b,bnm->nm", M, s.e_out))
+            on = m > 0
+            rbar = torch.where(
+                on, torch.where(seen, torch.lerp(R_t, base.rbar, self.lam_r), R_t), base.rbar
+            )
+            base = Baseline(rbar, seen | on)
+        return s._replace(xbar=xbar, obar=obar, nu=nu, n_steps=s.n_steps + 1), base
+
+    def end_trial(
+        self,
+        s: TrialState,
+        base: Baseline,
+        R: Tensor | None = None,
+        types: Tensor | None = None,
+        norm: float | None = None,
+    ) -> tuple[Tensor, Tensor, Baseline, Tensor]:
+        """ΔW/η for the hidden layer and the readout, the updated baseline, and M.
+
+        reward "trial": ``R`` [B] the trials' rewards, ``types`` [B] their trial types
+        (None: one type), M_b = R_b − R̄_{type_b}; ΔW/η = (1/B) Σ_b M_b e_b.
+        reward "step": the sum accumulated by :meth:`step` divided by ``norm`` = Σm.
+        """
+        if self.reward == "step":
+            n = 1.0 if norm is None else norm
+            return s.acc_hid / n, s.acc_out / n, base, s.acc_hid.new_zeros(0)
+        if R is None:
+            raise ValueError("reward 'trial' needs the trials' rewards R")
+        B = R.shape[0]
+        idx = torch.zeros(B, dtype=torch.long, device=R.device) if types is None else types
+        # a type seen for the first time is centred on its first reward (M = 0 for it)
+        first = self.reward_baseline_update(
+            Baseline(base.rbar, base.seen), idx, R
+        )  # R̄ after this batch
+        rbar_before = torch.where(base.seen, base.rbar, _first_reward(idx, R, base.rbar))
+        M = R - rbar_before[idx]
+        if self.normalise:
+            c = s.e_hid.shape[1] + s.e_out.shape[1]
+            M = M * (c / (s.nu / max(s.n_steps, 1)).clamp_min(_TINY))
+        d_hid = torch.einsum("b,bnm->nm", M, s.e_hid) / B
+        d_out = torch.einsum("b,bnm->nm", M, s.e_out) / B
+        return d_hid, d_out, first, M
+
+
+def _first_reward(idx: Tensor, R: Tensor, rbar: Tensor) -> Tensor:
+    """For each type, the reward of its first trial in the batch (else the current R̄)."""
+    out = rbar.clone()
+    done = torch.zeros_like(rbar, dtype=torch.bool)
+    for i, r in zip(idx.tolist(), R.unbind(0), strict=True):
+        if not done[i]:
+            out[i] = r
+            done[i] = True
+    return out

@@ -1,0 +1,124 @@
+"""Shared machinery of the cognitive tasks (NeuroGym style): trials made of named periods.
+
+A trial is a sequence of periods (e.g. fixation, stimulus, delay, decision), each a whole
+number of steps of length ``dt`` seconds: period k covers steps [start_k, stop_k) with
+``stop_k − start_k = round(duration_k / dt)``. Only the response period is scored (mask 1
+there, 0 elsewhere), so the loss, the reward −L and the accuracy are about the answer.
+
+Every task draws its training trials from the generator passed to :meth:`sample` and its
+held-out ("test") trials from a fixed stream derived from its own ``seed``, the same at
+every call.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..random import numpy_rng
+from .base import Batch, Task
+
+SPLITS = ("train", "test")
+
+
+def int_arg(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum``, else a ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer (got {value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum} (got {value})")
+    return int(value)
+
+
+def float_arg(name: str, value: object, minimum: float = 0.0, strict: bool = False) -> float:
+    """``value`` as a float ≥ ``minimum`` (> when ``strict``), else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number (got {value!r})")
+    v = float(value)
+    if not np.isfinite(v) or v < minimum or (strict and v == minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum} (got {value})")
+    return v
+
+
+class CognitiveTask(Task):
+    """Base class: periods, splits and the choice accuracy. Subclasses implement
+    :meth:`_trials` (and set ``response``, the name of the scored period)."""
+
+    response: ClassVar[str] = "decision"
+    loss: ClassVar[str] = "mse"
+    metric: ClassVar[str] = "accuracy"
+    lower_is_better: ClassVar[bool] = False
+    n_trial_types: int = 1
+
+    def _set_periods(self, dt: object, durations: dict[str, object], seed: object) -> None:
+        self.dt = float_arg("dt", dt, 0.0, strict=True)
+        self.seed = int_arg("seed", seed, 0)
+        self.durations = {k: float_arg(k, v) for k, v in durations.items()}
+        self.periods: dict[str, tuple[int, int]] = {}
+        t = 0
+        for k, d in self.durations.items():
+            n = int(round(d / self.dt))
+            self.periods[k] = (t, t + n)
+            t += n
+        self.T = t
+        a, b = self.periods[self.response]
+        if b <= a:
+            raise ValueError(f"{self.response} must last at least one step of dt={self.dt}")
+
+    def period(self, name: str) -> slice:
+        """The steps of period ``name`` as a slice of the time axis."""
+        a, b = self.periods[name]
+        return slice(a, b)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        return f"{type(self).__name__}({opts})"
+
+    def _options(self) -> dict[str, object]:
+        return {"dt": self.dt, **self.durations, "seed": self.seed}
+
+    def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
+        """B trials: inputs [T, B, n_in], targets [T, B, n_out], mask [T, B] (response)."""
+        B = int_arg("batch_size", batch_size, 1)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+        if split == "test":
+            rng = numpy_rng(self.seed, self.name, "test")
+        return self._trials(B, rng)
+
+    def _trials(self, B: int, rng: np.random.Generator) -> Batch:
+        raise NotImplementedError
+
+    def response_mask(self, B: int) -> np.ndarray:
+        m = np.zeros((self.T, B))
+        m[self.period(self.response)] = 1.0
+        return m
+
+    # -- scoring --------------------------------------------------------------------------
+    def _check(self, outputs: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        o = np.asarray(outputs, dtype=np.float64)
+        y = np.asarray(batch.targets, dtype=np.float64)
+        if o.shape != y.shape:
+            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        return o, y
+
+    def _mse(self, o: np.ndarray, y: np.ndarray, batch: Batch) -> float:
+        m = np.ones(y.shape[:2]) if batch.mask is None else np.asarray(batch.mask, np.float64)
+        ell = 0.5 * ((o - y) ** 2).sum(-1)
+        return float((ell * m).sum() / max(m.sum(), 1.0))
+
+    def choices(self, outputs: np.ndarray) -> np.ndarray:
+        """The network's choice per trial [B]: argmax over outputs of the mean response
+        output (sign of it, 1 for > 0 and 0 otherwise, when there is one output)."""
+        mean = np.asarray(outputs, dtype=np.float64)[self.period(self.response)].mean(0)
+        return (mean[:, 0] > 0).astype(np.int64) if mean.shape[1] == 1 else mean.argmax(-1)
+
+    def choice_metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
+        """accuracy = mean over trials of [choice = correct choice], and the response mse."""
+        o, y = self._check(outputs, batch)
+        correct = self.choices(y)
+        return {
+            "accuracy": float((self.choices(o) == correct).mean()),
+            "mse": self._mse(o, y, batch),
+        }
