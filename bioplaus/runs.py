@@ -201,7 +201,7 @@ def _train(
         ev = trainer.evaluate()
         row = {
             "step": trainer.step_count,
-            "loss": info.loss if info else ev["eval_loss"],
+            "loss": info.loss if info else ev["train_loss"],
             "eval_loss": ev["eval_loss"],
             "metric": ev[f"eval_{task.metric}"],
         }
