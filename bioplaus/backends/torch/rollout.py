@@ -59,7 +59,9 @@ def rollout(
     ``on_step(t, state, o_t)`` is called after each step.
     """
     T, B = inputs.shape[0], inputs.shape[1]
-    drive = input_drive(p, inputs)  # one matmul for all steps
+    # one matmul for all steps; unbind (not drive[t]) so that autograd's backward through
+    # the slices is one stack, not T full-size zero tensors (which made BPTT O(T²))
+    drive = input_drive(p, inputs).unbind(0)
     state = init_state(p, c, B, x0)
     xs, rs, os = [], [], []
     for t in range(T):
