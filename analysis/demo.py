@@ -36,14 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("danp", "bptt"):
         proto = ROOT / "protocols" / f"demo_{name}.toml"
         results[name] = bp.run(proto, out=out / name, overrides=overrides, progress=not args.quiet)
-    first = results["danp"].metrics
     fig = plot_comparison(
         [out / "danp", out / "bptt"],
         out / "demo.png",
-        labels=["DANP (ANP + decorrelation, forward passes only)", "BPTT (exact gradient)"],
-        title="bioplaus demo: "
-        + str(first.attrs.get("task", ""))
-        + "DANP vs BPTT at equal updates",
+        labels=["DANP (noise + reward signal, forward passes only)", "BPTT (exact gradient)"],
+        title="Mackey-Glass 5-step forecast, rate RNN (N = 64): DANP vs BPTT at equal updates",
     )
     for name, res in results.items():
         last = res.metrics.iloc[-1]
