@@ -1,4 +1,4 @@
-"""Command line: ``bioplaus run | resume | plot | compare``.
+"""Command line: ``bioplaus run | resume | plot | compare | sweep``.
 
 Bad input ends with one line naming the key and the problem, exit status 2, no
 traceback, and nothing written. A diverged run exits with status 3.
@@ -40,10 +40,39 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="(re)draw a run's learning curves")
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="PNG path (default RUN/loss.png)")
-    c = sub.add_parser("compare", help="learning curves of several runs in one figure")
-    c.add_argument("runs", nargs="+", help="run directories")
-    c.add_argument("--out", required=True, help="PNG path")
+    c = sub.add_parser(
+        "compare",
+        help="compare two trained networks (report: figures + report.md), or draw the "
+        "learning curves of several runs (--out FILE.png)",
+    )
+    c.add_argument("runs", nargs="+", help="run directories (two for the full report)")
+    c.add_argument(
+        "--out", required=True, help="output folder for the report (or a .png: curves only)"
+    )
     c.add_argument("--x", choices=["step", "wall_time"], default="step")
+    c.add_argument(
+        "--alignment",
+        action="store_true",
+        help="also the cosine of each rule's estimate with BPTT at first and final weights",
+    )
+    c.add_argument("--trials", type=int, default=32, help="held-out trials simulated (32)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the analysis (0)")
+    c.add_argument(
+        "--fixed-points", type=int, default=64, help="initial states for the fixed-point search"
+    )
+    w = sub.add_parser("sweep", help="run a grid/random sweep of a protocol")
+    w.add_argument("sweep", help="sweep TOML file")
+    g = w.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster",
+    )
+    w.add_argument("--dask-workers", type=int, default=2, help="workers of --scheduler local")
+    w.add_argument("--out", help="sweep folder (default runs/sweeps/NAME)")
+    w.add_argument("--threads", type=int, help="train.threads per point (default: share)")
+    w.add_argument("--dry-run", action="store_true", help="validate and list the points only")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 
 
@@ -82,9 +111,71 @@ def _dispatch(args) -> int:
         for rd in args.runs:
             if not (Path(rd) / "metrics.csv").is_file():
                 raise SpecError(f"{rd}: not a run directory (no metrics.csv)")
-        print(plot_comparison(args.runs, args.out, x=args.x))
+        if args.out.endswith(".png"):
+            print(plot_comparison(args.runs, args.out, x=args.x))
+            return 0
+        if len(args.runs) != 2:
+            raise SpecError(
+                f"compare: the report compares two runs (got {len(args.runs)}); "
+                "give --out FILE.png to draw learning curves of several"
+            )
+        for key, low in (("trials", 1), ("fixed_points", 1), ("seed", 0)):
+            if getattr(args, key) < low:
+                raise SpecError(f"--{key.replace('_', '-')}: expected an integer >= {low}")
+        from .analysis.compare import compare_runs
+
+        res = compare_runs(
+            args.runs[0],
+            args.runs[1],
+            args.out,
+            alignment=args.alignment,
+            n_trials=args.trials,
+            seed=args.seed,
+            n_fixed_init=args.fixed_points,
+            x=args.x,
+        )
+        print(f"report: {res['report']}")
         return 0
+    if args.cmd == "sweep":
+        return _sweep(args)
     raise AssertionError(args.cmd)
+
+
+def _sweep(args) -> int:
+    from . import sweep as sw
+    from .spec import SpecError
+
+    if args.workers < 1:
+        raise SpecError(f"--workers: expected an integer >= 1 (got {args.workers})")
+    if args.threads is not None and args.threads < 1:
+        raise SpecError(f"--threads: expected an integer >= 1 (got {args.threads})")
+    spec = sw.load_sweep(args.sweep)
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    if args.dry_run:
+        sw.validate(spec, out)
+        for p in spec.points:
+            print(f"{p.name}: {' '.join(p.overrides)}")
+        print(f"{len(spec.points)} points valid; results would go to {out}")
+        return 0
+    workers = args.dask_workers if args.scheduler == "local" else args.workers
+    df = sw.run_sweep(
+        spec,
+        out,
+        workers=workers,
+        scheduler=args.scheduler,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
+    counts = df["status"].value_counts().to_dict()
+    print(
+        f"sweep {spec.name}: {len(df)} points — "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        + f"; table {sw.table_path(spec, out)}"
+    )
+    failed = df[df["status"] == "failed"]
+    for _, r in failed.iterrows():
+        print(f"failed: {r['point']}: {r['error']}", file=sys.stderr)
+    return 3 if len(failed) else 0
 
 
 def _report(res) -> int:

@@ -1,0 +1,629 @@
+"""Parameter sweeps: a grid (and/or random samples) over dotted protocol keys, run on local
+processes or a Dask cluster, each point a normal run directory, one tidy results table.
+
+A sweep file (TOML; paths relative to the file)::
+
+    name = "mg_noise_small"
+    protocol = "../mackey_glass_anp.toml"   # the base protocol every point starts from
+    threads = 1                             # train.threads of every point (optional)
+    table = "csv"                           # results table format: csv | parquet (needs pyarrow)
+
+    [fixed]                                 # overrides applied to every point
+    "train.steps" = 300
+
+    [grid]                                  # the Cartesian product of these
+    "model.sigma" = { logspace = [-5, 0, 6] }   # 10^-5 … 10^0, 6 values (numpy.logspace)
+    seed = [0, 1, 2]                        # plain lists; also { linspace = [a, b, n] }
+
+    [variants.danp]                         # optional named sets of overrides, × the grid;
+    "rule.name" = "anp"                     # a variant's value wins over the grid's for the
+    "model.decorrelate_rec" = true          # same key (duplicate points collapse)
+    "train.lr_decor" = 1e-3
+
+    [random]                                # optional: ``samples`` random points (× grid)
+    samples = 8
+    seed = 0
+    "train.lr" = { loguniform = [1e-4, 1e-2] }  # also uniform, randint = [lo, hi], choice = [...]
+
+    [plot]                                  # the standard figure (optional)
+    x = "model.sigma"                       # default: the first logspace grid key
+    y = "metric"                            # a column of the results table
+
+Every point is validated (protocol, overrides, task sizes) before anything runs or is
+written. A point's run directory is ``OUT/points/NAME`` where NAME spells its overrides,
+so re-running the same sweep finds it: a point whose ``status.json`` says ``completed`` or
+``diverged`` is skipped; an interrupted one is resumed from its checkpoint; a failed one is
+tried again. A point that raises is recorded as ``failed`` with its error, and the rest go on.
+
+The results table ``OUT/results.csv`` (or ``.parquet``) has one row per point: the point's
+name, variant, swept values, status, error, and the final row of its metrics.csv
+(``loss``, ``eval_loss``, ``metric``, …) plus ``best_metric`` and ``wall_time``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .spec import SpecError, read_toml
+
+FINISHED = ("completed", "diverged")
+TOP_KEYS = ("name", "protocol", "threads", "table", "fixed", "grid", "variants", "random", "plot")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
+
+
+# -- sweep file ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: a base protocol plus ``key=value`` overrides."""
+
+    name: str
+    variant: str | None
+    values: dict[str, Any]  # swept/variant key → value (what distinguishes this point)
+    overrides: tuple[str, ...]  # fixed + values, as ``key=TOML literal`` strings
+
+
+@dataclass
+class Sweep:
+    """A parsed, validated sweep file."""
+
+    path: Path
+    name: str
+    protocol: Path
+    fixed: dict[str, Any]
+    points: list[Point]
+    swept: list[str]  # columns of the swept keys, in order
+    threads: int | None = None
+    table: str = "csv"
+    plot_x: str | None = None
+    plot_y: str = "metric"
+    data: dict = field(default_factory=dict)
+
+
+def toml_literal(value: Any) -> str:
+    """``value`` as a TOML literal for a ``key=value`` override (1e-05, true, "anp", [1, 2])."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
+    raise SpecError(f"cannot write {value!r} as a TOML value")
+
+
+def _round(v: float) -> float:
+    """Round generated floats to 6 significant digits, so names and tables read 1e-05."""
+    return float(f"{v:.6g}")
+
+
+def _grid_values(where: str, spec: Any) -> list:
+    if isinstance(spec, list):
+        if not spec:
+            raise SpecError(f"{where}: empty list")
+        return spec
+    if isinstance(spec, dict) and len(spec) == 1:
+        ((kind, args),) = spec.items()
+        if kind in ("logspace", "linspace"):
+            if (
+                not isinstance(args, list)
+                or len(args) != 3
+                or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in args)
+                or not isinstance(args[2], int)
+                or args[2] < 1
+            ):
+                raise SpecError(f"{where}: {kind} expects [start, stop, num] with integer num >= 1")
+            fn = np.logspace if kind == "logspace" else np.linspace
+            return [_round(v) for v in fn(args[0], args[1], args[2])]
+        if kind == "values" and isinstance(args, list) and args:
+            return args
+    raise SpecError(
+        f"{where}: expected a list, {{logspace = [start, stop, num]}} or "
+        f"{{linspace = [start, stop, num]}}"
+    )
+
+
+def _random_values(where: str, spec: Any, n: int, rng: np.random.Generator) -> list:
+    if isinstance(spec, dict) and len(spec) == 1:
+        ((kind, args),) = spec.items()
+        num = isinstance(args, list) and all(
+            isinstance(a, int | float) and not isinstance(a, bool) for a in args
+        )
+        if kind in ("uniform", "loguniform", "randint") and num and len(args) == 2:
+            lo, hi = args
+            if kind == "loguniform":
+                if lo <= 0 or hi <= 0:
+                    raise SpecError(f"{where}: loguniform bounds must be > 0")
+                return [_round(v) for v in np.exp(rng.uniform(np.log(lo), np.log(hi), n))]
+            if kind == "uniform":
+                return [_round(v) for v in rng.uniform(lo, hi, n)]
+            if isinstance(lo, int) and isinstance(hi, int) and hi >= lo:
+                return [int(v) for v in rng.integers(lo, hi + 1, n)]
+        if kind == "choice" and isinstance(args, list) and args:
+            return [args[int(i)] for i in rng.integers(0, len(args), n)]
+    raise SpecError(
+        f"{where}: expected {{uniform|loguniform|randint = [low, high]}} or {{choice = [...]}}"
+    )
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def point_name(variant: str | None, values: dict[str, Any]) -> str:
+    """A readable, file-system-safe directory name: the variant's name, then the point's
+    grid and random values (``values``)."""
+    parts = ([variant] if variant else []) + [f"{k}={_fmt_value(v)}" for k, v in values.items()]
+    name = re.sub(r"[^A-Za-z0-9._=+-]", "_", "_".join(parts) or "base")
+    if len(name) > 120:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:100]}-{digest}"
+    return name
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and expand a sweep file into its points (SpecError, one line, on bad input).
+
+    Points = variants × grid × random samples; ``fixed`` overrides come first, so a
+    point's own values win.
+    """
+    p = Path(path)
+    data = read_toml(p)
+    src = str(p)
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise SpecError(f"{src}: {unknown[0]}: unknown key (choose from {list(TOP_KEYS)})")
+    if not isinstance(data.get("protocol"), str):
+        raise SpecError(f"{src}: protocol: missing key (the base protocol file)")
+    proto = Path(data["protocol"])
+    if not proto.is_absolute():
+        proto = (p.parent / proto).resolve()
+    if not proto.is_file():
+        raise SpecError(f"{src}: protocol: file not found: {proto}")
+    name = data.get("name", p.stem)
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{src}: name: expected a non-empty string")
+    threads = data.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise SpecError(f"{src}: threads: expected an integer >= 1")
+    table = data.get("table", "csv")
+    if table not in ("csv", "parquet"):
+        raise SpecError(f"{src}: table: expected 'csv' or 'parquet' (got {table!r})")
+    if table == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise SpecError(
+                f"{src}: table: 'parquet' needs pyarrow (pip install pyarrow)"
+            ) from None
+    for key in ("fixed", "grid", "variants", "random", "plot"):
+        if key in data and not isinstance(data[key], dict):
+            raise SpecError(f"{src}: {key}: expected a table")
+    fixed = dict(data.get("fixed", {}))
+    grid = {k: _grid_values(f"{src}: grid.{k}", v) for k, v in data.get("grid", {}).items()}
+    variants: dict[str | None, dict] = {}
+    for vname, vt in data.get("variants", {}).items():
+        if not isinstance(vt, dict):
+            raise SpecError(f"{src}: variants.{vname}: expected a table of key = value")
+        variants[vname] = dict(vt)
+    if not variants:
+        variants = {None: {}}
+    samples: list[dict[str, Any]] = [{}]
+    if "random" in data:
+        rt = dict(data["random"])
+        n = rt.pop("samples", None)
+        rseed = rt.pop("seed", 0)
+        if not isinstance(n, int) or n < 1:
+            raise SpecError(f"{src}: random.samples: expected an integer >= 1")
+        if not isinstance(rseed, int) or rseed < 0:
+            raise SpecError(f"{src}: random.seed: expected an integer >= 0")
+        if not rt:
+            raise SpecError(f"{src}: random: no keys to sample")
+        rng = np.random.default_rng(rseed)
+        cols = {k: _random_values(f"{src}: random.{k}", v, n, rng) for k, v in rt.items()}
+        samples = [{k: cols[k][i] for k in cols} for i in range(n)]
+    for k, v in fixed.items():
+        if isinstance(v, dict):
+            raise SpecError(f"{src}: fixed.{k}: expected a value, not a table (quote dotted keys)")
+    swept: list[str] = []
+    for keys in (grid, *samples[:1], *variants.values()):
+        for k in keys:
+            if k not in swept:
+                swept.append(k)
+    points: list[Point] = []
+    seen: set[str] = set()
+    for vname, vt in variants.items():
+        for combo in itertools.product(*grid.values()) if grid else [()]:
+            for sample in samples:
+                values = {**dict(zip(grid, combo, strict=True)), **sample, **vt}
+                ordered = {k: values[k] for k in swept if k in values}
+                named = {k: v for k, v in ordered.items() if k in grid or k in sample}
+                pname = point_name(vname, named)
+                if pname in seen:
+                    continue
+                seen.add(pname)
+                ov = tuple(f"{k}={toml_literal(v)}" for k, v in {**fixed, **ordered}.items())
+                points.append(Point(pname, vname, ordered, ov))
+    plot = dict(data.get("plot", {}))
+    px = plot.get("x")
+    if px is None:
+        logs = [
+            k for k, v in data.get("grid", {}).items() if isinstance(v, dict) and "logspace" in v
+        ]
+        px = logs[0] if logs else (swept[0] if swept else None)
+    return Sweep(
+        path=p,
+        name=name,
+        protocol=proto,
+        fixed=fixed,
+        points=points,
+        swept=swept,
+        threads=threads,
+        table=table,
+        plot_x=px,
+        plot_y=str(plot.get("y", "metric")),
+        data=data,
+    )
+
+
+def _comparable(protocol_dump: dict) -> dict:
+    d = json.loads(json.dumps(protocol_dump))
+    d.get("train", {}).pop("threads", None)
+    return d
+
+
+def validate(sweep: Sweep, out: Path) -> dict[str, str]:
+    """Validate every point before anything runs: the protocol with the point's overrides
+    resolves and its task builds. Returns ``{point name: rule name}``. A point directory
+    that already holds a run of a *different* protocol is an error (the sweep file changed)."""
+    from .protocol import load_protocol, protocol_from_dict
+    from .runs import build_task
+
+    rules: dict[str, str] = {}
+    for pt in sweep.points:
+        try:
+            spec = load_protocol(sweep.protocol, list(pt.overrides))
+            build_task(spec)
+        except SpecError as exc:
+            raise SpecError(f"{sweep.path}: point {pt.name}: {exc}") from None
+        rules[pt.name] = spec.rule.name
+        cfg = out / "points" / pt.name / "config.json"
+        if cfg.is_file():
+            old = json.loads(cfg.read_text())["protocol"]
+            # re-resolve, so fields added to bioplaus since then take their defaults
+            with contextlib.suppress(SpecError):
+                old = protocol_from_dict(old).model_dump(mode="json")
+            if _comparable(old) != _comparable(spec.model_dump(mode="json")):
+                raise SpecError(
+                    f"{sweep.path}: point {pt.name}: {cfg.parent} holds a run of a different "
+                    "protocol (the sweep changed); use a new --out"
+                )
+    return rules
+
+
+# -- one point -------------------------------------------------------------------------------
+def _read_status(run_dir: Path) -> dict | None:
+    f = run_dir / "status.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def point_row(task: dict, status: str | None = None, error: str | None = None) -> dict:
+    """The results-table row of a point from its run directory (final metrics row)."""
+    run_dir = Path(task["out"])
+    row: dict[str, Any] = {"point": task["name"], "variant": task["variant"], "rule": task["rule"]}
+    row.update({k: v for k, v in task["values"].items() if k != "rule.name"})
+    st = _read_status(run_dir) or {}
+    row["status"] = status or st.get("status", "failed")
+    row["error"] = error if error is not None else (st.get("reason") or "")
+    mpath = run_dir / "metrics.csv"
+    if mpath.is_file() and mpath.stat().st_size > 0:
+        try:
+            df = pd.read_csv(mpath)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError):
+            df = pd.DataFrame()
+        if len(df):
+            last = df.iloc[-1]
+            row["steps"] = int(last["step"])
+            for c in df.columns:
+                if c not in ("step", "grad_norm"):
+                    row[c] = float(last[c])
+            ascending = bool(task.get("lower_is_better", True))
+            m = df["metric"].dropna()
+            if len(m):
+                row["best_metric"] = float(m.min() if ascending else m.max())
+    row["run_dir"] = str(Path("points") / task["name"])
+    return row
+
+
+@contextlib.contextmanager
+def thread_env(threads: int | None) -> Iterator[None]:
+    """Set OMP/MKL/OpenBLAS thread counts for processes started inside the block."""
+    if threads is None:
+        yield
+        return
+    old = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update({k: str(threads) for k in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_point(task: dict) -> dict:
+    """Run (or resume) one point and return its table row; never raises (errors → row).
+
+    ``task``: protocol (path), overrides, out (run dir), name, variant, rule, values,
+    threads. Runs in a worker process or a Dask worker.
+    """
+    from . import runs
+
+    run_dir = Path(task["out"])
+    overrides = list(task["overrides"])
+    if task.get("threads"):
+        overrides.append(f"train.threads={int(task['threads'])}")
+        for k in THREAD_ENV:
+            os.environ.setdefault(k, str(task["threads"]))
+    t0 = time.perf_counter()
+    try:
+        st = _read_status(run_dir)
+        if st is not None and st.get("status") in FINISHED:
+            return point_row(task)
+        if (run_dir / "config.json").is_file():
+            res = runs.resume(run_dir, progress=False)
+        else:
+            res = runs.run(task["protocol"], out=run_dir, overrides=overrides, progress=False)
+        row = point_row(task, status=res.status, error=res.reason or "")
+    except Exception as exc:  # noqa: BLE001 — one failing point must not stop the sweep
+        msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+        if run_dir.is_dir():
+            io.write_json(run_dir / "status.json", {"status": "failed", "reason": msg})
+            io.write_text(run_dir / "error.txt", traceback.format_exc())
+        row = point_row(task, status="failed", error=msg)
+    row["point_seconds"] = time.perf_counter() - t0
+    return row
+
+
+# -- executors -------------------------------------------------------------------------------
+def default_threads(workers: int) -> int:
+    """Each local worker's share of the CPU cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def _run_local(tasks: list[dict], workers: int) -> Iterator[dict]:
+    if workers <= 1:
+        for t in tasks:
+            yield run_point(t)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # no forked torch state; children inherit the thread env
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+        futs = {ex.submit(run_point, t): t for t in tasks}
+        for f in as_completed(futs):
+            try:
+                yield f.result()
+            except Exception as exc:  # noqa: BLE001 — e.g. a worker killed by the OS
+                t = futs[f]
+                yield point_row(t, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _dask_connect(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
+    """(client, cluster or None, whether we close the client) for ``scheduler``: an address,
+    ``"local"`` (a LocalCluster of ``workers`` processes on 127.0.0.1) or a Client."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise SpecError(
+            "--scheduler: needs dask[distributed] (pip install 'dask[distributed]')"
+        ) from None
+    if not isinstance(scheduler, str):  # an existing dask.distributed.Client
+        return scheduler, None, False
+    if scheduler == "local":
+        cluster = LocalCluster(
+            n_workers=max(1, workers),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        return Client(cluster), cluster, True
+    try:
+        return Client(scheduler, timeout=20), None, True
+    except (OSError, TimeoutError, ValueError) as exc:
+        msg = str(exc).replace("\n", " ")
+        raise SpecError(f"--scheduler: cannot connect to {scheduler!r}: {msg}") from None
+
+
+def _run_dask(tasks: list[dict], client: Any) -> Iterator[dict]:
+    from dask.distributed import as_completed
+
+    futs = {
+        client.submit(
+            run_point,
+            t,
+            key=f"bioplaus-{t['sweep']}-{t['name']}-{uuid.uuid4().hex[:8]}",
+            pure=False,
+        ): t
+        for t in tasks
+    }
+    for f in as_completed(list(futs)):
+        try:
+            yield f.result()
+        except Exception as exc:  # noqa: BLE001 — a lost worker, a killed process
+            t = futs[f]
+            yield point_row(t, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+# -- the sweep ---------------------------------------------------------------------------------
+def table_path(sweep: Sweep, out: Path) -> Path:
+    return out / f"results.{sweep.table}"
+
+
+def _write_table(rows: list[dict], order: list[str], path: Path, fmt: str) -> pd.DataFrame:
+    by = {r["point"]: r for r in rows}
+    df = pd.DataFrame([by[n] for n in order if n in by])
+    if fmt == "parquet":
+        io.atomic_write(path, lambda fh: df.to_parquet(fh, index=False))
+    else:
+        io.write_text(path, df.to_csv(index=False))
+    return df
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The results table of a sweep (CSV or Parquet)."""
+    path = Path(path)
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def run_sweep(
+    sweep: str | Path | Sweep,
+    out: str | Path | None = None,
+    workers: int = 1,
+    scheduler: Any = None,
+    threads: int | None = None,
+    progress: bool = True,
+    plot: bool = True,
+) -> pd.DataFrame:
+    """Run every point of ``sweep`` not yet finished; write ``OUT/results.csv`` and the
+    standard figure ``OUT/sweep.png``; return the results table (one row per point).
+
+    ``workers``: local processes (1: in this process). ``scheduler``: a Dask scheduler
+    address (``tcp://host:8786``), a ``dask.distributed.Client``, or ``"local"`` to start a
+    LocalCluster of ``workers`` processes on 127.0.0.1 (closed at the end). ``threads``:
+    train.threads per point (default: the sweep file's, else the base protocol's
+    train.threads capped at each worker's share of the cores — locally cores // workers,
+    on Dask 1 — else that share).
+    """
+    from tqdm.auto import tqdm
+
+    sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
+    if workers < 1:
+        raise SpecError(f"--workers: expected an integer >= 1 (got {workers})")
+    out = Path(out) if out is not None else Path("runs") / "sweeps" / sw.name
+    rules = validate(sw, out)  # nothing is written before every point validates
+    from .protocol import load_protocol
+    from .runs import build_task
+
+    first = load_protocol(sw.protocol, list(sw.points[0].overrides))
+    lower = build_task(first).lower_is_better
+    if threads is None:
+        threads = sw.threads
+    if threads is None:
+        # the protocol's own train.threads (the bundled ones say 1: small networks run
+        # fastest single-threaded), never more than each worker's share of the cores
+        share = 1 if scheduler is not None else default_threads(workers)
+        threads = min(first.train.threads or share, share)
+    tasks = [
+        {
+            "sweep": sw.name,
+            "protocol": str(sw.protocol),
+            "overrides": list(p.overrides),
+            "out": str((out / "points" / p.name).resolve()),
+            "name": p.name,
+            "variant": p.variant,
+            "rule": rules[p.name],
+            "values": p.values,
+            "threads": threads,
+            "lower_is_better": lower,
+        }
+        for p in sw.points
+    ]
+    order = [t["name"] for t in tasks]
+    rows: list[dict] = []
+    todo: list[dict] = []
+    for t in tasks:
+        st = _read_status(Path(t["out"]))
+        if st is not None and st.get("status") in FINISHED:
+            rows.append(point_row(t))
+        else:
+            todo.append(t)
+    tpath = table_path(sw, out)
+    with thread_env(threads), contextlib.ExitStack() as stack:
+        client = None
+        if todo and scheduler is not None:  # connect before anything is written
+            client, cluster, own = _dask_connect(scheduler, workers)
+            if own:
+                stack.callback(client.close)
+            if cluster is not None:
+                stack.callback(cluster.close)
+        out.mkdir(parents=True, exist_ok=True)
+        io.write_json(
+            out / "sweep.json",
+            {
+                "name": sw.name,
+                "sweep_file": str(sw.path.resolve()),
+                "protocol": str(sw.protocol),
+                "sweep": sw.data,
+                "points": [{"name": p.name, "overrides": list(p.overrides)} for p in sw.points],
+            },
+        )
+        bar = tqdm(
+            total=len(tasks),
+            initial=len(rows),
+            disable=not progress,
+            desc=f"sweep {sw.name}",
+            unit="run",
+            dynamic_ncols=True,
+        )
+        n_bad = sum(r["status"] != "completed" for r in rows)
+        bar.set_postfix(skipped=len(rows), not_completed=n_bad)
+        it = _run_dask(todo, client) if client is not None else _run_local(todo, workers)
+        for row in it:
+            rows.append(row)
+            n_bad += row["status"] != "completed"
+            _write_table(rows, order, tpath, sw.table)
+            bar.update(1)
+            bar.set_postfix(skipped=len(tasks) - len(todo), not_completed=n_bad)
+    bar.close()
+    df = _write_table(rows, order, tpath, sw.table)
+    if plot and sw.plot_x is not None and sw.plot_x in df.columns:
+        from .analysis.sweep_plots import plot_sweep
+
+        plot_sweep(df, out / "sweep.png", x=sw.plot_x, y=sw.plot_y, title=sw.name)
+    return df
