@@ -82,7 +82,11 @@ class ProtocolSpec(BaseModel):
 
     name: str = Field("run", description="Protocol name (recorded in the run).")
     seed: int = Field(0, ge=0, description="Root seed: every random stream derives from it.")
-    backend: Literal["torch"] = Field("torch", description="Simulation back-end used to train.")
+    backend: Literal["torch", "brian2"] = Field(
+        "torch",
+        description="Simulation back-end used to train: torch, or brian2 (rate models, rules "
+        "three-factor and anp; docs/brian2.md).",
+    )
     model: ModelSpec
     task: dict[str, Any] = Field(
         description="Task name and options, e.g. {name = 'copy', length = 10}."
@@ -99,6 +103,10 @@ class ProtocolSpec(BaseModel):
             raise ValueError(
                 "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
             )
+        if self.backend == "brian2":
+            from .backends.brian2.trainer import check_brian2_protocol
+
+            check_brian2_protocol(self)
         return self
 
 
