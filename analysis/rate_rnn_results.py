@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             out / f"{task}.png",
             labels=labels,
             title=f"{task}: every rule at equal budget (seed {args.seeds[0]})",
+            split="train" if task == "copy_fixed" else "eval",
         )
     df = pd.DataFrame(rows)
     df.to_csv(out / "results.csv", index=False)

@@ -62,9 +62,14 @@ def plot_comparison(
     labels: Sequence[str] | None = None,
     title: str | None = None,
     x: str = "step",
+    split: str = "eval",
 ) -> Path:
-    """Learning curves of several runs on one task: held-out loss and metric side by side.
-    ``x`` is "step" (updates) or "wall_time" (seconds of training)."""
+    """Learning curves of several runs on one task: loss and metric side by side.
+    ``x`` is "step" (updates) or "wall_time" (seconds of training); ``split`` is "eval"
+    (held-out trials) or "train" (the fixed batch of training trials)."""
+    if split not in ("eval", "train"):
+        raise ValueError(f"split: must be 'eval' or 'train' (got {split!r})")
+    where = "held-out" if split == "eval" else "training-set"
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     metric = "metric"
     for i, rd in enumerate(run_dirs):
@@ -75,16 +80,16 @@ def plot_comparison(
             if labels
             else f"{cfg['protocol']['rule']['name']} ({cfg['protocol']['name']})"
         )
-        a1.plot(df[x], df["eval_loss"], label=lab, color=f"C{i}")
-        a2.plot(df[x], df["metric"], label=lab, color=f"C{i}")
+        a1.plot(df[x], df[f"{split}_loss"], label=lab, color=f"C{i}")
+        a2.plot(df[x], df[f"{split}_{metric}"], label=lab, color=f"C{i}")
     xlabel = "update step" if x == "step" else "training wall time (s)"
     a1.set_yscale("log")
     a1.set_xlabel(xlabel)
-    a1.set_ylabel("held-out loss L")
-    a1.set_title("Held-out loss")
+    a1.set_ylabel(f"{where} loss L")
+    a1.set_title(f"{where.capitalize()} loss")
     a2.set_xlabel(xlabel)
-    a2.set_ylabel(f"held-out {metric}")
-    a2.set_title(f"Held-out {metric}")
+    a2.set_ylabel(f"{where} {metric}")
+    a2.set_title(f"{where.capitalize()} {metric}")
     a1.legend()
     a2.legend()
     if title:
