@@ -9,15 +9,19 @@ Public API (DESIGN §4)::
     result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
 """
 
+from . import analysis
 from .estimate import estimate
 from .params import init_params
 from .rules import RuleSpec
 from .runs import resume, run
 from .simulate import simulate
-from .spec import RateSpec, SpecError, load_model
+from .spec import LIFSpec, MLPSpec, RateSpec, SpecError, load_model
 
 __all__ = [
+    "LIFSpec",
+    "MLPSpec",
     "RateSpec",
+    "analysis",
     "RuleSpec",
     "SpecError",
     "estimate",

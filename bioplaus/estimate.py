@@ -42,6 +42,66 @@ def check_targets(
     return targets, mask
 
 
+def check_mlp_data(spec, inputs, targets, mask) -> tuple[np.ndarray, np.ndarray]:
+    """MLP data: inputs [B, n_in] (or [1, B, n_in], a T = 1 sequence as tasks produce) and
+    targets [B, n_out] (or [1, B, n_out]) → float64 [B, ·]."""
+    if mask is not None:
+        raise SpecError("mask: a feed-forward model scores every sample (pass mask=None)")
+    out = []
+    for name, arr, n in (("inputs", inputs, spec.n_in), ("targets", targets, spec.n_out)):
+        a = np.asarray(arr, dtype=np.float64)
+        if a.ndim == 3 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 2 or a.shape[1] != n or a.shape[0] == 0:
+            raise SpecError(f"{name}: expected shape [B, {n}] or [1, B, {n}], got {np.shape(arr)}")
+        if not np.all(np.isfinite(a)):
+            raise SpecError(f"{name}: contains NaN or Inf")
+        out.append(a)
+    if out[0].shape[0] != out[1].shape[0]:
+        raise SpecError(
+            f"targets: batch {out[1].shape[0]} does not match inputs' batch {out[0].shape[0]}"
+        )
+    return out[0], out[1]
+
+
+def _estimate_mlp(rs: RuleSpec, spec, params, inputs, targets, seed, mask, loss, device, td):
+    from .backends.torch.mlp import (
+        mlp_consts,
+        mlp_gradient,
+        mlp_perturbation_estimate,
+        mlp_to_torch,
+    )
+
+    if loss is not None and loss != spec.loss:
+        raise SpecError(
+            f"loss: the model's output {spec.output!r} fixes the loss to {spec.loss!r} "
+            f"(got {loss!r})"
+        )
+    if rs.name == "tbptt":
+        raise SpecError("rule: 'tbptt' needs a recurrent model (use 'bp' for an MLP)")
+    u, y = check_mlp_data(spec, inputs, targets, mask)
+    check_params(spec, params)
+    p = mlp_to_torch(params, spec.n_layers, device, td)
+    c = mlp_consts(spec)
+    x = torch.as_tensor(u, device=device, dtype=td)
+    yt = torch.as_tensor(y, device=device, dtype=td)
+    if rs.is_gradient:
+        res = mlp_gradient(p, c, x, yt)
+    else:
+        res = mlp_perturbation_estimate(
+            p,
+            c,
+            make_rule(rs, layered=True),
+            x,
+            yt,
+            torch_generator(seed, "estimate", device=device),
+            sigma=rs.sigma,
+            K=rs.K,
+            baseline=rs.baseline,
+        )
+    return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items()}
+
+
 def estimate(
     rule: str | RuleSpec,
     spec: ModelSpec,
@@ -50,7 +110,7 @@ def estimate(
     targets: np.ndarray,
     seed: int = 0,
     mask: np.ndarray | None = None,
-    loss: str = "mse",
+    loss: str | None = None,
     device: str = "cpu",
     dtype: str = "float32",
     **options,
@@ -60,12 +120,24 @@ def estimate(
     ``options`` are the rule's (``sigma``, ``signal``, ``K``, ``baseline``, ``scale``,
     ``norm``, ``k``). The noise of perturbation rules comes from a generator seeded by
     ``seed``. Returns float64 numpy arrays keyed like ``params`` (W_in, W_rec, W_out, b, b_out).
+
+    Rate RNN: inputs [T, B, n_in], targets [T, B, n_out]; ``loss`` "mse" (default) or "ce".
+    MLP (:class:`~bioplaus.spec.MLPSpec`): inputs [B, n_in] and targets [B, n_out] (a
+    leading T = 1 axis is accepted and dropped); the loss follows ``spec.output``; returns
+    W{l}, b{l}. ``bp`` is the exact gradient (an alias of ``bptt``).
     """
     from .backends.torch.bptt import bptt_estimate
     from .backends.torch.perturb import perturbation_estimate
     from .backends.torch.rate import consts_of, to_torch
 
     rs = rule_spec(rule, options)
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")
+    if spec.kind == "mlp":
+        return _estimate_mlp(
+            rs, spec, params, inputs, targets, seed, mask, loss, device, DTYPES[dtype]
+        )
+    loss = "mse" if loss is None else loss
     if loss not in LOSSES:
         raise SpecError(f"loss: unknown loss {loss!r} (choose from {list(LOSSES)})")
     if dtype not in DTYPES:
@@ -74,6 +146,12 @@ def estimate(
     targets, mask = check_targets(spec, inputs, targets, mask)
     check_params(spec, params)
     td = DTYPES[dtype]
+    if spec.kind == "lif":  # spiking network: backends/torch/lif_train.py
+        from .backends.torch.lif_train import lif_estimate
+
+        u, y = (torch.as_tensor(a, device=device, dtype=td) for a in (inputs, targets))
+        m = None if mask is None else torch.as_tensor(mask, device=device, dtype=td)
+        return lif_estimate(rs, spec, params, u, y, m, loss, seed, device)
     p = to_torch(params, device, td)
     c = consts_of(spec)
     u = torch.as_tensor(inputs, device=device, dtype=td)

@@ -21,7 +21,16 @@ def _weight(
 def init_params(spec: ModelSpec, seed: int = 0) -> Params:
     """Initial parameters for ``spec``: W_in [N, n_in], W_rec [N, N], W_out [n_out, N],
     plus b [N], b_out [n_out] when the spec has biases (zeros), and D_in [n_in, n_in],
-    D_rec [N, N] (identity) when it decorrelates. float64 arrays; backends cast."""
+    D_rec [N, N] (identity) when it decorrelates. float64 arrays; backends cast.
+    An :class:`~bioplaus.spec.MLPSpec` gets W{l}, b{l}, D{l} (see :mod:`bioplaus.mlp`)."""
+    if spec.kind == "mlp":
+        from .mlp import init_mlp_params
+
+        return init_mlp_params(spec, seed)
+    if spec.kind == "lif":  # spiking network: W_rec with zero diagonal, input/readout gains
+        from .backends.torch.lif import init_lif_params
+
+        return init_lif_params(spec, seed)
     rng = numpy_rng(seed, "init_params")
     p: Params = {
         "W_in": _weight(rng, spec.n_rec, spec.n_in, spec.weight_init),
@@ -46,6 +55,10 @@ DECORRELATORS = ("D_in", "D_rec")
 
 def check_params(spec: ModelSpec, params: Params) -> None:
     """Raise ValueError naming the key if a parameter is missing or has the wrong shape."""
+    if spec.kind == "mlp":
+        from .mlp import check_mlp_params
+
+        return check_mlp_params(spec, params)
     shapes = {
         "W_in": (spec.n_rec, spec.n_in),
         "W_rec": (spec.n_rec, spec.n_rec),

@@ -51,6 +51,9 @@ def simulate(
         noise = np.asarray(noise, dtype=np.float64)
         if noise.shape != (T, B, spec.n_rec):
             raise SpecError(f"noise: expected shape {(T, B, spec.n_rec)}, got {noise.shape}")
+    if spec.kind == "lif":  # spiking network: v [T, B, N] (backends/*/lif*.py)
+        return _simulate_lif(spec, inputs, params, backend, noise, seed, x0, device, dtype,
+                             **backend_options)  # fmt: skip
     if backend == "torch":
         return _simulate_torch(spec, inputs, params, noise, seed, x0, device, dtype)
     if backend == "brian2":
@@ -84,3 +87,18 @@ def _simulate_torch(spec, inputs, params, noise, seed, x0, device, dtype) -> np.
     with torch.no_grad():
         out = rollout(p, consts_of(spec), u, xi, x0=x0_t, keep_outputs=False)
     return out.x.cpu().double().numpy()
+
+
+def _simulate_lif(spec, inputs, params, backend, noise, seed, x0, device, dtype, **options):
+    if backend == "torch":
+        from .backends.torch.lif_train import simulate_lif_torch
+
+        return simulate_lif_torch(spec, inputs, params, noise, seed, x0, device, dtype, **options)
+    if backend == "brian2":
+        from .backends.brian2.lif import simulate_lif
+
+        try:
+            return simulate_lif(spec, inputs, params, noise=noise, seed=seed, v0=x0, **options)
+        except (ValueError, TypeError) as exc:
+            raise SpecError(str(exc)) from None
+    raise SpecError(f"backend: unknown backend {backend!r} (choose from {list(BACKENDS)})")

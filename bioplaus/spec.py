@@ -76,7 +76,177 @@ class RateSpec(_Strict):
         return self.dt / self.tau
 
 
-ModelSpec = RateSpec
+class MLPSpec(_Strict):
+    """A feed-forward multi-layer network (the multi-layer seed paper's MLP).
+
+    ``sizes = [n_in, h_1, …, h_{L−1}, n_out]`` gives L weight layers. For l = 0 … L−1::
+
+        ẑ_l = D_l h_{l−1}          (h_{−1} = input; D_l = I unless ``decorrelate``)
+        a_l = W_l ẑ_l + b_l (+ σ ξ_l in a noisy pass)
+        h_l = φ(a_l) for hidden layers;  the output is a_{L−1} (logits / linear)
+
+    ``output = "softmax_ce"``: per-sample loss −Σ_k y_k log softmax(a_{L−1})_k;
+    ``"linear_mse"``: ½‖a_{L−1} − y‖². With ``decorrelate`` every layer's input (the first
+    included) holds a decorrelating matrix D_l, as the authors' "d*" variants.
+    """
+
+    kind: Literal["mlp"] = Field("mlp", description="Model family tag.")
+    sizes: list[int] = Field(
+        min_length=2, description="Layer sizes [n_in, hidden…, n_out] (at least 2 entries)."
+    )
+    nonlinearity: Literal["leaky_relu", "tanh", "relu", "sigmoid", "linear"] = Field(
+        "leaky_relu", description="Hidden-unit nonlinearity φ."
+    )
+    negative_slope: float = Field(
+        0.2, ge=0, description="Slope of leaky_relu for a < 0 (tf.nn.leaky_relu's default 0.2)."
+    )
+    output: Literal["softmax_ce", "linear_mse"] = Field(
+        "softmax_ce", description="Output and loss: softmax + cross-entropy, or linear + MSE."
+    )
+    bias: bool = Field(True, description="Learnable bias b_l on every layer (zeros at start).")
+    decorrelate: bool = Field(
+        False, description="Hold a decorrelating matrix D_l in front of every layer's input."
+    )
+    sigma: float = Field(
+        1e-3, ge=0, description="Perturbation σ of a noisy pass (rules may override)."
+    )
+    weight_init: Literal["he_normal", "xavier_normal", "normal"] = Field(
+        "he_normal",
+        description="he_normal: std √(2/fan_in) (the authors' TF code); xavier_normal: std "
+        "√(2/(fan_in+fan_out)); normal: std 1/√fan_in.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_sizes(self) -> MLPSpec:
+        if any(n <= 0 for n in self.sizes):
+            raise ValueError(f"sizes: every layer size must be > 0 (got {self.sizes})")
+        return self
+
+    @property
+    def n_in(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers L."""
+        return len(self.sizes) - 1
+
+    @property
+    def loss(self) -> str:
+        """The loss name of :mod:`bioplaus.loss` ("ce" or "mse")."""
+        return "ce" if self.output == "softmax_ce" else "mse"
+
+    # the protocol checks these two names before allowing train.lr_decor > 0
+    @property
+    def decorrelate_input(self) -> bool:
+        return self.decorrelate
+
+    @property
+    def decorrelate_rec(self) -> bool:
+        return False
+
+
+class LIFSpec(_Strict):
+    """A recurrent network of leaky integrate-and-fire neurons (DESIGN §1, LIF network)::
+
+        τ_m dv/dt = −(v − v_rest) + I_syn + W_in û + b + I_0 + σ_v √τ_m ξ(t)
+        v ≥ θ → spike, v ← v_reset, v clamped for t_ref
+        τ_s dI_syn/dt = −I_syn ;  on a spike of j: I_syn += W_rec[:, j]
+        τ_r dr/dt = −r ;          on a spike of j: r_j += 1
+        o = W_out D_rec r + b_out
+
+    Voltages are in units of the threshold scale (θ = 1, v_rest = v_reset = 0 by default);
+    currents in the same units (a constant current I moves v towards v_rest + I).
+    ``I_0`` (``bias_current``) and ``sigma_v`` set the fluctuation-driven regime (mean
+    drive below threshold, spikes driven by fluctuations; docs/lif.md). ``sigma`` is the
+    perturbation of a noisy pass (a current η = σ ξ per step, plus σ on the readout).
+    Discretisation (torch and brian2): bioplaus.backends.torch.lif.
+    """
+
+    kind: Literal["lif"] = Field("lif", description="Model family tag.")
+    n_in: int = Field(gt=0, description="Number of input channels.")
+    n_rec: int = Field(gt=0, description="Number of LIF neurons N.")
+    n_out: int = Field(gt=0, description="Number of linear readout units.")
+    tau_m: float = Field(0.02, gt=0, description="Membrane time constant τ_m, seconds.")
+    tau_s: float = Field(0.01, gt=0, description="Synaptic time constant τ_s, seconds.")
+    tau_r: float = Field(
+        0.05, gt=0, description="Time constant τ_r of the filtered spike train r, seconds."
+    )
+    theta: float = Field(1.0, description="Spike threshold θ.")
+    v_rest: float = Field(0.0, description="Resting potential v_rest.")
+    v_reset: float = Field(0.0, description="Reset potential v_reset (< θ).")
+    t_ref: float = Field(
+        0.004, ge=0, description="Refractory period t_ref, seconds (a whole number of dt)."
+    )
+    sigma_v: float = Field(
+        0.5,
+        ge=0,
+        description="Intrinsic membrane noise σ_v (stationary std of the free membrane "
+        "potential is σ_v/√2); the same realisation drives a pair of clean/noisy passes.",
+    )
+    sigma: float = Field(
+        0.1,
+        ge=0,
+        description="Perturbation σ of a noisy pass: current noise σ ξ_t per step on every "
+        "neuron and σ ξ on the readout (rules may override).",
+    )
+    bias_current: float = Field(
+        0.7, description="Constant background current I_0 (mean drive, units of v)."
+    )
+    dt: float = Field(0.002, gt=0, description="Integration step dt, seconds.")
+    weight_init: WeightInit = Field(
+        "normal",
+        description="Initial weights: normal (std gain/√fan_in) or xavier_normal; W_rec has "
+        "zero diagonal.",
+    )
+    rec_gain: float = Field(1.0, ge=0, description="Gain g of the initial W_rec (std g/√N).")
+    in_gain: float = Field(
+        1.0, ge=0, description="Input scale: gain of the initial W_in (std in_gain/√n_in)."
+    )
+    out_gain: float = Field(1.0, ge=0, description="Gain of the initial W_out.")
+    bias: bool = Field(False, description="Learnable bias current b per neuron.")
+    out_bias: bool = Field(False, description="Learnable readout bias b_out.")
+    decorrelate_input: bool = Field(
+        False, description="Hold a decorrelating matrix D_in in front of the input."
+    )
+    decorrelate_rec: bool = Field(
+        False, description="Hold a decorrelating matrix D_rec on the filtered spike trains r."
+    )
+    surrogate_slope: float = Field(
+        25.0,
+        gt=0,
+        description="Slope k of the fast-sigmoid surrogate derivative 1/(1 + k|v − θ|)² "
+        "(BPTT baseline only).",
+    )
+    detach_reset: bool = Field(
+        True, description="BPTT: no gradient through the reset (snnTorch's default)."
+    )
+    delta: Literal["drive", "v", "spike"] = Field(
+        "spike",
+        description="ANP's δ between noisy and clean pass: the spikes s (default, best "
+        "aligned), the total synaptic drive J, or the membrane potential v (docs/lif.md).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LIFSpec:
+        if not self.v_reset < self.theta:
+            raise ValueError(f"v_reset must be < theta (got {self.v_reset} >= {self.theta})")
+        n = self.t_ref / self.dt
+        if abs(n - round(n)) > 1e-6:
+            raise ValueError(f"t_ref must be a whole number of dt (got t_ref/dt = {n:g})")
+        return self
+
+    @property
+    def n_ref(self) -> int:
+        """Refractory period in steps, round(t_ref/dt)."""
+        return int(round(self.t_ref / self.dt))
+
+
+ModelSpec = RateSpec | MLPSpec | LIFSpec
 
 
 def format_validation_error(
@@ -118,7 +288,7 @@ def spec_from_dict(data: dict, source: str | None = None, prefix: str = "") -> M
     if not isinstance(data, dict):
         raise SpecError(f"{source or 'model'}: expected a table, got {type(data).__name__}")
     kind = data.get("kind", "rate")
-    classes = {"rate": RateSpec}
+    classes = {"rate": RateSpec, "mlp": MLPSpec, "lif": LIFSpec}
     if kind not in classes:
         head = f"{source}: " if source else ""
         raise SpecError(

@@ -10,11 +10,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .layered import LayeredNodePerturbation, LayeredWeightPerturbation
 from .node_perturbation import NodePerturbation
 from .three_factor import ThreeFactor
+from .weight_perturbation import WeightPerturbation
 
-RULES = ("bptt", "tbptt", "np", "anp", "rtg-np", "three-factor")
-GRADIENT_RULES = ("bptt", "tbptt")
+RULES = ("bp", "bptt", "tbptt", "np", "anp", "inp", "wp", "rtg-np", "three-factor")
+GRADIENT_RULES = ("bp", "bptt", "tbptt")
 
 
 class RuleSpec(BaseModel):
@@ -22,9 +24,13 @@ class RuleSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    name: Literal["bptt", "tbptt", "np", "anp", "rtg-np", "three-factor"] = Field(
-        description="bptt | tbptt (truncated, k steps) | np | anp | rtg-np (reward-to-go NP) "
-        "| three-factor (online, eligibility × reward; rules/three_factor.py)."
+    name: Literal["bp", "bptt", "tbptt", "np", "anp", "inp", "wp", "rtg-np", "three-factor"] = (
+        Field(
+            description="bp / bptt (exact gradient by autograd; the same rule) | tbptt "
+            "(truncated, k steps) | np | anp | inp (iterative NP: one noisy pass per layer, "
+            "only that layer perturbed) | wp (weight perturbation) | rtg-np (reward-to-go NP) "
+            "| three-factor (online, eligibility × reward; rules/three_factor.py)."
+        )
     )
     sigma: float | None = Field(
         None, gt=0, description="Perturbation σ of the noisy pass; default: the model's sigma."
@@ -45,6 +51,17 @@ class RuleSpec(BaseModel):
         "joint", description="ANP normalisation ‖δ‖²: joint over all layers, or per layer."
     )
     k: int = Field(1, ge=1, description="Truncation length of tbptt, in steps.")
+    noise_access: Literal["difference", "own"] = Field(
+        "difference",
+        description="NP with a noisy baseline (feed-forward models): the noise NP correlates "
+        "with δℓ — the difference of both passes' noise (exact, v = 2) or only the perturbed "
+        "pass's own noise (v = 1; the paper's DNP in a system whose baseline noise is unknown).",
+    )
+    alignment: bool = Field(
+        False,
+        description="Log, at every evaluation, the angle between this rule's estimate and "
+        "the exact gradient on the fixed training batch (align_* columns; MLP models).",
+    )
     # -- three-factor options (rules/three_factor.py) --
     tau_e: float | None = Field(
         None,
@@ -108,6 +125,12 @@ class RuleSpec(BaseModel):
             bad = [k for k in three_factor_only if changed(k)]
         if bad:
             raise ValueError(f"option {bad[0]!r} does not apply to rule {self.name!r}")
+        if changed("noise_access") and (self.name != "np" or self.baseline != "noisy"):
+            raise ValueError(
+                "option 'noise_access' applies only to rule 'np' with baseline 'noisy'"
+            )
+        if self.name == "wp" and (changed("scale") or changed("norm")):
+            raise ValueError("options 'scale' and 'norm' apply to node perturbation, not 'wp'")
         if self.name == "rtg-np" and self.signal not in (None, "rtg"):
             raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
         return self
@@ -117,8 +140,11 @@ class RuleSpec(BaseModel):
         return self.name in GRADIENT_RULES
 
 
-def make_rule(spec: RuleSpec) -> NodePerturbation:
-    """The perturbation estimator of a (non-gradient) rule spec."""
+def make_rule(
+    spec: RuleSpec, layered: bool = False
+) -> NodePerturbation | WeightPerturbation | LayeredNodePerturbation | LayeredWeightPerturbation:
+    """The perturbation estimator of a (non-gradient) rule spec: for the rate RNN, or for a
+    layered feed-forward network when ``layered`` (where the credit signal is moot: T = 1)."""
     if spec.is_gradient:
         raise ValueError(f"rule {spec.name!r} is computed by autograd, not a perturbation rule")
     if spec.name == "three-factor":
@@ -126,8 +152,19 @@ def make_rule(spec: RuleSpec) -> NodePerturbation:
             "rule 'three-factor' changes weights online during trials: train it with bp.run "
             "(no one-batch gradient estimate)"
         )
-    kind = "np" if spec.name in ("np", "rtg-np") else "anp"
+    if layered:
+        if spec.name == "wp":
+            return LayeredWeightPerturbation()
+        kind = "np" if spec.name == "rtg-np" else spec.name
+        return LayeredNodePerturbation(
+            kind=kind, scale=spec.scale, norm=spec.norm, own_noise=spec.noise_access == "own"
+        )
+    if spec.noise_access == "own":
+        raise ValueError("noise_access 'own' is implemented for feed-forward (mlp) models only")
     signal = spec.signal or ("rtg" if spec.name == "rtg-np" else "local")
+    if spec.name == "wp":
+        return WeightPerturbation(signal=signal)
+    kind = "np" if spec.name in ("np", "rtg-np") else spec.name
     return NodePerturbation(kind=kind, signal=signal, scale=spec.scale, norm=spec.norm)
 
 
@@ -142,4 +179,14 @@ def make_three_factor(spec: RuleSpec, dt: float) -> ThreeFactor:
     )
 
 
-__all__ = ["RULES", "NodePerturbation", "RuleSpec", "ThreeFactor", "make_rule", "make_three_factor"]
+__all__ = [
+    "RULES",
+    "LayeredNodePerturbation",
+    "LayeredWeightPerturbation",
+    "NodePerturbation",
+    "RuleSpec",
+    "ThreeFactor",
+    "WeightPerturbation",
+    "make_rule",
+    "make_three_factor",
+]

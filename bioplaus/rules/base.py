@@ -25,6 +25,9 @@ class StepRecord(NamedTuple):
     eps_x: Tensor  # [P, N] injected hidden noise, pass A minus pass B
     eps_o: Tensor  # [P, n_out] injected readout noise, pass A minus pass B
     dl: Tensor  # [P] δℓ_t = m_t (ℓ_A − ℓ_B)
+    # INP: 1 on the rows whose pass perturbed only the hidden layer / only the readout
+    hid_on: Tensor | None = None  # [P]
+    out_on: Tensor | None = None  # [P]
 
 
 class Context(NamedTuple):

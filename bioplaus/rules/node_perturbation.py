@@ -3,6 +3,9 @@
 Postsynaptic signal e_t (per sample, per perturbed layer):
 
     NP :  e_t = ε_t / (v σ²)                       ε the injected noise (A − B), v = 1 or 2
+    INP:  e_t = n α δx_t / ‖δx_t‖² on rows whose pass perturbed only the hidden layer,
+          n_out δo_t / ‖δo_t‖² on rows that perturbed only the readout (zero elsewhere);
+          the driver runs one perturbed pass per layer, stacked (iterative NP)
     ANP:  e_t = c α δx_t / ‖δ_t‖² (hidden),  c δo_t / ‖δ_t‖² (readout)
           ‖δ_t‖² = ‖δx_t‖² + ‖δo_t‖² ("joint", per sample over all perturbed units, as the
           multi-layer seed paper's code) or per layer ("layer"); c = number of perturbed units
@@ -32,7 +35,7 @@ from .base import Context, Estimate, StepRecord
 
 Tensor = torch.Tensor
 Signal = Literal["local", "trial", "rtg"]
-Kind = Literal["np", "anp"]
+Kind = Literal["np", "anp", "inp"]
 Norm = Literal["joint", "layer"]
 
 _TINY = 1e-30
@@ -55,8 +58,8 @@ class NodePerturbation:
         scale: str | float = "n",
         norm: Norm = "joint",
     ) -> None:
-        if kind not in ("np", "anp"):
-            raise ValueError(f"kind: must be 'np' or 'anp' (got {kind!r})")
+        if kind not in ("np", "anp", "inp"):
+            raise ValueError(f"kind: must be 'np', 'anp' or 'inp' (got {kind!r})")
         if signal not in ("local", "trial", "rtg"):
             raise ValueError(f"signal: must be 'local', 'trial' or 'rtg' (got {signal!r})")
         if norm not in ("joint", "layer"):
@@ -67,6 +70,8 @@ class NodePerturbation:
             raise ValueError(f"scale: must be > 0 (got {scale})")
         self.kind, self.signal, self.scale, self.norm = kind, signal, scale, norm
         self.name = kind if signal == "local" else f"{kind}-{signal}"
+        #: INP: the driver runs one perturbed pass per layer (hidden only, readout only)
+        self.iterative = kind == "inp"
 
     # -- postsynaptic signals -------------------------------------------------------------
     def _c(self, n_units: int) -> float:
@@ -84,6 +89,13 @@ class NodePerturbation:
         sx = (rec.dx * rec.dx).sum(-1, keepdim=True)
         so = (rec.do * rec.do).sum(-1, keepdim=True)
         N, n_out = rec.dx.shape[-1], rec.do.shape[-1]
+        if self.kind == "inp":
+            e_h = rec.dx * (ctx.alpha * self._c(N) / sx.clamp_min(_TINY))
+            e_o = rec.do * (self._c(n_out) / so.clamp_min(_TINY))
+            if rec.hid_on is not None:
+                e_h = e_h * rec.hid_on[:, None]
+                e_o = e_o * rec.out_on[:, None]
+            return e_h, e_o
         if self.norm == "joint":
             c = self._c(N + n_out)
             inv = c / (sx + so).clamp_min(_TINY)

@@ -7,16 +7,22 @@ import inspect
 from .base import Batch, Task
 from .context import ContextTask
 from .copy import CopyTask
+from .copy_rate import RateCodedCopyTask
 from .decision import DecisionTask
 from .delayed_match import DelayedMatchTask
+from .digits import DigitsTask
 from .mackey_glass import MackeyGlassTask
 from .pattern import PatternTask
+from .synthetic import SyntheticTask
 
 TASKS: dict[str, type[Task]] = {"copy": CopyTask, "mackey_glass": MackeyGlassTask}
 TASKS["delayed_match"] = DelayedMatchTask
 TASKS["decision"] = DecisionTask
 TASKS["context"] = ContextTask
 TASKS["pattern"] = PatternTask
+TASKS["copy_rate"] = RateCodedCopyTask
+TASKS["digits"] = DigitsTask
+TASKS["synthetic"] = SyntheticTask
 
 __all__ = [
     "TASKS",

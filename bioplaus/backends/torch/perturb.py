@@ -5,8 +5,13 @@ stacked in one batch of B_b + K·B rows, so every step is one matmul. The rule s
 :class:`~bioplaus.rules.base.StepRecord` per step and accumulates its estimate online:
 memory is independent of the sequence length T (outputs are kept only when asked).
 
-Row layout:  [ baseline rows (B, or K·B when noisy) | perturbed rows (K·B) ];
-perturbed row i pairs with baseline row i mod B (clean) or i (noisy).
+Row layout:  [ baseline rows (B, or P when noisy) | perturbed rows (P = K·G·B) ];
+perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, except for INP
+(iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
+the readout (group 1); a noisy baseline row carries the same pattern as its partner.
+
+Weight perturbation (rule "wp") runs the same layout with per-row weight noise ΔW instead
+of node noise (:func:`weight_perturbation_estimate`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord
+from ...rules.weight_perturbation import WPRecord
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
 
 Tensor = torch.Tensor
@@ -59,6 +65,11 @@ def perturbation_estimate(
     x0: Tensor | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
+    if getattr(rule, "kind", None) == "wp":
+        return weight_perturbation_estimate(
+            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
+            baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
+        )  # fmt: skip
     sigma = c.sigma if sigma is None else sigma
     if not sigma > 0:
         raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
@@ -69,14 +80,20 @@ def perturbation_estimate(
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype
-    P = K * B
+    iterative = bool(getattr(rule, "iterative", False))
+    G = 2 if iterative else 1
+    P = K * G * B
     noisy_base = baseline == "noisy"
     Bb = P if noisy_base else B
     S = Bb + P
     src = torch.arange(S, device=dev) % B  # input/target row for every stacked row
     src_pert = src[Bb:]
     pair = torch.arange(P, device=dev) % Bb  # baseline row of each perturbed row
-    simple = K == 1 and not noisy_base  # rows pair one-to-one: slices instead of gathers
+    simple = K == 1 and not noisy_base and not iterative  # rows pair one-to-one: slices
+    hid_on = out_on = None
+    if iterative:
+        grp = (torch.arange(P, device=dev) // B) % G
+        hid_on, out_on = (grp == 0).to(dt), (grp == 1).to(dt)
     gain = sigma * c.alpha**0.5
 
     with torch.no_grad():
@@ -110,6 +127,10 @@ def perturbation_estimate(
                 if noisy_base
                 else zeros_b
             )
+            if iterative:
+                xi_a = xi_a * hid_on[:, None]
+                if noisy_base:
+                    xi_b = xi_b * hid_on[:, None]
             r_prev = s.r_hat
             x = (
                 torch.lerp(s.x, torch.addmm(drive, r_prev, p.W_rec.T), c.alpha)
@@ -125,6 +146,10 @@ def perturbation_estimate(
                 if noisy_base
                 else zeros_bo
             )
+            if iterative:
+                xo_a = xo_a * out_on[:, None]
+                if noisy_base:
+                    xo_b = xo_b * out_on[:, None]
             o = readout(p, r_hat) + sigma * torch.cat([xo_b, xo_a])
             y = targets[t]
             ell = step_loss(loss_kind, o, y.repeat(2, 1) if simple else y[src])
@@ -157,8 +182,114 @@ def perturbation_estimate(
                 eps_x=gain * (xi_a - xib),
                 eps_o=sigma * (xo_a - xob),
                 dl=dl,
+                hid_on=hid_on,
+                out_on=out_on,
             )
             state_rule = rule.accumulate(state_rule, rec, ctx)
+            dS += dl
+            if keep_outputs:
+                outs.append(o[:B])
+            if "D_in" in yy:
+                yy["D_in"].addmm_(u_hat.T, u_hat)
+            if "D_rec" in yy:
+                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+        norm_b = normaliser(mask, T, B)
+        est = rule.finalize(state_rule, dS, norm_b * K)
+    return PassResult(
+        grads=split_grads(p, est.hid, est.out),
+        loss=float(sum_lb) / (norm_b * Bb / B),
+        loss_perturbed=float(sum_la) / (norm_b * K * G),
+        outputs=torch.stack(outs) if keep_outputs else None,
+        decor={k: (v, float(T * B)) for k, v in yy.items()},
+    )
+
+
+def weight_perturbation_estimate(
+    p: RateParams,
+    c: RateConsts,
+    rule,
+    inputs: Tensor,
+    targets: Tensor,
+    mask: Tensor | None,
+    loss_kind: str,
+    generator: torch.Generator,
+    *,
+    sigma: float | None = None,
+    K: int = 1,
+    baseline: str = "clean",
+    keep_outputs: bool = False,
+    decor: tuple[str, ...] = (),
+    x0: Tensor | None = None,
+) -> PassResult:
+    """WP on the rate RNN (rules/weight_perturbation.py): each perturbed row runs with its own
+    weights W + ΔW_t, ΔW_t ~ N(0, σ²) entrywise, fresh every step, no node noise::
+
+        x_t = (1 − α) x_{t−1} + α (W_hid + ΔW_t) [û_t; r̂_{t−1}; 1] ,  o_t = (W_o + ΔV_t) [r̂_t; 1]
+    """
+    sigma = c.sigma if sigma is None else sigma
+    if not sigma > 0:
+        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
+    if baseline not in ("clean", "noisy"):
+        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
+    if K < 1:
+        raise ValueError(f"K: must be >= 1 (got {K})")
+    T, B = inputs.shape[0], inputs.shape[1]
+    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    dev, dt = inputs.device, inputs.dtype
+    P = K * B
+    noisy_base = baseline == "noisy"
+    Bb = P if noisy_base else B
+    S = Bb + P
+    src = torch.arange(S, device=dev) % B
+    pair = torch.arange(P, device=dev) % Bb
+
+    def randn(*shape: int) -> Tensor:
+        return sigma * torch.randn(shape, generator=generator, device=dev, dtype=dt)
+
+    with torch.no_grad():
+        cc = c._replace(sigma=0.0)
+        ones_h = [torch.ones(S, 1, device=dev, dtype=dt)] if p.b is not None else []
+        ones_o = [torch.ones(S, 1, device=dev, dtype=dt)] if p.b_out is not None else []
+        W_h = torch.cat([p.W_in, p.W_rec, *([p.b[:, None]] if p.b is not None else [])], 1)
+        W_o = torch.cat([p.W_out, *([p.b_out[:, None]] if p.b_out is not None else [])], 1)
+        M_h, M_o = W_h.shape[1], W_o.shape[1]
+        state_rule = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
+        ctx = Context(c.alpha, sigma, 2.0 if noisy_base else 1.0)
+        s = init_state(p, cc, S, None if x0 is None else x0[src])
+        dS = torch.zeros(P, device=dev, dtype=dt)
+        sum_lb = torch.zeros((), device=dev, dtype=dt)
+        sum_la = torch.zeros((), device=dev, dtype=dt)
+        outs = []
+        yy = {
+            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
+            for k in decor
+        }
+        lo = 0 if noisy_base else Bb  # first row that carries weight noise
+        for t in range(T):
+            u_hat = decorrelate(p.D_in, inputs[t])
+            z_h = torch.cat([u_hat[src], s.r_hat, *ones_h], 1)
+            dWh = randn(S - lo, N, M_h)
+            pre = z_h @ W_h.T
+            pre[lo:] += torch.bmm(dWh, z_h[lo:, :, None])[:, :, 0]
+            x = torch.lerp(s.x, pre, c.alpha) if c.alpha != 1.0 else pre
+            r_hat = decorrelate(p.D_rec, c.phi(x))
+            s = RateState(x, r_hat)
+            z_o = torch.cat([r_hat, *ones_o], 1)
+            dWo = randn(S - lo, n_out, M_o)
+            o = z_o @ W_o.T
+            o[lo:] += torch.bmm(dWo, z_o[lo:, :, None])[:, :, 0]
+            ell = step_loss(loss_kind, o, targets[t][src])
+            if mask is not None:
+                ell = ell * mask[t][src]
+            ell_b, ell_a = ell[:Bb], ell[Bb:]
+            sum_lb += ell_b.sum()
+            sum_la += ell_a.sum()
+            dl = ell_a - ell_b[pair]
+            if noisy_base:
+                dh, do_ = dWh[Bb:] - dWh[:Bb], dWo[Bb:] - dWo[:Bb]
+            else:
+                dh, do_ = dWh, dWo
+            state_rule = rule.accumulate(state_rule, WPRecord(t, dh, do_, dl), ctx)
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])

@@ -25,6 +25,7 @@ from ...random import child_seed, numpy_rng, torch_generator
 from ...rules import make_rule, make_three_factor
 from ...rules.decorrelation import decorrelation_update
 from ...tasks.base import Batch, Task
+from . import lif_train
 from .bptt import bptt_estimate
 from .online import OnlineThreeFactor
 from .perturb import perturbation_estimate
@@ -56,7 +57,8 @@ class Trainer:
             torch.set_num_threads(tr.threads)
         self.device = torch.device(tr.device)
         self.dtype = DTYPES[tr.dtype]
-        self.consts = consts_of(protocol.model)
+        self.lif = protocol.model.kind == "lif"  # spiking network: lif_train.py
+        self.consts = (lif_train.consts_of if self.lif else consts_of)(protocol.model)
         p = to_torch(params, self.device, self.dtype)
         self.weights = {
             k: getattr(p, k).clone().requires_grad_(True)
@@ -86,6 +88,8 @@ class Trainer:
             if rs.name == "three-factor"
             else None
         )
+        if self.online is not None and self.lif:
+            self.online = lif_train.make_online(protocol, task)
         self.rule = None if rs.is_gradient or self.online is not None else make_rule(rs)
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
@@ -115,7 +119,9 @@ class Trainer:
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         p = self.params()
         loss_kind = self.task.loss
-        if self.online is not None:
+        if self.lif:
+            res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
+        elif self.online is not None:
             types = getattr(self.task, "trial_type", None)
             res = self.online.estimate(
                 p,
@@ -190,6 +196,8 @@ class Trainer:
     def outputs(self, batch: Batch) -> np.ndarray:
         """Clean (σ = 0) outputs on ``batch`` → numpy [T, B, n_out]."""
         u = self._tensor(batch.inputs)
+        if self.lif:
+            return lif_train.trainer_outputs(self, u).cpu().double().numpy()
         with torch.no_grad():
             out = rollout(self.params(), self.consts, u, noise_source((0,)), keep_states=False)
         return out.o.cpu().double().numpy()

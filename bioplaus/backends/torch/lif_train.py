@@ -1,0 +1,144 @@
+"""Dispatch of ``bp.simulate``, ``bp.estimate`` and the trainer to the LIF back-end.
+
+Kept apart so the shared modules only need a one-line branch on ``spec.kind == "lif"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...random import torch_generator
+from ...rules import RuleSpec, make_rule
+from ...spec import LIFSpec, SpecError
+from .lif import consts_of, to_torch
+from .lif_bptt import lif_bptt_estimate
+from .lif_online import LIFOnlineThreeFactor
+from .lif_perturb import lif_perturbation_estimate
+from .lif_rollout import background, eval_outputs, rollout
+from .perturb import PassResult
+
+Tensor = torch.Tensor
+LEARNABLE = ("W_in", "W_rec", "W_out", "b", "b_out")
+
+
+def simulate_lif_torch(
+    spec: LIFSpec,
+    inputs: np.ndarray,
+    params: dict[str, np.ndarray],
+    noise: np.ndarray | None,
+    seed: int,
+    v0: np.ndarray | None,
+    device: str,
+    dtype: str,
+    spikes: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Membrane potentials v [T, B, N] (and spikes, with ``spikes=True``) on torch."""
+    td = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    p = to_torch(params, device, td)
+    c = consts_of(spec)
+    u = torch.as_tensor(inputs, device=device, dtype=td)
+    T, B, _ = inputs.shape
+    xi = background(
+        c,
+        (B, spec.n_rec),
+        noise=None if noise is None else torch.as_tensor(noise, device=device, dtype=td),
+        generator=torch_generator(seed, "simulate", device=device),
+        device=device,
+        dtype=td,
+    )
+    v0_t = None if v0 is None else torch.as_tensor(v0, device=device, dtype=td)
+    with torch.no_grad():
+        out = rollout(p, c, u, xi, v0=v0_t, keep_outputs=False)
+    v = out.v.cpu().double().numpy()
+    return (v, out.s.cpu().double().numpy()) if spikes else v
+
+
+def lif_estimate(
+    rs: RuleSpec,
+    spec: LIFSpec,
+    params: dict[str, np.ndarray],
+    u: Tensor,
+    y: Tensor,
+    m: Tensor | None,
+    loss: str,
+    seed: int,
+    device: str,
+) -> dict[str, np.ndarray]:
+    """``bp.estimate`` for a LIF spec: surrogate BPTT (bptt/tbptt) or a perturbation rule.
+    The background noise of BPTT and of the perturbation pair come from ``seed``."""
+    p = to_torch(params, device, u.dtype)
+    c = consts_of(spec)
+    if rs.is_gradient:
+        res = lif_bptt_estimate(
+            p, c, u, y, m, loss, k=rs.k if rs.name == "tbptt" else None,
+            generator=torch_generator(seed, "estimate", device=device),
+        )  # fmt: skip
+    else:
+        try:
+            res = lif_perturbation_estimate(
+                p, c, make_rule(rs), u, y, m, loss,
+                torch_generator(seed, "estimate", device=device),
+                sigma=rs.sigma, K=rs.K, baseline=rs.baseline, delta=spec.delta,
+            )  # fmt: skip
+        except ValueError as exc:  # an option the LIF driver does not support: one line
+            raise SpecError(str(exc)) from None
+    return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items() if k in LEARNABLE}
+
+
+def make_online(protocol: Any, task: Any) -> LIFOnlineThreeFactor:
+    """The trainer's online three-factor handle for a LIF protocol."""
+    from ...rules import make_three_factor
+
+    rs = protocol.rule
+    return LIFOnlineThreeFactor(
+        make_three_factor(rs, protocol.model.dt),
+        rs.sigma,
+        int(getattr(task, "n_trial_types", 1)),
+        protocol.train.batch_size,
+    )
+
+
+def trainer_estimate(
+    trainer: Any,
+    batch: Any,
+    u: Tensor,
+    y: Tensor,
+    m: Tensor | None,
+    loss_kind: str,
+    decor: tuple[str, ...],
+) -> PassResult:
+    """One update's estimate for :class:`.trainer.Trainer` on a LIF model."""
+    rs, spec = trainer.protocol.rule, trainer.protocol.model
+    p, c = trainer.params(), trainer.consts
+    if trainer.online is not None:
+        types = getattr(trainer.task, "trial_type", None)
+        types = None if types is None else torch.as_tensor(types(batch), device=u.device)
+        return trainer.online.estimate(p, c, u, y, m, loss_kind, trainer.gen_noise, types, decor)
+    if trainer.rule is None:
+        return lif_bptt_estimate(
+            p, c, u, y, m, loss_kind, k=rs.k if rs.name == "tbptt" else None,
+            generator=trainer.gen_noise, decor=decor,
+        )  # fmt: skip
+    return lif_perturbation_estimate(
+        p, c, trainer.rule, u, y, m, loss_kind, trainer.gen_noise,
+        sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor, delta=spec.delta,
+    )  # fmt: skip
+
+
+def trainer_outputs(trainer: Any, u: Tensor) -> Tensor:
+    """Unperturbed outputs on a fixed background-noise realisation (see
+    :func:`.lif_rollout.eval_outputs`)."""
+    return eval_outputs(trainer.params(), trainer.consts, u, seed=trainer.protocol.seed)
+
+
+__all__ = [
+    "consts_of",
+    "lif_estimate",
+    "make_online",
+    "simulate_lif_torch",
+    "trainer_estimate",
+    "trainer_outputs",
+]
