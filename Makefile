@@ -29,5 +29,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[docs]" && $(BIN)/mkdocs build --strict
+
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
