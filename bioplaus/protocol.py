@@ -87,12 +87,14 @@ class ProtocolSpec(BaseModel):
         description="Simulation back-end used to train: torch, or brian2 (rate models, rules "
         "three-factor and anp; docs/brian2.md).",
     )
-    model: ModelSpec
+    model: ModelSpec = Field(
+        description="The model: a file path, an inline table, or {base = path, key = value}."
+    )
     task: dict[str, Any] = Field(
         description="Task name and options, e.g. {name = 'copy', length = 10}."
     )
-    rule: RuleSpec
-    train: TrainSpec
+    rule: RuleSpec = Field(description="The learning rule and its options ([rule] table).")
+    train: TrainSpec = Field(description="The training schedule ([train] table).")
 
     @model_validator(mode="after")
     def _consistent(self) -> ProtocolSpec:

@@ -35,6 +35,9 @@ from .tasks.base import Task
 
 
 class RunResult(NamedTuple):
+    """What :func:`run` and :func:`resume` return: the metrics table, the final parameters,
+    the run directory, and ``completed`` or ``diverged`` with the reason."""
+
     metrics: pd.DataFrame
     params: dict[str, np.ndarray]
     out: Path
@@ -71,6 +74,11 @@ def build_task(protocol: ProtocolSpec, source: str | None = None) -> Task:
             raise SpecError(
                 f"{head}model.{key}: {getattr(m, key)} does not match task {name!r} ({key}={want})"
             )
+    if m.kind == "mlp" and task.loss != m.loss:
+        raise SpecError(
+            f"{head}model.output: {m.output!r} uses loss {m.loss!r} but task {name!r} is "
+            f"scored with {task.loss!r}"
+        )
     if protocol.train.device.startswith("cuda"):
         import torch
 
@@ -164,6 +172,11 @@ def _train(
 ) -> RunResult:
     from .analysis.plots import plot_run
     from .backends.torch.trainer import DivergedError, Trainer
+
+    if spec.model.kind == "mlp":  # feed-forward models: same trainer contract
+        from .backends.torch.mlp_trainer import MLPTrainer as Trainer
+    if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
+        from .backends.brian2.trainer import Brian2Trainer as Trainer
 
     tr = spec.train
     trainer = Trainer(spec, task, params)

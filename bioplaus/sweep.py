@@ -622,7 +622,8 @@ def run_sweep(
             bar.set_postfix(skipped=len(tasks) - len(todo), not_completed=n_bad)
     bar.close()
     df = _write_table(rows, order, tpath, sw.table)
-    if plot and sw.plot_x is not None and sw.plot_x in df.columns:
+    # no figure when no point produced the plotted column (e.g. every point failed)
+    if plot and sw.plot_x is not None and sw.plot_x in df.columns and sw.plot_y in df.columns:
         from .analysis.sweep_plots import plot_sweep
 
         plot_sweep(df, out / "sweep.png", x=sw.plot_x, y=sw.plot_y, title=sw.name)

@@ -6,13 +6,18 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from .. import io
 
-from .. import io  # noqa: E402
+
+def subplots(*args, **kwargs):
+    """``Figure(...).subplots(...)`` without pyplot: no global figure manager, so runs in
+    threads (a Dask worker with processes=False) can draw at the same time."""
+    figsize = kwargs.pop("figsize", None)
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _run_info(run_dir: Path) -> tuple[pd.DataFrame, dict]:
@@ -22,7 +27,6 @@ def _run_info(run_dir: Path) -> tuple[pd.DataFrame, dict]:
 
 def _save(fig, path: Path) -> Path:
     io.atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
-    plt.close(fig)
     return path
 
 
@@ -39,7 +43,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     df, cfg = _run_info(run_dir)
     proto = cfg["protocol"]
     metric = _metric_name(cfg, df)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = subplots(1, 2, figsize=(10, 3.8))
     a1.plot(df["step"], df["loss"], label="training batch (clean)")
     a1.plot(df["step"], df["eval_loss"], label="held-out")
     a1.set_yscale("log")
@@ -70,7 +74,7 @@ def plot_comparison(
     if split not in ("eval", "train"):
         raise ValueError(f"split: must be 'eval' or 'train' (got {split!r})")
     where = "held-out" if split == "eval" else "training-set"
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a1, a2) = subplots(1, 2, figsize=(11, 4))
     metric = "metric"
     for i, rd in enumerate(run_dirs):
         df, cfg = _run_info(Path(rd))
