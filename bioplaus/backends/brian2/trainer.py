@@ -17,8 +17,6 @@ run draws the same noise as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -29,7 +27,7 @@ from ...rules.three_factor import TrialState
 from ...tasks.base import Batch, Task
 from ..torch.perturb import PassResult, split_grads
 from ..torch.rate import RateParams
-from ..torch.trainer import DivergedError, StepInfo, Trainer
+from ..torch.trainer import StepInfo, Trainer, apply_estimate
 from .context import DEFAULT_TARGET
 from .learning import run_trials
 from .rate import PHI_NUMPY, simulate_rate
@@ -152,27 +150,7 @@ class Brian2Trainer(Trainer):
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         res = self._estimate(batch, decor_keys)
-        grads = res.grads
-        gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
-        if not math.isfinite(gnorm) or not math.isfinite(res.loss):
-            raise DivergedError(
-                f"non-finite loss or gradient estimate at step {self.step_count + 1}"
-            )
-        scale = 1.0
-        if tr.grad_clip is not None and gnorm > tr.grad_clip:
-            scale = tr.grad_clip / gnorm
-        for k, w in self.weights.items():
-            w.grad = grads[k] * scale if scale != 1.0 else grads[k]
-        from ...rules.decorrelation import decorrelation_update
-
-        with torch.no_grad():
-            for k, (yy, count) in res.decor.items():
-                self.decor[k] = decorrelation_update(self.decor[k], yy, count, tr.lr_decor)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.step_count += 1
-        self._guard()
-        return StepInfo(self.step_count, res.loss, res.loss_perturbed, gnorm)
+        return apply_estimate(self, res)
 
     # -- evaluation on brian2 (σ = 0) ----------------------------------------------------
     def outputs(self, batch: Batch) -> np.ndarray:

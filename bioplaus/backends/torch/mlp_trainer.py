@@ -26,7 +26,6 @@ from ...loss import step_loss
 from ...protocol import ProtocolSpec
 from ...random import numpy_rng, torch_generator
 from ...rules import make_rule
-from ...rules.decorrelation import decorrelation_update
 from ...tasks.base import Batch, Task
 from .mlp import (
     MLPParams,
@@ -37,7 +36,15 @@ from .mlp import (
     mlp_to_torch,
     predict,
 )
-from .trainer import DTYPES, DivergedError, StepInfo, _np_rng_from_tensor, _np_state_tensor
+from .trainer import (
+    DTYPES,
+    DivergedError,
+    StepInfo,
+    _np_rng_from_tensor,
+    _np_state_tensor,
+    apply_estimate,
+    guard,
+)
 
 
 def _static(a: np.ndarray) -> np.ndarray:
@@ -136,37 +143,10 @@ class MLPTrainer:
         x, y = self._tensor(batch.inputs), self._tensor(batch.targets)
         decor = bool(self.decor) and tr.lr_decor > 0
         res = self._estimate(x, y, self.gen_noise, decor)
-        grads = res.grads
-        gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
-        if not math.isfinite(gnorm) or not math.isfinite(res.loss):
-            raise DivergedError(
-                f"non-finite loss or gradient estimate at step {self.step_count + 1}"
-            )
-        scale = 1.0
-        if tr.grad_clip is not None and gnorm > tr.grad_clip:
-            scale = tr.grad_clip / gnorm
-        for k, w in self.weights.items():
-            w.grad = grads[k] * scale if scale != 1.0 else grads[k]
-        with torch.no_grad():
-            for k, (zz, count) in res.decor.items():
-                self.decor[k] = decorrelation_update(self.decor[k], zz, count, tr.lr_decor)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.step_count += 1
-        self._guard()
-        return StepInfo(self.step_count, res.loss, res.loss_perturbed, gnorm)
+        return apply_estimate(self, res)
 
     def _guard(self) -> None:
-        bound = self.protocol.train.max_abs_weight
-        for k, v in [*self.weights.items(), *self.decor.items()]:
-            a = v.detach()
-            if not bool(torch.isfinite(a).all()):
-                raise DivergedError(f"{k} became NaN/Inf at step {self.step_count}")
-            mx = float(a.abs().max())
-            if mx > bound:
-                raise DivergedError(
-                    f"|{k}| reached {mx:.3g} > max_abs_weight={bound:g} at step {self.step_count}"
-                )
+        guard(self)
 
     # -- evaluation -------------------------------------------------------------------------
     def outputs(self, batch: Batch) -> np.ndarray:

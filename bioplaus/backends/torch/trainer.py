@@ -46,6 +46,45 @@ class StepInfo(NamedTuple):
     grad_norm: float
 
 
+def apply_estimate(t, res) -> StepInfo:
+    """The end of every update, shared by all trainers: check the estimate, clip its global
+    norm, decorrelate (D ← D − η_D offdiag(⟨yyᵀ⟩) D), step the optimizer, guard the weights.
+
+    ``t`` has ``weights``, ``decor``, ``opt``, ``protocol`` and ``step_count``."""
+    tr = t.protocol.train
+    grads = res.grads
+    gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
+    if not math.isfinite(gnorm) or not math.isfinite(res.loss):
+        raise DivergedError(f"non-finite loss or gradient estimate at step {t.step_count + 1}")
+    scale = 1.0
+    if tr.grad_clip is not None and gnorm > tr.grad_clip:
+        scale = tr.grad_clip / gnorm
+    for k, w in t.weights.items():
+        w.grad = grads[k] * scale if scale != 1.0 else grads[k]
+    with torch.no_grad():
+        for k, (yy, count) in res.decor.items():
+            t.decor[k] = decorrelation_update(t.decor[k], yy, count, tr.lr_decor)
+    t.opt.step()
+    t.opt.zero_grad(set_to_none=True)
+    t.step_count += 1
+    guard(t)
+    return StepInfo(t.step_count, res.loss, res.loss_perturbed, gnorm)
+
+
+def guard(t) -> None:
+    """Divergence guard: NaN/Inf or a weight beyond ``train.max_abs_weight`` stops the run."""
+    bound = t.protocol.train.max_abs_weight
+    for k, v in [*t.weights.items(), *t.decor.items()]:
+        a = v.detach()
+        if not bool(torch.isfinite(a).all()):
+            raise DivergedError(f"{k} became NaN/Inf at step {t.step_count}")
+        mx = float(a.abs().max())
+        if mx > bound:
+            raise DivergedError(
+                f"|{k}| reached {mx:.3g} > max_abs_weight={bound:g} at step {t.step_count}"
+            )
+
+
 class Trainer:
     """Holds the weights, optimizer and random generators of one run."""
 
@@ -160,37 +199,10 @@ class Trainer:
                 baseline=rs.baseline,
                 decor=decor_keys,
             )
-        grads = res.grads
-        gnorm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads.values()))
-        if not math.isfinite(gnorm) or not math.isfinite(res.loss):
-            raise DivergedError(
-                f"non-finite loss or gradient estimate at step {self.step_count + 1}"
-            )
-        scale = 1.0
-        if tr.grad_clip is not None and gnorm > tr.grad_clip:
-            scale = tr.grad_clip / gnorm
-        for k, w in self.weights.items():
-            w.grad = grads[k] * scale if scale != 1.0 else grads[k]
-        with torch.no_grad():
-            for k, (yy, count) in res.decor.items():
-                self.decor[k] = decorrelation_update(self.decor[k], yy, count, tr.lr_decor)
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.step_count += 1
-        self._guard()
-        return StepInfo(self.step_count, res.loss, res.loss_perturbed, gnorm)
+        return apply_estimate(self, res)
 
     def _guard(self) -> None:
-        bound = self.protocol.train.max_abs_weight
-        for k, v in [*self.weights.items(), *self.decor.items()]:
-            a = v.detach()
-            if not bool(torch.isfinite(a).all()):
-                raise DivergedError(f"{k} became NaN/Inf at step {self.step_count}")
-            mx = float(a.abs().max())
-            if mx > bound:
-                raise DivergedError(
-                    f"|{k}| reached {mx:.3g} > max_abs_weight={bound:g} at step {self.step_count}"
-                )
+        guard(self)
 
     # -- evaluation -------------------------------------------------------------------------
     def outputs(self, batch: Batch) -> np.ndarray:
