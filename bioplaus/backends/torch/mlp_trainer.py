@@ -40,10 +40,10 @@ from .trainer import (
     DTYPES,
     DivergedError,
     StepInfo,
-    _np_rng_from_tensor,
-    _np_state_tensor,
     apply_estimate,
+    base_state,
     guard,
+    load_base_state,
 )
 
 
@@ -186,24 +186,9 @@ class MLPTrainer:
 
     # -- checkpoint -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
-            "step": self.step_count,
-            "weights": {k: v.detach().cpu().clone() for k, v in self.weights.items()},
-            "decor": {k: v.cpu().clone() for k, v in self.decor.items()},
-            "optimizer": self.opt.state_dict(),
-            "gen_noise": self.gen_noise.get_state(),
-            "gen_align": self.gen_align.get_state(),
-            "rng_task": _np_state_tensor(self.rng_task),
-        }
+        return {**base_state(self), "gen_align": self.gen_align.get_state()}
 
     def load_state_dict(self, sd: dict) -> None:
-        self.step_count = int(sd["step"])
-        with torch.no_grad():
-            for k, v in sd["weights"].items():
-                self.weights[k].copy_(v.to(self.device, self.dtype))
-        self.decor = {k: v.to(self.device, self.dtype) for k, v in sd["decor"].items()}
-        self.opt.load_state_dict(sd["optimizer"])
-        self.gen_noise.set_state(sd["gen_noise"])
+        load_base_state(self, sd)
         if "gen_align" in sd:
             self.gen_align.set_state(sd["gen_align"])
-        self.rng_task = _np_rng_from_tensor(sd["rng_task"])

@@ -85,6 +85,31 @@ def guard(t) -> None:
             )
 
 
+def base_state(t) -> dict:
+    """The checkpoint every trainer shares: step, weights, decorrelation matrices, optimizer,
+    noise generator and task generator (all tensors: loadable with weights_only=True)."""
+    return {
+        "step": t.step_count,
+        "weights": {k: v.detach().cpu().clone() for k, v in t.weights.items()},
+        "decor": {k: v.cpu().clone() for k, v in t.decor.items()},
+        "optimizer": t.opt.state_dict(),
+        "gen_noise": t.gen_noise.get_state(),
+        "rng_task": _np_state_tensor(t.rng_task),
+    }
+
+
+def load_base_state(t, sd: dict) -> None:
+    """Restore what :func:`base_state` saved."""
+    t.step_count = int(sd["step"])
+    with torch.no_grad():
+        for k, v in sd["weights"].items():
+            t.weights[k].copy_(v.to(t.device, t.dtype))
+    t.decor = {k: v.to(t.device, t.dtype) for k, v in sd["decor"].items()}
+    t.opt.load_state_dict(sd["optimizer"])
+    t.gen_noise.set_state(sd["gen_noise"])
+    t.rng_task = _np_rng_from_tensor(sd["rng_task"])
+
+
 class Trainer:
     """Holds the weights, optimizer and random generators of one run."""
 
@@ -234,25 +259,13 @@ class Trainer:
 
     # -- checkpoint -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
-            "step": self.step_count,
-            "weights": {k: v.detach().cpu().clone() for k, v in self.weights.items()},
-            "decor": {k: v.cpu().clone() for k, v in self.decor.items()},
-            "optimizer": self.opt.state_dict(),
-            "gen_noise": self.gen_noise.get_state(),
-            "rng_task": _np_state_tensor(self.rng_task),
-            **({"rule_state": self.online.state_dict()} if self.online is not None else {}),
-        }
+        sd = base_state(self)
+        if self.online is not None:
+            sd["rule_state"] = self.online.state_dict()
+        return sd
 
     def load_state_dict(self, sd: dict) -> None:
-        self.step_count = int(sd["step"])
-        with torch.no_grad():
-            for k, v in sd["weights"].items():
-                self.weights[k].copy_(v.to(self.device, self.dtype))
-        self.decor = {k: v.to(self.device, self.dtype) for k, v in sd["decor"].items()}
-        self.opt.load_state_dict(sd["optimizer"])
-        self.gen_noise.set_state(sd["gen_noise"])
-        self.rng_task = _np_rng_from_tensor(sd["rng_task"])
+        load_base_state(self, sd)
         if self.online is not None:
             self.online.load_state_dict(sd.get("rule_state", {}), self.weights["W_rec"])
 
