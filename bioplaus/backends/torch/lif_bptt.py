@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from ...loss import mean_loss
+from .autograd_pass import Forward, autograd_estimate
 from .lif import LIFConsts, LIFParams, decorrelate
 from .lif_rollout import background, rollout
 from .perturb import PassResult
 
 Tensor = torch.Tensor
-LEARNABLE = ("W_in", "W_rec", "W_out", "b", "b_out")
 
 
 def lif_bptt_estimate(
@@ -43,35 +42,19 @@ def lif_bptt_estimate(
     instead (tests)."""
     if k is not None and k < 1:
         raise ValueError(f"k: truncation must be >= 1 (got {k})")
-    leaves = {
-        name: getattr(p, name).detach().clone().requires_grad_(True)
-        for name in LEARNABLE
-        if getattr(p, name) is not None
-    }
-    q = p._replace(**leaves)
-    T, B = inputs.shape[0], inputs.shape[1]
+    B = inputs.shape[1]
     xi = background(
         c, (B, p.W_rec.shape[0]), noise=noise, generator=generator,
         device=inputs.device, dtype=inputs.dtype,
     )  # fmt: skip
-    with torch.enable_grad():
+
+    def forward(q: LIFParams) -> Forward:
         out = rollout(
             q, c, inputs, xi, v0=x0, keep_states=bool(decor), spike_fn=spike_fn, detach_every=k
         )
-        L = mean_loss(loss_kind, out.o, targets, mask)
-        grads = torch.autograd.grad(L, list(leaves.values()))
-    stats = {}
-    with torch.no_grad():
-        if "D_in" in decor:
-            u_hat = decorrelate(p.D_in, inputs.reshape(T * B, -1))
-            stats["D_in"] = (u_hat.T @ u_hat, float(T * B))
-        if "D_rec" in decor:
-            r = decorrelate(p.D_rec, out.r.detach().reshape(T * B, -1))
-            stats["D_rec"] = (r.T @ r, float(T * B))
-    return PassResult(
-        grads=dict(zip(leaves, grads, strict=True)),
-        loss=float(L.detach()),
-        loss_perturbed=float("nan"),
-        outputs=out.o.detach() if keep_outputs else None,
-        decor=stats,
+        r_hat = None if out.r is None else decorrelate(p.D_rec, out.r)
+        return Forward(out.o, r_hat)
+
+    return autograd_estimate(
+        p, forward, inputs, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor
     )

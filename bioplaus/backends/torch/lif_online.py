@@ -12,21 +12,12 @@ from __future__ import annotations
 
 import torch
 
-from ...loss import normaliser, step_loss
+from ...loss import step_loss
 from ...rules.three_factor import Baseline, ThreeFactor
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
-from .online import OnlineResult, OnlineThreeFactor
-from .perturb import PassResult, split_grads
+from .online import OnlineResult, OnlineThreeFactor, end_trials, explore
 
 Tensor = torch.Tensor
-
-
-def _exploration(rule: ThreeFactor, shape, sigma, generator, dev, dt) -> Tensor:
-    if rule.noise == "gaussian":
-        return sigma * torch.randn(shape, generator=generator, device=dev, dtype=dt)
-    hit = torch.rand(shape, generator=generator, device=dev, dtype=dt) < rule.kick_rate * rule.dt
-    amp = torch.rand(shape, generator=generator, device=dev, dtype=dt)
-    return hit.to(dt) * ((2.0 * amp - 1.0) * rule.kick_amplitude)
 
 
 def lif_three_factor_pass(
@@ -66,7 +57,7 @@ def lif_three_factor_pass(
         step_base = base if rule.reward == "step" else None
         for t in range(T):
             noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt)
-            noise = noise + _exploration(rule, (B, N), sigma, generator, dev, dt)
+            noise = noise + explore(rule, (B, N), sigma, generator, dev, dt)
             q_prev = st.q
             st, J = lif_step(p, c, st, ext[t], noise)
             r_hat = decorrelate(p.D_rec, st.r)
@@ -83,47 +74,10 @@ def lif_three_factor_pass(
                 yy["D_in"].addmm_(u_hat_all[t].T, u_hat_all[t])
             if "D_rec" in yy:
                 yy["D_rec"].addmm_(r_hat.T, r_hat)
-        n_scored = torch.full((B,), float(T), device=dev, dtype=dt) if mask is None else mask.sum(0)
-        R = -loss_sum / n_scored.clamp_min(1.0)
-        norm = normaliser(mask, T, B)
-        if rule.reward == "step":
-            d_hid, d_out, new_base, M = rule.end_trial(ts, step_base, norm=norm)
-        else:
-            d_hid, d_out, new_base, M = rule.end_trial(ts, base, R=R, types=types)
-    if not sigma > 0:
-        d_out = torch.zeros_like(d_out)
-    res = PassResult(
-        grads=split_grads(p, -d_hid, -d_out),
-        loss=float(loss_sum.sum()) / norm,
-        loss_perturbed=float(loss_sum.sum()) / norm,
-        outputs=None,
-        decor={k: (v, float(T * B)) for k, v in yy.items()},
-    )
-    return OnlineResult(res, new_base, float(R.mean()), M)
+    return end_trials(rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, [])
 
 
 class LIFOnlineThreeFactor(OnlineThreeFactor):
     """:class:`.online.OnlineThreeFactor` for the LIF network (same state and checkpoint)."""
 
-    def estimate(  # type: ignore[override]
-        self,
-        p: LIFParams,
-        c: LIFConsts,
-        inputs: Tensor,
-        targets: Tensor,
-        mask: Tensor | None,
-        loss_kind: str,
-        generator: torch.Generator,
-        types: Tensor | None = None,
-        decor: tuple[str, ...] = (),
-    ) -> PassResult:
-        if self.base is None:
-            self.base = self.rule.init_baseline(self.n, p.W_rec)
-        if types is not None and self.rule.reward == "trial" and int(types.max()) >= self.n:
-            raise ValueError(f"trial type {int(types.max())} >= n_trial_types={self.n}")
-        out = lif_three_factor_pass(
-            p, c, self.rule, self.base, inputs, targets, mask, loss_kind, generator,
-            sigma=self.sigma, types=types if self.rule.reward == "trial" else None, decor=decor,
-        )  # fmt: skip
-        self.base = out.baseline
-        return out.result
+    trial_pass = staticmethod(lif_three_factor_pass)

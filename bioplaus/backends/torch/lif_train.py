@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...params import LEARNABLE
 from ...random import torch_generator
 from ...rules import RuleSpec, make_rule
 from ...spec import LIFSpec, SpecError
@@ -21,7 +22,6 @@ from .lif_rollout import background, eval_outputs, rollout
 from .perturb import PassResult
 
 Tensor = torch.Tensor
-LEARNABLE = ("W_in", "W_rec", "W_out", "b", "b_out")
 
 
 def simulate_lif_torch(

@@ -23,7 +23,15 @@ import torch
 from ...loss import normaliser, step_loss
 from ...rules.three_factor import Baseline, ThreeFactor
 from .perturb import PassResult, split_grads
-from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
+from .rate import (
+    RateConsts,
+    RateParams,
+    RateState,
+    decorrelate,
+    init_state,
+    input_drive,
+    readout,
+)
 
 Tensor = torch.Tensor
 
@@ -44,15 +52,64 @@ def exploration(
     device: torch.device | str,
     dtype: torch.dtype,
 ) -> Tensor:
-    """The exploratory term n_t added to x_t (see the module docstring)."""
+    """The exploratory term n_t added to x_t (see the module docstring): Gaussian σ √α ξ_t
+    or sparse kicks."""
+    return explore(rule, shape, sigma * c.alpha**0.5, generator, device, dtype)
+
+
+def explore(
+    rule: ThreeFactor,
+    shape: tuple[int, ...],
+    std: float,
+    generator: torch.Generator,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> Tensor:
+    """std · ξ (noise "gaussian"), or κ ⊙ U(−A, A) with κ ~ Bernoulli(kick_rate · dt)
+    (noise "kicks"); shared by the rate and LIF networks."""
     if rule.noise == "gaussian":
-        return (sigma * c.alpha**0.5) * torch.randn(
-            shape, generator=generator, device=device, dtype=dtype
-        )
+        return std * torch.randn(shape, generator=generator, device=device, dtype=dtype)
     p = rule.kick_rate * rule.dt
     hit = torch.rand(shape, generator=generator, device=device, dtype=dtype) < p
     amp = torch.rand(shape, generator=generator, device=device, dtype=dtype)
     return hit.to(dtype) * ((2.0 * amp - 1.0) * rule.kick_amplitude)
+
+
+def end_trials(
+    rule: ThreeFactor,
+    ts: object,
+    base: Baseline,
+    step_base: Baseline | None,
+    loss_sum: Tensor,
+    mask: Tensor | None,
+    T: int,
+    types: Tensor | None,
+    sigma: float,
+    p: NamedTuple,
+    decor_sums: dict[str, Tensor],
+    outputs: list[Tensor],
+) -> OnlineResult:
+    """End of B trials: the trial reward R_b = −(masked mean over t of ℓ_t), the rule's
+    update ΔW (per-step or per-trial reward) returned as a gradient −ΔW/η, and the new
+    baseline. With σ = 0 the readout has no exploration of its own, so it stays fixed."""
+    B = loss_sum.shape[0]
+    n_scored = loss_sum.new_full((B,), float(T)) if mask is None else mask.sum(0)
+    R = -loss_sum / n_scored.clamp_min(1.0)
+    norm = normaliser(mask, T, B)
+    if rule.reward == "step":
+        d_hid, d_out, new_base, M = rule.end_trial(ts, step_base, norm=norm)
+    else:
+        d_hid, d_out, new_base, M = rule.end_trial(ts, base, R=R, types=types)
+    if not sigma > 0:
+        d_out = torch.zeros_like(d_out)
+    res = PassResult(
+        grads=split_grads(p, -d_hid, -d_out),
+        loss=float(loss_sum.sum()) / norm,
+        loss_perturbed=float(loss_sum.sum()) / norm,
+        outputs=torch.stack(outputs) if outputs else None,
+        decor={k: (v, float(T * B)) for k, v in decor_sums.items()},
+    )
+    return OnlineResult(res, new_base, float(R.mean()), M)
 
 
 def three_factor_pass(
@@ -88,7 +145,7 @@ def three_factor_pass(
         M_o = N + len(ones_o)
         ts = rule.init_trial(B, N, M_h, n_out, M_o, p.W_rec)
         s = init_state(p, c, B, x0)
-        drive = input_drive_all(p, inputs)
+        drive = input_drive(p, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt)
         outs = []
         yy = {
@@ -119,29 +176,9 @@ def three_factor_pass(
                 yy["D_in"].addmm_(u_hat.T, u_hat)
             if "D_rec" in yy:
                 yy["D_rec"].addmm_(r_hat.T, r_hat)
-        n_scored = torch.full((B,), float(T), device=dev, dtype=dt) if mask is None else mask.sum(0)
-        R = -loss_sum / n_scored.clamp_min(1.0)
-        norm = normaliser(mask, T, B)
-        if rule.reward == "step":
-            d_hid, d_out, new_base, M = rule.end_trial(ts, step_base, norm=norm)
-        else:
-            d_hid, d_out, new_base, M = rule.end_trial(ts, base, R=R, types=types)
-    if not sigma > 0:  # the readout has no exploration of its own: it stays fixed
-        d_out = torch.zeros_like(d_out)
-    res = PassResult(
-        grads=split_grads(p, -d_hid, -d_out),
-        loss=float(loss_sum.sum()) / norm,
-        loss_perturbed=float(loss_sum.sum()) / norm,
-        outputs=torch.stack(outs) if keep_outputs else None,
-        decor={k: (v, float(T * B)) for k, v in yy.items()},
-    )
-    return OnlineResult(res, new_base, float(R.mean()), M)
-
-
-def input_drive_all(p: RateParams, inputs: Tensor) -> Tensor:
-    """W_in D_in u_t (+ b) for all steps [T, B, N] in one matmul."""
-    drive = decorrelate(p.D_in, inputs) @ p.W_in.T
-    return drive if p.b is None else drive + p.b
+    return end_trials(
+        rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, outs
+    )  # fmt: skip
 
 
 class OnlineThreeFactor:
@@ -152,6 +189,9 @@ class OnlineThreeFactor:
         self.rule, self.sigma = rule, sigma
         self.n = batch if rule.reward == "step" else n_types
         self.base: Baseline | None = None
+
+    #: B exploratory trials of the network → :class:`OnlineResult` (the LIF subclass swaps it)
+    trial_pass = staticmethod(three_factor_pass)
 
     def estimate(
         self,
@@ -169,7 +209,7 @@ class OnlineThreeFactor:
             self.base = self.rule.init_baseline(self.n, p.W_rec)
         if types is not None and self.rule.reward == "trial" and int(types.max()) >= self.n:
             raise ValueError(f"trial type {int(types.max())} >= n_trial_types={self.n}")
-        out = three_factor_pass(
+        out = type(self).trial_pass(
             p, c, self.rule, self.base, inputs, targets, mask, loss_kind, generator,
             sigma=self.sigma, types=types if self.rule.reward == "trial" else None, decor=decor,
         )  # fmt: skip
