@@ -7,14 +7,13 @@ report shown in docs/analysis.md.
 
 Trains protocols/mackey_glass_danp.toml and protocols/mackey_glass_bptt.toml (2000 Adam
 updates each, seed 0; ``--steps`` cuts them) into RUNS/danp and RUNS/bptt — in parallel, one
-process each, unless those run directories already hold finished runs — then runs
+process each, keeping finished runs and resuming interrupted ones — then runs
 ``bioplaus compare RUNS/danp RUNS/bptt --out OUT --alignment``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -27,8 +26,12 @@ def _train(args: tuple[str, str, list[str]]) -> str:
     import bioplaus as bp
 
     proto, out, overrides = args
-    res = bp.run(proto, out=out, overrides=overrides, progress=False)
-    return f"{out}: {res.status}, final held-out metric {res.metrics['metric'].iloc[-1]:.4g}"
+    done, res = bp.ensure_run(proto, out, overrides)
+    if res is None:
+        return f"{out}: finished run found, not retrained"
+    return (
+        f"{out}: {done}, {res.status}, final held-out metric {res.metrics['metric'].iloc[-1]:.4g}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,18 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
-    jobs = []
-    for name in ("danp", "bptt"):
-        d = runs / name
-        st = d / "status.json"
-        if st.is_file() and json.loads(st.read_text())["status"] == "completed":
-            print(f"{d}: finished run found, not retrained")
-            continue
-        jobs.append((str(ROOT / "protocols" / f"mackey_glass_{name}.toml"), str(d), overrides))
-    if jobs:
-        with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as ex:
-            for line in ex.map(_train, jobs):
-                print(line)
+    jobs = [
+        (str(ROOT / "protocols" / f"mackey_glass_{name}.toml"), str(runs / name), overrides)
+        for name in ("danp", "bptt")
+    ]
+    with ProcessPoolExecutor(len(jobs), mp_context=get_context("spawn")) as ex:
+        for line in ex.map(_train, jobs):
+            print(line)
     from bioplaus.analysis.compare import compare_runs
 
     res = compare_runs(runs / "danp", runs / "bptt", args.out, alignment=True, n_trials=args.trials)

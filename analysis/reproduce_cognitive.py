@@ -34,16 +34,8 @@ def _train(args: tuple[str, str, list[str]]) -> str:
     import bioplaus as bp
 
     proto, out, overrides = args
-    out_p = Path(out)
-    status = out_p / "status.json"
-    if status.is_file():
-        st = json.loads(status.read_text())["status"]
-        if st in ("completed", "diverged"):
-            return f"{out}: {st} (kept)"
-        bp.resume(out_p, progress=False)
-        return f"{out}: resumed"
-    res = bp.run(proto, out=out_p, overrides=overrides, progress=False)
-    return f"{out}: {res.status}"
+    done, res = bp.ensure_run(proto, out, overrides)
+    return f"{out}: {done}" + ("" if res is None else f", {res.status}")
 
 
 def trials_to(df: pd.DataFrame, col: str, level: float, batch: int) -> float:

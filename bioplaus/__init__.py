@@ -13,7 +13,7 @@ from . import analysis
 from .estimate import estimate
 from .params import init_params
 from .rules import RuleSpec
-from .runs import resume, run
+from .runs import ensure_run, resume, run
 from .simulate import simulate
 from .spec import LIFSpec, MLPSpec, RateSpec, SpecError, load_model
 
@@ -27,6 +27,7 @@ __all__ = [
     "estimate",
     "init_params",
     "load_model",
+    "ensure_run",
     "resume",
     "run",
     "simulate",

@@ -167,6 +167,33 @@ def resume(run_dir: str | Path, progress: bool = True) -> RunResult:
     return _train(spec, task, params, run_dir, sd, progress)
 
 
+def ensure_run(
+    protocol: str | Path | ProtocolSpec | dict,
+    out: str | Path,
+    overrides: list[str] | None = None,
+    progress: bool = False,
+) -> tuple[str, RunResult | None]:
+    """Bring the run directory ``out`` to a finished run, doing only what is missing: keep a
+    run whose status.json says ``completed`` or ``diverged``, resume one that was
+    interrupted, start one that does not exist. Returns what was done (``"kept"``,
+    ``"resumed"`` or ``"ran"``) and the result (None when kept). Scripts that train many
+    runs call this, so re-running them is idempotent."""
+    import json
+
+    out = Path(out)
+    status = out / "status.json"
+    if status.is_file():
+        try:
+            state = json.loads(status.read_text()).get("status")
+        except (OSError, ValueError):
+            state = None
+        if state in ("completed", "diverged"):
+            return "kept", None
+    if (out / "config.json").is_file():
+        return "resumed", resume(out, progress=progress)
+    return "ran", run(protocol, out=out, overrides=overrides, progress=progress)
+
+
 def _train(
     spec: ProtocolSpec, task: Task, params, out: Path, sd: dict | None, progress: bool
 ) -> RunResult:

@@ -95,6 +95,30 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch, rule)
     assert list(resumed.metrics["step"]) == list(full.metrics["step"])  # each step logged once
 
 
+def test_ensure_run_runs_resumes_or_keeps(tmp_path, monkeypatch):
+    full = bp.run(tiny(steps=30), out=tmp_path / "full", progress=False)
+    real_step = trainer_mod.Trainer.step
+
+    def crashing_step(self):
+        if self.step_count == 12:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        bp.ensure_run(tiny(steps=30), tmp_path / "r")
+    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
+    done, res = bp.ensure_run(tiny(steps=30), tmp_path / "r")
+    assert done == "resumed" and res.status == "completed"
+    for k in full.params:
+        assert np.array_equal(full.params[k], res.params[k]), k
+    before = (tmp_path / "r" / "metrics.csv").read_bytes()
+    assert bp.ensure_run(tiny(steps=30), tmp_path / "r") == ("kept", None)
+    assert (tmp_path / "r" / "metrics.csv").read_bytes() == before
+    done, res = bp.ensure_run(tiny(steps=5), tmp_path / "new")
+    assert done == "ran" and res.status == "completed"
+
+
 def test_refuses_to_overwrite_an_existing_run(tmp_path):
     bp.run(tiny(steps=5), out=tmp_path / "r", progress=False)
     with pytest.raises(bp.SpecError, match="already holds a run"):
