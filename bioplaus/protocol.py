@@ -105,6 +105,13 @@ class ProtocolSpec(BaseModel):
             raise ValueError(
                 "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
             )
+        if self.rule.alignment and (
+            self.model.kind == "lif" or self.rule.name == "three-factor" or self.backend != "torch"
+        ):
+            raise ValueError(
+                "rule.alignment: logged for rate and MLP models with a perturbation or "
+                "gradient rule on the torch back-end only"
+            )
         if self.backend == "brian2":
             from .backends.brian2.trainer import check_brian2_protocol
 

@@ -143,3 +143,54 @@ def test_anp_lowers_the_copy_task_loss(tmp_path):
     first, last = res.metrics["eval_loss"].iloc[0], res.metrics["eval_loss"].iloc[-1]
     print(f"copy held-out loss {first:.3f} -> {last:.3f}")
     assert last < 0.5 * first
+
+
+def test_rate_run_logs_alignment_with_full_bptt(tmp_path):
+    angles = {}
+    for rule, extra in (("bptt", {}), ("tbptt", {"k": 1}), ("anp", {"K": 4})):
+        proto = tiny(rule, steps=10)
+        proto["rule"].update(alignment=True, **extra)
+        m = bp.run(proto, out=tmp_path / rule, progress=False).metrics
+        cols = ["align_hidden", "align_readout", "align_all"]
+        assert set(cols) <= set(m.columns), m.columns
+        angles[rule] = m[cols].dropna()
+        assert len(angles[rule]) == 3  # steps 5, 10 and the final evaluation
+    assert np.all(angles["bptt"].to_numpy() < 1e-2)  # the exact gradient against itself
+    assert np.all(angles["tbptt"]["align_hidden"] > 1.0)  # truncation bends the gradient
+    # the readout's gradient is time-local: TBPTT(1) gets it exactly
+    assert np.all(angles["tbptt"]["align_readout"] < 1e-2)
+    assert np.all(angles["anp"]["align_all"] > 1.0) and np.all(angles["anp"]["align_all"] < 90)
+
+
+def test_resume_with_alignment_is_bit_identical(tmp_path, monkeypatch):
+    proto = tiny("anp", steps=20)
+    proto["rule"]["alignment"] = True
+    full = bp.run(proto, out=tmp_path / "full", progress=False)
+    real_step = trainer_mod.Trainer.step
+
+    def crashing_step(self):
+        if self.step_count == 14:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
+    with pytest.raises(KeyboardInterrupt):
+        bp.run(proto, out=tmp_path / "cut", progress=False)
+    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
+    resumed = bp.resume(tmp_path / "cut", progress=False)
+    for k in full.params:
+        assert np.array_equal(full.params[k], resumed.params[k]), k
+    assert full.metrics["align_all"].equals(resumed.metrics["align_all"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"rule": {"name": "three-factor", "alignment": True}}, {"backend": "brian2"}],
+)
+def test_alignment_where_it_cannot_be_logged_is_refused(tmp_path, change):
+    proto = tiny("anp", steps=5)
+    proto["rule"]["alignment"] = True
+    proto.update(change)
+    with pytest.raises(bp.SpecError, match="rule.alignment"):
+        bp.run(proto, out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ...analysis.alignment import angles
 from ...loss import mean_loss
 from ...protocol import ProtocolSpec
 from ...random import child_seed, numpy_rng, torch_generator
@@ -139,6 +140,7 @@ class Trainer:
         seed = protocol.seed
         self.rng_task = numpy_rng(seed, "task", "train")
         self.gen_noise = torch_generator(seed, "noise", device=self.device)
+        self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
         # the online three-factor rule changes weights from one noisy pass (online.py); its
         # update ΔW reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
@@ -177,7 +179,7 @@ class Trainer:
 
     # -- one update -------------------------------------------------------------------------
     def step(self) -> StepInfo:
-        tr, rs = self.protocol.train, self.protocol.rule
+        tr = self.protocol.train
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
         u, y, m = (self._tensor(a) for a in batch)
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
@@ -198,33 +200,35 @@ class Trainer:
                 types=None if types is None else torch.as_tensor(types(batch), device=self.device),
                 decor=decor_keys,
             )
-        elif self.rule is None:
-            res = bptt_estimate(
-                p,
-                self.consts,
-                u,
-                y,
-                m,
-                loss_kind,
-                k=rs.k if rs.name == "tbptt" else None,
-                decor=decor_keys,
-            )
         else:
-            res = perturbation_estimate(
-                p,
-                self.consts,
-                self.rule,
-                u,
-                y,
-                m,
-                loss_kind,
-                self.gen_noise,
-                sigma=rs.sigma,
-                K=rs.K,
-                baseline=rs.baseline,
-                decor=decor_keys,
-            )
+            res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
         return apply_estimate(self, res)
+
+    def _estimate(self, p, u, y, m, generator, decor_keys=()):
+        """The rule's estimate of ∂L (BPTT / TBPTT(k) by autograd, else the paired passes)."""
+        rs = self.protocol.rule
+        if self.rule is None:
+            k = rs.k if rs.name == "tbptt" else None
+            return bptt_estimate(p, self.consts, u, y, m, self.task.loss, k=k, decor=decor_keys)
+        return perturbation_estimate(
+            p, self.consts, self.rule, u, y, m, self.task.loss, generator,
+            sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor_keys,
+        )  # fmt: skip
+
+    def alignment(self) -> dict[str, float]:
+        """Angles (degrees) between the rule's estimate and the exact full-BPTT gradient of
+        the clean network on the fixed training batch: align_hidden ([W_in, W_rec, b]),
+        align_readout ([W_out, b_out]) and align_all (everything flattened)."""
+        b = self.train_eval_batch
+        u, y, m = (self._tensor(a) for a in b)
+        p = self.params()
+        g = bptt_estimate(p, self.consts, u, y, m, self.task.loss).grads
+        e = self._estimate(p, u, y, m, self.gen_align).grads
+        a = angles(
+            {k: v.cpu().double().numpy() for k, v in e.items()},
+            {k: v.cpu().double().numpy() for k, v in g.items()},
+        )
+        return {f"align_{k}": v for k, v in a.items() if k in ("hidden", "readout", "all")}
 
     def _guard(self) -> None:
         guard(self)
@@ -255,17 +259,21 @@ class Trainer:
             metrics.update({f"{prefix}_{k}": float(v) for k, v in self.task.metrics(o, b).items()})
         if not math.isfinite(metrics["eval_loss"]):
             raise DivergedError(f"non-finite evaluation loss at step {self.step_count}")
+        if self.protocol.rule.alignment:
+            metrics.update(self.alignment())
         return metrics
 
     # -- checkpoint -------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        sd = base_state(self)
+        sd = {**base_state(self), "gen_align": self.gen_align.get_state()}
         if self.online is not None:
             sd["rule_state"] = self.online.state_dict()
         return sd
 
     def load_state_dict(self, sd: dict) -> None:
         load_base_state(self, sd)
+        if "gen_align" in sd:
+            self.gen_align.set_state(sd["gen_align"])
         if self.online is not None:
             self.online.load_state_dict(sd.get("rule_state", {}), self.weights["W_rec"])
 
