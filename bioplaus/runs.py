@@ -252,7 +252,7 @@ def _train(
 
     status("running")
     reason = None
-    if trainer.step_count == 0:
+    if sd is None:  # a fresh start (a resumed step-0 checkpoint has its row logged already)
         log(eval_row(None))
         checkpoint()
     bar = tqdm(

@@ -7,6 +7,8 @@ A sweep file (TOML; paths relative to the file)::
     protocol = "../mackey_glass_anp.toml"   # the base protocol every point starts from
     threads = 1                             # train.threads of every point (optional)
     table = "csv"                           # results table format: csv | parquet (needs pyarrow)
+    retries = 2                             # re-runs of a point whose worker died (default 2)
+    retries = 2                             # re-runs of a point whose worker died (optional)
 
     [fixed]                                 # overrides applied to every point
     "train.steps" = 300
@@ -35,9 +37,19 @@ so re-running the same sweep finds it: a point whose ``status.json`` says ``comp
 ``diverged`` is skipped; an interrupted one is resumed from its checkpoint; a failed one is
 tried again. A point that raises is recorded as ``failed`` with its error, and the rest go on.
 
+A worker that dies (killed by the OS or a user, a lost Dask worker) loses only the point it
+was running: the point is run again, resuming from its last checkpoint, up to ``retries``
+times, then recorded as ``failed`` with ``worker died (signal 9 SIGKILL) …``; every other
+point goes on. (On a Dask cluster not started by bioplaus, the scheduler re-runs the point
+itself, ``distributed.scheduler.allowed-failures`` times, instead.) While a point runs, its
+process holds an exclusive lock on ``points/NAME/.lock`` (which holds its pid), so two
+processes never train the same point at once; local workers exit when the sweep process dies.
+
 The results table ``OUT/results.csv`` (or ``.parquet``) has one row per point: the point's
 name, variant, swept values, status, error, and the final row of its metrics.csv
-(``loss``, ``eval_loss``, ``metric``, …) plus ``best_metric`` and ``wall_time``.
+(``loss``, ``eval_loss``, ``metric``, …) plus ``best_metric`` and ``wall_time``. It is
+rewritten atomically (temporary file, fsync, rename) after every point, so killing the sweep
+at any moment leaves the previous complete table or the new one.
 """
 
 from __future__ import annotations
@@ -47,12 +59,7 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
-import time
-import traceback
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,15 +69,29 @@ import pandas as pd
 
 from . import io
 from .spec import SpecError, read_toml
+from .sweep_workers import (
+    FINISHED,
+    RETRIES,
+    dask_connect,
+    default_threads,
+    point_row,
+    read_status,
+    run_dask,
+    run_local,
+    thread_env,
+)
 
-FINISHED = ("completed", "diverged")
-TOP_KEYS = ("name", "protocol", "threads", "table", "fixed", "grid", "variants", "random", "plot")
-THREAD_ENV = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
+TOP_KEYS = (
+    "name",
+    "protocol",
+    "threads",
+    "table",
+    "retries",
+    "fixed",
+    "grid",
+    "variants",
+    "random",
+    "plot",
 )
 
 
@@ -97,6 +118,7 @@ class Sweep:
     swept: list[str]  # columns of the swept keys, in order
     threads: int | None = None
     table: str = "csv"
+    retries: int | None = None
     plot_x: str | None = None
     plot_y: str = "metric"
     data: dict = field(default_factory=dict)
@@ -218,6 +240,11 @@ def load_sweep(path: str | Path) -> Sweep:
     threads = data.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise SpecError(f"{src}: threads: expected an integer >= 1")
+    retries = data.get("retries")
+    if retries is not None and (
+        not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
+    ):
+        raise SpecError(f"{src}: retries: expected an integer >= 0")
     table = data.get("table", "csv")
     if table not in ("csv", "parquet"):
         raise SpecError(f"{src}: table: expected 'csv' or 'parquet' (got {table!r})")
@@ -292,6 +319,7 @@ def load_sweep(path: str | Path) -> Sweep:
         swept=swept,
         threads=threads,
         table=table,
+        retries=retries,
         plot_x=px,
         plot_y=str(plot.get("y", "metric")),
         data=data,
@@ -333,173 +361,6 @@ def validate(sweep: Sweep, out: Path) -> dict[str, str]:
     return rules
 
 
-# -- one point -------------------------------------------------------------------------------
-def _read_status(run_dir: Path) -> dict | None:
-    f = run_dir / "status.json"
-    if not f.is_file():
-        return None
-    try:
-        return json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def point_row(task: dict, status: str | None = None, error: str | None = None) -> dict:
-    """The results-table row of a point from its run directory (final metrics row)."""
-    run_dir = Path(task["out"])
-    row: dict[str, Any] = {"point": task["name"], "variant": task["variant"], "rule": task["rule"]}
-    row.update({k: v for k, v in task["values"].items() if k != "rule.name"})
-    st = _read_status(run_dir) or {}
-    row["status"] = status or st.get("status", "failed")
-    row["error"] = error if error is not None else (st.get("reason") or "")
-    mpath = run_dir / "metrics.csv"
-    if mpath.is_file() and mpath.stat().st_size > 0:
-        try:
-            df = pd.read_csv(mpath)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError):
-            df = pd.DataFrame()
-        if len(df):
-            last = df.iloc[-1]
-            row["steps"] = int(last["step"])
-            for c in df.columns:
-                if c not in ("step", "grad_norm"):
-                    row[c] = float(last[c])
-            ascending = bool(task.get("lower_is_better", True))
-            m = df["metric"].dropna()
-            if len(m):
-                row["best_metric"] = float(m.min() if ascending else m.max())
-    row["run_dir"] = str(Path("points") / task["name"])
-    return row
-
-
-@contextlib.contextmanager
-def thread_env(threads: int | None) -> Iterator[None]:
-    """Set OMP/MKL/OpenBLAS thread counts for processes started inside the block."""
-    if threads is None:
-        yield
-        return
-    old = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: str(threads) for k in THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def run_point(task: dict) -> dict:
-    """Run (or resume) one point and return its table row; never raises (errors → row).
-
-    ``task``: protocol (path), overrides, out (run dir), name, variant, rule, values,
-    threads. Runs in a worker process or a Dask worker.
-    """
-    from . import runs
-
-    run_dir = Path(task["out"])
-    overrides = list(task["overrides"])
-    if task.get("threads"):
-        overrides.append(f"train.threads={int(task['threads'])}")
-        for k in THREAD_ENV:
-            os.environ.setdefault(k, str(task["threads"]))
-    t0 = time.perf_counter()
-    try:
-        st = _read_status(run_dir)
-        if st is not None and st.get("status") in FINISHED:
-            return point_row(task)
-        if (run_dir / "config.json").is_file():
-            res = runs.resume(run_dir, progress=False)
-        else:
-            res = runs.run(task["protocol"], out=run_dir, overrides=overrides, progress=False)
-        row = point_row(task, status=res.status, error=res.reason or "")
-    except Exception as exc:  # noqa: BLE001 — one failing point must not stop the sweep
-        msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
-        if run_dir.is_dir():
-            io.write_json(run_dir / "status.json", {"status": "failed", "reason": msg})
-            io.write_text(run_dir / "error.txt", traceback.format_exc())
-        row = point_row(task, status="failed", error=msg)
-    row["point_seconds"] = time.perf_counter() - t0
-    return row
-
-
-# -- executors -------------------------------------------------------------------------------
-def default_threads(workers: int) -> int:
-    """Each local worker's share of the CPU cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
-def _run_local(tasks: list[dict], workers: int) -> Iterator[dict]:
-    if workers <= 1:
-        for t in tasks:
-            yield run_point(t)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    ctx = mp.get_context("spawn")  # no forked torch state; children inherit the thread env
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-        futs = {ex.submit(run_point, t): t for t in tasks}
-        for f in as_completed(futs):
-            try:
-                yield f.result()
-            except Exception as exc:  # noqa: BLE001 — e.g. a worker killed by the OS
-                t = futs[f]
-                yield point_row(t, status="failed", error=f"{type(exc).__name__}: {exc}")
-
-
-def _dask_connect(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
-    """(client, cluster or None, whether we close the client) for ``scheduler``: an address,
-    ``"local"`` (a LocalCluster of ``workers`` processes on 127.0.0.1) or a Client."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise SpecError(
-            "--scheduler: needs dask[distributed] (pip install 'dask[distributed]')"
-        ) from None
-    if not isinstance(scheduler, str):  # an existing dask.distributed.Client
-        return scheduler, None, False
-    if scheduler == "local":
-        cluster = LocalCluster(
-            n_workers=max(1, workers),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-        return Client(cluster), cluster, True
-    try:
-        return Client(scheduler, timeout=20), None, True
-    except (OSError, TimeoutError, ValueError) as exc:
-        msg = str(exc).replace("\n", " ")
-        raise SpecError(f"--scheduler: cannot connect to {scheduler!r}: {msg}") from None
-
-
-def _run_dask(tasks: list[dict], client: Any) -> Iterator[dict]:
-    from dask.distributed import as_completed
-
-    futs = {
-        client.submit(
-            run_point,
-            t,
-            key=f"bioplaus-{t['sweep']}-{t['name']}-{uuid.uuid4().hex[:8]}",
-            pure=False,
-        ): t
-        for t in tasks
-    }
-    for f in as_completed(list(futs)):
-        try:
-            yield f.result()
-        except Exception as exc:  # noqa: BLE001 — a lost worker, a killed process
-            t = futs[f]
-            yield point_row(t, status="failed", error=f"{type(exc).__name__}: {exc}")
-
-
 # -- the sweep ---------------------------------------------------------------------------------
 def table_path(sweep: Sweep, out: Path) -> Path:
     return out / f"results.{sweep.table}"
@@ -529,6 +390,7 @@ def run_sweep(
     threads: int | None = None,
     progress: bool = True,
     plot: bool = True,
+    retries: int | None = None,
 ) -> pd.DataFrame:
     """Run every point of ``sweep`` not yet finished; write ``OUT/results.csv`` and the
     standard figure ``OUT/sweep.png``; return the results table (one row per point).
@@ -538,13 +400,22 @@ def run_sweep(
     LocalCluster of ``workers`` processes on 127.0.0.1 (closed at the end). ``threads``:
     train.threads per point (default: the sweep file's, else the base protocol's
     train.threads capped at each worker's share of the cores — locally cores // workers,
-    on Dask 1 — else that share).
+    on Dask 1 — else that share). ``retries``: how many times a point whose worker died is
+    run again before it is recorded as failed (default: the sweep file's, else 2; on a Dask
+    cluster not started here, the scheduler's ``allowed-failures`` decides).
+
+    The table is rewritten atomically after every point; a point already finished is
+    skipped, so running the same sweep again only does what is missing.
     """
     from tqdm.auto import tqdm
 
     sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     if workers < 1:
         raise SpecError(f"--workers: expected an integer >= 1 (got {workers})")
+    if retries is None:
+        retries = sw.retries if sw.retries is not None else RETRIES
+    if retries < 0:
+        raise SpecError(f"--retries: expected an integer >= 0 (got {retries})")
     out = Path(out) if out is not None else Path("runs") / "sweeps" / sw.name
     rules = validate(sw, out)  # nothing is written before every point validates
     from .protocol import load_protocol
@@ -578,7 +449,7 @@ def run_sweep(
     rows: list[dict] = []
     todo: list[dict] = []
     for t in tasks:
-        st = _read_status(Path(t["out"]))
+        st = read_status(Path(t["out"]))
         if st is not None and st.get("status") in FINISHED:
             rows.append(point_row(t))
         else:
@@ -587,7 +458,7 @@ def run_sweep(
     with thread_env(threads), contextlib.ExitStack() as stack:
         client = None
         if todo and scheduler is not None:  # connect before anything is written
-            client, cluster, own = _dask_connect(scheduler, workers)
+            client, cluster, own = dask_connect(scheduler, workers)
             if own:
                 stack.callback(client.close)
             if cluster is not None:
@@ -613,7 +484,13 @@ def run_sweep(
         )
         n_bad = sum(r["status"] != "completed" for r in rows)
         bar.set_postfix(skipped=len(rows), not_completed=n_bad)
-        it = _run_dask(todo, client) if client is not None else _run_local(todo, workers)
+        it = (
+            # a cluster started here leaves re-runs to us; another one's scheduler re-runs
+            # a lost worker's point itself (its allowed-failures) before we would
+            run_dask(todo, client, retries if cluster is not None else 0, log=tqdm.write)
+            if client is not None
+            else run_local(todo, workers, retries, log=tqdm.write)
+        )
         for row in it:
             rows.append(row)
             n_bad += row["status"] != "completed"

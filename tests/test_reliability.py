@@ -285,3 +285,28 @@ def test_two_runs_same_seed_identical_bytes(tmp_path, n):
     m = [(o.out / "metrics.csv").read_text().splitlines() for o in outs]
     strip = [[",".join(line.split(",")[:-1]) for line in mm] for mm in m]  # wall_time last
     assert strip[0] == strip[1]
+
+
+def test_resume_from_the_step_0_checkpoint_logs_step_0_once(tmp_path, monkeypatch):
+    """A run killed after its first checkpoint (step 0) but before its first update resumes
+    to the same metrics as an uninterrupted run (step 0 is not logged twice)."""
+    from bioplaus.backends.torch.trainer import Trainer
+    from bioplaus.runs import resume, run
+
+    full = run(VALID, out=tmp_path / "full", progress=False)
+    step = Trainer.step
+
+    def interrupted(self):
+        raise KeyboardInterrupt  # stands in for a kill right after the step-0 checkpoint
+
+    monkeypatch.setattr(Trainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(VALID, out=tmp_path / "cut", progress=False)
+    monkeypatch.setattr(Trainer, "step", step)
+    res = resume(tmp_path / "cut", progress=False)
+    assert list(res.metrics["step"]) == list(full.metrics["step"])
+    pd.testing.assert_frame_equal(
+        res.metrics.drop(columns="wall_time"), full.metrics.drop(columns="wall_time")
+    )
+    for k in full.params:
+        assert np.array_equal(full.params[k], res.params[k]), k

@@ -11,6 +11,7 @@ import pytest
 from bioplaus.cli import main
 from bioplaus.spec import SpecError
 from bioplaus.sweep import load_sweep, point_name, run_sweep, toml_literal
+from bioplaus.sweep_workers import death_reason, point_lock
 
 PROTOCOL = """
 name = "sweep_tiny"
@@ -195,3 +196,43 @@ def test_dask_local_cluster_gives_the_same_table(tmp_path):
         a = pd.read_csv(tmp_path / "local" / "points" / p / "metrics.csv")
         b = pd.read_csv(tmp_path / "dask" / "points" / p / "metrics.csv")
         pd.testing.assert_frame_equal(a.drop(columns="wall_time"), b.drop(columns="wall_time"))
+
+
+@pytest.mark.parametrize("bad", ["-1", "1.5", "true", '"2"'])
+def test_bad_retries_is_one_line(tmp_path, bad):
+    f = make_sweep(tmp_path)
+    f.write_text(f.read_text().replace("threads = 1\n", f"threads = 1\nretries = {bad}\n"))
+    with pytest.raises(SpecError, match="retries: expected an integer >= 0"):
+        load_sweep(f)
+    f.write_text(f.read_text().replace(f"retries = {bad}", "retries = 0"))
+    assert load_sweep(f).retries == 0
+
+
+def test_point_lock_is_exclusive_and_names_its_holder(tmp_path, capsys):
+    """Two processes never run one point at once: a second holder waits for the first."""
+    import os
+    import threading
+    import time
+
+    run_dir = tmp_path / "points" / "p"
+    order: list[str] = []
+    with point_lock(run_dir):
+        assert (run_dir / ".lock").read_text().split()[0] == str(os.getpid())
+
+        def second() -> None:
+            with point_lock(run_dir):
+                order.append("second")
+
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.3)
+        order.append("first")  # the second holder is still waiting
+    t.join(timeout=10)
+    assert order == ["first", "second"]
+    assert f"another process (pid host: {os.getpid()} " in capsys.readouterr().err
+
+
+def test_death_reason_names_the_signal():
+    assert death_reason(-9) == "signal 9 SIGKILL"
+    assert death_reason(-15) == "signal 15 SIGTERM"
+    assert death_reason(1) == "exit status 1"
