@@ -15,10 +15,12 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+FIGURE = Path("docs") / "figures" / "scaling.png"
 
 
 def run(args: list[str]) -> dict:
@@ -50,13 +52,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--note", default="", help="a line about the run (e.g. machine load)")
     args = ap.parse_args()
     q = args.quick
     lines = [
         "# Benchmarks",
         "",
         f"Machine: {machine()}.",
-        "",
+        *(["", args.note, ""] if args.note else [""]),
         f"Command: `python benchmarks/run_all.py{' --quick' if q else ''}` "
         "(one torch thread per process unless stated). Each number is a ratio or a "
         "measurement taken within one run.",
@@ -65,63 +68,99 @@ def main() -> int:
 
     # 1. training update: DANP vs BPTT
     n, b, t = (64, 16, 200) if q else (256, 64, 2000)
-    s = run(
-        [
-            "bench_step.py",
-            "--n",
-            str(n),
-            "--batch",
-            str(b),
-            "--steps",
-            str(t),
-            "--repeats",
-            "3",
-            "--threads",
-            "1",
-            "--json",
-        ]
+    step_cmd = (
+        f"--n {n} --batch {b} --steps {t} --repeats 7 --threads 1 "
+        "--rules danp dbptt anp bptt danp+torch-tanh"
     )
+    s = run(["bench_step.py", *step_cmd.split(), "--json"])
     lines += [
         "## Training update: DANP (time-local ANP + decorrelation) vs full BPTT",
         "",
-        f"N = {n}, B = {b}, T = {t}, CPU, 1 thread "
-        f"(`python benchmarks/bench_step.py --n {n} --batch {b} --steps {t} --threads 1`).",
+        f"N = {n}, B = {b}, T = {t}, CPU, 1 thread, median of 7 interleaved updates "
+        f"(`python benchmarks/bench_step.py {step_cmd}`). Every rule runs the same network "
+        "with a decorrelated forward pass (r̂ = D_rec φ(x)) and ends with the same SGD step:",
         "",
-        "| rule | seconds per update | ratio to BPTT | target |",
-        "|---|---|---|---|",
+        "- danp: time-local ANP estimate (the fast path of `perturb.py`), plus Σ r̂ r̂ᵀ of "
+        "the clean pass and the D_rec update;",
+        "- anp: the same estimate without the decorrelation statistics (D_rec fixed);",
+        "- dbptt: autograd through the decorrelated forward, plus Σ r̂ r̂ᵀ from the kept "
+        "states and the D_rec update (what the trainer runs for `bptt` with `lr_decor > 0`);",
+        "- bptt: autograd through the decorrelated forward (D_rec fixed);",
+        "- danp+torch-tanh: danp with φ = torch.tanh in the fast path; the fast paths "
+        "otherwise evaluate tanh as 2 σ(2x) − 1 (the same function; torch's CPU tanh is "
+        "several times slower than its sigmoid). BPTT uses torch.tanh through autograd.",
+        "",
+        "Like for like: danp / dbptt and anp / bptt; danp / bptt is the stricter comparison "
+        "(DANP also computes the decorrelation statistics, BPTT does not).",
+        "",
+        "| rule | seconds per update | ratio to bptt | ratio to dbptt | target |",
+        "|---|---|---|---|---|",
     ]
     for r_, sec in s["seconds"].items():
-        tgt = "≤ 0.6" if r_ == "danp" else ""
-        lines.append(f"| {r_} | {sec:.3f} | {s['ratio_to_bptt'][r_]:.2f} | {tgt} |")
+        tgt = "≤ 0.6" if r_ in ("danp", "anp", "danp+torch-tanh") else ""
+        lines.append(
+            f"| {r_} | {sec:.3f} | {s['ratio_to_bptt'][r_]:.2f} | "
+            f"{s['ratio_to_dbptt'][r_]:.2f} | {tgt} |"
+        )
     lines.append("")
 
-    # 2. peak memory against T
-    steps = ["200", "2000"] if q else ["200", "2000", "20000"]
-    n2, b2 = (64, 16) if q else (256, 64)
-    m = run(["bench_memory.py", "--n", str(n2), "--batch", str(b2), "--steps", *steps])
+    # 2. scaling: time against N, peak memory against T (and the figure)
+    sc_args = ["--quick"] if q else []
+    fig = Path(tempfile.gettempdir()) / "scaling_quick.png" if q else ROOT / FIGURE
+    sc = run(["bench_scaling.py", *sc_args, "--figure", str(fig)])
+    rn, rt = sc["against_N"], sc["against_T"]
     lines += [
-        "## Peak memory of one update against T",
+        "## Scaling of one update: time against N, peak memory against T",
         "",
-        f"N = {n2}, B = {b2}; growth of the peak resident set during one update "
-        f"(`python benchmarks/bench_memory.py --n {n2} --batch {b2} --steps {' '.join(steps)}`).",
+        f"Figure: `{fig.relative_to(ROOT) if not q else fig}` "
+        f"(`python benchmarks/bench_scaling.py{' --quick' if q else ''}`). Each point is a "
+        "fresh process with one torch thread; memory is the growth of the peak resident set "
+        "during the first update over the resident size just before it (the high-water mark "
+        "VmHWM is reset first; imports, set-up and the inputs [T, B, n_in], which any method "
+        "holds, not counted); time is the median of the further updates. danp and bptt as "
+        "above (bptt: no decorrelation statistics).",
         "",
-        "| rule | T | peak growth (MB) |",
-        "|---|---|---|",
+        f"Against N (capped at B = {rn[0]['B']}, T = {rn[0]['T']} so that N = 4096 runs in "
+        "seconds on one core):",
+        "",
+        "| N | danp s | bptt s | danp / bptt | danp MB | bptt MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    byn = {}
+    for r_ in rn:
+        byn.setdefault(r_["N"], {})[r_["rule"]] = r_
+    for n_, d in byn.items():
+        a_, b_ = d["danp"], d["bptt"]
+        lines.append(
+            f"| {n_} | {a_['seconds']:.3f} | {b_['seconds']:.3f} | "
+            f"{a_['seconds'] / b_['seconds']:.2f} | {a_['peak_growth_mb']:.1f} | "
+            f"{b_['peak_growth_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Against T (N = {rt[0]['N']}, B = {rt[0]['B']}; time of the single measured update):",
+        "",
+        "| rule | T | peak growth (MB) | seconds |",
+        "|---|---|---|---|",
     ]
     base = {}
-    for row in m["rows"]:
-        lines.append(f"| {row['rule']} | {row['T']} | {row['peak_growth_mb']:.1f} |")
-        base.setdefault(row["rule"], []).append(row["peak_growth_mb"])
+    for row in rt:
+        lines.append(
+            f"| {row['rule']} | {row['T']} | {row['peak_growth_mb']:.1f} | {row['seconds']:.2f} |"
+        )
+        base.setdefault(row["rule"], []).append(row)
     for r_, v in base.items():
         lines.append("")
         lines.append(
-            f"{r_}: peak at T = {steps[-1]} is {v[-1] / max(v[0], 1e-9):.2f}× the peak "
-            f"at T = {steps[0]}" + (" (target ≤ 1.2×)" if r_ == "danp" else "")
+            f"{r_}: peak at T = {v[-1]['T']} is "
+            f"{v[-1]['peak_growth_mb'] / max(v[0]['peak_growth_mb'], 1e-9):.2f}× the peak "
+            f"at T = {v[0]['T']}" + (" (target ≤ 1.2×)" if r_ == "danp" else "")
         )
     lines.append("")
 
     # 3. rollout throughput against a plain matmul
     n3, b3, t3 = (256, 64, 50) if q else (1024, 256, 100)
+    roll_reps = "3" if q else "5"
     out = []
     for th in (1, os.cpu_count() or 1):
         r3 = run(
@@ -134,7 +173,7 @@ def main() -> int:
                 "--steps",
                 str(t3),
                 "--repeats",
-                "3",
+                roll_reps,
                 "--threads",
                 str(th),
             ]
@@ -156,8 +195,14 @@ def main() -> int:
         )
     lines += [
         "",
+        "The rollout runs without autograd, so it takes the no-grad fast path of "
+        "`rollout.py` (input drive and noise per chunk of steps, one in-place GEMM and φ "
+        "per step); the reference is T back-to-back `torch.addmm` of the same shapes.",
+        "",
         "GPU: no GPU was lent to the session that wrote this file; the GPU rows "
-        "(N = 4096, B = 1024) are still to be measured with `--device cuda`.",
+        "(N = 4096, B = 1024 rollout; DANP vs BPTT) are still to be measured with "
+        "`--device cuda`. The tests marked `gpu` (e.g. the fast path on CUDA against the "
+        "generic loop and the CPU) skip without CUDA and were skipped here.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines) + "\n")

@@ -10,6 +10,9 @@ perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, exc
 (iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
 the readout (group 1); a noisy baseline row carries the same pattern as its partner.
 
+The common case — K = 1, clean baseline, NP or ANP with the time-local signal — takes the
+chunked fast path of perturb_fast.py (the same estimator, one GEMM per step).
+
 Weight perturbation (rule "wp") runs the same layout with per-row weight noise ΔW instead
 of node noise (:func:`weight_perturbation_estimate`).
 """
@@ -77,6 +80,51 @@ def perturbation_estimate(
         raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
     if K < 1:
         raise ValueError(f"K: must be >= 1 (got {K})")
+    if has_fast_path(rule, K, baseline):
+        from .perturb_fast import local_estimate_fast  # imports this module
+
+        return local_estimate_fast(
+            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma,
+            keep_outputs=keep_outputs, decor=decor, x0=x0,
+        )  # fmt: skip
+    return generic_estimate(
+        p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
+        baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
+    )  # fmt: skip
+
+
+def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
+    """K = 1, clean baseline, a non-iterative NP/ANP rule with the time-local signal: the
+    chunked loop of perturb_fast.py computes the same estimator."""
+    return (
+        K == 1
+        and baseline == "clean"
+        and not bool(getattr(rule, "iterative", False))
+        and getattr(rule, "signal", None) == "local"
+        and getattr(rule, "kind", None) in ("np", "anp")
+        and callable(getattr(rule, "signals", None))
+    )
+
+
+def generic_estimate(
+    p: RateParams,
+    c: RateConsts,
+    rule: PerturbationRule,
+    inputs: Tensor,
+    targets: Tensor,
+    mask: Tensor | None,
+    loss_kind: str,
+    generator: torch.Generator,
+    *,
+    sigma: float,
+    K: int = 1,
+    baseline: str = "clean",
+    keep_outputs: bool = False,
+    decor: tuple[str, ...] = (),
+    x0: Tensor | None = None,
+) -> PassResult:
+    """The step-by-step loop for every rule: one :class:`StepRecord` per step, handed to
+    ``rule.accumulate``. Arguments as :func:`perturbation_estimate` (already checked)."""
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype

@@ -112,6 +112,23 @@ def rate_step(
     return RateState(x, decorrelate(p.D_rec, c.phi(x)))
 
 
+#: evaluate tanh as 2 σ(2x) − 1 in the no-grad fast paths on CPU (see :func:`phi_into`)
+FAST_TANH = True
+
+
+def phi_into(phi: Callable[[Tensor], Tensor], x: Tensor, out: Tensor) -> Tensor:
+    """out ← φ(x) without temporaries (no autograd). On CPU, tanh is evaluated as
+    2 σ(2x) − 1: the same function, and torch's CPU sigmoid is several times faster than its
+    tanh (|error| ≤ 2e-7 in float32, ≤ 4e-16 in float64)."""
+    if phi is torch.tanh and FAST_TANH and x.device.type == "cpu":
+        torch.mul(x, 2.0, out=out)
+        torch.sigmoid(out, out=out)
+        return out.mul_(2.0).sub_(1.0)
+    if phi is torch.tanh or phi is torch.sigmoid:
+        return phi(x, out=out)
+    return out.copy_(phi(x))
+
+
 def readout(p: RateParams, r_hat: Tensor) -> Tensor:
     """o = W_out r̂ + b_out."""
     o = r_hat @ p.W_out.T

@@ -3,6 +3,14 @@
 ``rollout`` keeps the states and outputs it is asked to keep; with ``keep_states=False``
 its memory does not grow with T (only outputs [T, B, n_out] are kept, and even those
 can be dropped by passing ``on_step``).
+
+Without autograd (no_grad, or no tensor that requires grad) and without ``on_step``, a fast
+path runs the same Euler–Maruyama steps with in-place work on preallocated buffers::
+
+    x_t = [α (W_in û_t + b) + σ√α ξ_t] + (1 − α) x_{t−1} + α W_rec r̂_{t−1}
+
+the bracket for a chunk of steps at once (one matmul, noise drawn step by step from the
+same stream), then per step one in-place add, one in-place GEMM and φ.
 """
 
 from __future__ import annotations
@@ -12,7 +20,17 @@ from typing import NamedTuple
 
 import torch
 
-from .rate import RateConsts, RateParams, RateState, init_state, input_drive, rate_step, readout
+from .rate import (
+    RateConsts,
+    RateParams,
+    RateState,
+    decorrelate,
+    init_state,
+    input_drive,
+    phi_into,
+    rate_step,
+    readout,
+)
 
 Tensor = torch.Tensor
 
@@ -24,6 +42,36 @@ class Rollout(NamedTuple):
     final: RateState
 
 
+class NoiseSource:
+    """ξ_t for step t (see :func:`noise_source`); callable as ``xi(t)``. The fast no-grad
+    rollout fills its chunk buffers through :meth:`fill` (the same values as ``xi(t)``)."""
+
+    def __init__(self, shape, noise, generator, device, dtype) -> None:
+        self.shape, self.noise, self.generator = tuple(shape), noise, generator
+        self.device, self.dtype = device, dtype
+
+    @property
+    def active(self) -> bool:
+        return self.noise is not None or self.generator is not None
+
+    def __call__(self, t: int) -> Tensor | None:
+        if self.noise is not None:
+            return self.noise[t]
+        if self.generator is None:
+            return None
+        return torch.randn(
+            self.shape, generator=self.generator, device=self.device, dtype=self.dtype
+        )
+
+    def fill(self, t0: int, out: Tensor) -> None:
+        """out[k] ← ξ_{t0+k} for k < len(out) (the generator's stream, step by step)."""
+        if self.noise is not None:
+            out.copy_(self.noise[t0 : t0 + out.shape[0]])
+        else:
+            for k in range(out.shape[0]):
+                out[k].normal_(generator=self.generator)
+
+
 def noise_source(
     shape: tuple[int, ...],
     *,
@@ -31,14 +79,10 @@ def noise_source(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
-) -> Callable[[int], Tensor | None]:
+) -> NoiseSource:
     """ξ_t for step t: slices of a given [T, B, N] array, fresh draws from ``generator``,
     or None (no noise) when neither is given."""
-    if noise is not None:
-        return lambda t: noise[t]
-    if generator is None:
-        return lambda t: None
-    return lambda t: torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    return NoiseSource(shape, noise, generator, device, dtype)
 
 
 def rollout(
@@ -58,6 +102,9 @@ def rollout(
     ``detach_every=k`` cuts the autograd graph of the state every k steps (TBPTT(k)).
     ``on_step(t, state, o_t)`` is called after each step.
     """
+    if on_step is None and not _needs_grad(p, inputs, x0):
+        return rollout_fast(p, c, inputs, xi, x0=x0, keep_states=keep_states,
+                            keep_outputs=keep_outputs)  # fmt: skip
     T, B = inputs.shape[0], inputs.shape[1]
     # one matmul for all steps; unbind (not drive[t]) so that autograd's backward through
     # the slices is one stack, not T full-size zero tensors (which made BPTT O(T²))
@@ -82,3 +129,82 @@ def rollout(
         torch.stack(os) if keep_outputs else None,
         state,
     )
+
+
+def _needs_grad(p: RateParams, inputs: Tensor, x0: Tensor | None) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    ts = [v for v in p if v is not None] + [inputs] + ([] if x0 is None else [x0])
+    return any(v.requires_grad for v in ts)
+
+
+def rollout_fast(
+    p: RateParams,
+    c: RateConsts,
+    inputs: Tensor,
+    xi: Callable[[int], Tensor | None],
+    *,
+    x0: Tensor | None = None,
+    keep_states: bool = True,
+    keep_outputs: bool = True,
+    chunk: int | None = None,
+) -> Rollout:
+    """The no-autograd rollout (module docstring): the same states as :func:`rollout`."""
+    T, B = inputs.shape[0], inputs.shape[1]
+    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    new = dict(device=inputs.device, dtype=inputs.dtype)
+    a = float(c.alpha)
+    gain = c.sigma * a**0.5
+    Tc = max(1, min(T, chunk or max(1, min(64, 4096 // max(B, 1)))))
+    with torch.no_grad():
+        RaT = (p.W_rec * a).T
+        WinT = (p.W_in * a).T
+        ba = None if p.b is None else p.b * a
+        WoT = p.W_out.T
+        xs = torch.empty(T, B, N, **new) if keep_states else None
+        rs = torch.empty(T, B, N, **new) if keep_states else None
+        os = torch.empty(T, B, n_out, **new) if keep_outputs else None
+        abuf = None if keep_states else torch.empty(Tc, B, N, **new)
+        ring = None if keep_states else torch.empty(2, B, N, **new)
+        carry = None if keep_states else torch.empty(B, N, **new)
+        tmp = None if p.D_rec is None else torch.empty(B, N, **new)
+        s = init_state(p, c, B, x0)
+        x_prev, r_prev = s.x, s.r_hat
+        chunked = isinstance(xi, NoiseSource)
+        for t0 in range(0, T, Tc):
+            n = min(Tc, T - t0)
+            A = xs[t0 : t0 + n] if keep_states else abuf[:n]
+            Af = A.view(n * B, N)
+            uh = decorrelate(p.D_in, inputs[t0 : t0 + n]).reshape(n * B, -1)
+            if chunked and xi.active:
+                xi.fill(t0, A)
+                Af.addmm_(uh, WinT, beta=gain)  # σ√α ξ + α W_in û (β = 0 ignores ξ)
+            else:
+                torch.mm(uh, WinT, out=Af)
+            if ba is not None:
+                A.add_(ba)
+            for k in range(n):
+                t = t0 + k
+                x = A[k]
+                if not chunked:
+                    xt = xi(t)
+                    if xt is not None and c.sigma > 0:
+                        x.add_(xt, alpha=gain)
+                if a != 1.0:
+                    x.add_(x_prev, alpha=1.0 - a)
+                x.addmm_(r_prev, RaT)
+                r = rs[t] if keep_states else ring[t % 2]
+                if p.D_rec is None:
+                    phi_into(c.phi, x, r)
+                else:
+                    torch.mm(phi_into(c.phi, x, tmp), p.D_rec.T, out=r)
+                if keep_outputs:
+                    if p.b_out is None:
+                        torch.mm(r, WoT, out=os[t])
+                    else:
+                        torch.addmm(p.b_out, r, WoT, out=os[t])
+                x_prev, r_prev = x, r
+            if not keep_states:  # the next chunk overwrites abuf
+                x_prev = carry.copy_(x_prev)
+        final = RateState(x_prev, r_prev) if keep_states else RateState(x_prev, r_prev.clone())
+    return Rollout(xs, rs, os, final)

@@ -1,0 +1,250 @@
+"""Fast path of the paired passes for time-local NP / ANP (K = 1, clean baseline).
+
+The estimator is the one of :func:`~.perturb.generic_estimate` for these rules::
+
+    G_hid = (1/Σm) Σ_{t,b} δℓ_{t,b} e^h_{t,b} [û_t; r̂_{t−1}; 1]ᵀ_b ,
+    G_out = (1/Σm) Σ_{t,b} δℓ_{t,b} e^o_{t,b} [r̂_t; 1]ᵀ_b
+
+(e from ``rule.signals``, r̂ of the clean pass), rearranged so that each step is one GEMM:
+
+* D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
+  W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only, and
+  Σ e r̂ᵀ = (Σ e φᵀ) Dᵀ, Σ r̂ r̂ᵀ = D (Σ φ φᵀ) Dᵀ are unfolded at the end (each fold only
+  when its O(N³) cost is below the O(B·T·N²) it saves: N < 2BT, resp. 3N < BT);
+* with φ(x) = a g(k x) + c (tanh = 2 σ(2x) − 1 on CPU), the loop carries y = k x and
+  s = g(y): y_t = (1 − α) y_{t−1} + kα (W_in û_t + b + c R 1) + k ε_t + kαa R s_{t−1},
+  R = W_rec D; φ = a s + c is formed per chunk for the sums (k = a = 1, c = 0 otherwise);
+* the leak is folded into an in-place GEMM: x_t = α(W_in û_t + b) + √α σ ξ_t
+  + (1 − α) x_{t−1} + α (W_rec D) φ_{t−1}, the first two terms written for a chunk of
+  T_c steps at once (one matmul for the input drive);
+* the readout, the losses, the signals e (``rule.signals`` on [T_c·B] rows), and the sums
+  Σ e zᵀ, Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B rows.
+
+The noise is drawn step by step in the order of the generic loop (ξ [B, N], then ξ_o
+[B, n_out]), so both paths consume the same random stream. Memory is O(T_c·B·N), not O(T).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...loss import normaliser, step_loss
+from ...rules.base import Context, PerturbationRule, StepRecord
+from . import rate
+from .perturb import PassResult, split_grads
+from .rate import RateConsts, RateParams, decorrelate
+
+Tensor = torch.Tensor
+
+#: rows (steps × batch) per chunk; the chunk length is T_c = CHUNK_ROWS // B within [4, 128]
+CHUNK_ROWS = 1024
+
+
+def chunk_len(T: int, B: int) -> int:
+    """Steps per chunk: ~CHUNK_ROWS rows for the per-chunk GEMMs, at most T."""
+    return max(1, min(T, max(4, min(128, CHUNK_ROWS // max(B, 1)))))
+
+
+def phi_affine(phi, device: torch.device) -> tuple[float, float, float, object]:
+    """φ(x) = a · g(k x) + c with a cheap g: (k, a, c, g). On CPU, tanh(x) = 2 σ(2x) − 1
+    (torch's CPU sigmoid is several times faster than its tanh; |error| ≤ 2e-7 in float32,
+    ~4e-16 in float64). ``g`` takes ``out=`` when it is a torch function."""
+    if phi is torch.tanh and device.type == "cpu" and rate.FAST_TANH:
+        return 2.0, 2.0, -1.0, torch.sigmoid
+    return 1.0, 1.0, 0.0, phi
+
+
+def g_into(g, x: Tensor, out: Tensor) -> None:
+    """out ← g(x), without a temporary where torch offers ``out=``."""
+    if g is torch.sigmoid or g is torch.tanh:
+        g(x, out=out)
+    else:
+        out.copy_(g(x))
+
+
+def gram_upper_(acc: Tensor, Z: Tensor, blocks: int = 4) -> None:
+    """acc += Zᵀ Z on the upper block triangle only (~5/8 of the FLOPs with 4 blocks);
+    :func:`symmetrize` recovers the full matrix."""
+    N = Z.shape[1]
+    nb = blocks if 32 * blocks <= N else 1
+    edges = [N * i // nb for i in range(nb + 1)]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        acc[lo:hi, lo:].addmm_(Z[:, lo:hi].T, Z[:, lo:])
+
+
+def symmetrize(acc: Tensor) -> Tensor:
+    """The full symmetric matrix from the upper triangle filled by :func:`gram_upper_`
+    (in place: the lower triangle is overwritten)."""
+    acc.triu_()
+    return acc.add_(acc.T.tril(-1))
+
+
+def local_estimate_fast(
+    p: RateParams,
+    c: RateConsts,
+    rule: PerturbationRule,
+    inputs: Tensor,
+    targets: Tensor,
+    mask: Tensor | None,
+    loss_kind: str,
+    generator: torch.Generator,
+    *,
+    sigma: float,
+    keep_outputs: bool = False,
+    decor: tuple[str, ...] = (),
+    x0: Tensor | None = None,
+    chunk: int | None = None,
+) -> PassResult:
+    """The estimate of :func:`~.perturb.perturbation_estimate` for K = 1, a clean baseline
+    and a time-local NP/ANP rule (see the module docstring). Rows: [clean B | perturbed B]."""
+    T, B, n_in = inputs.shape
+    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    dev, dt = inputs.device, inputs.dtype
+    a = float(c.alpha)
+    gain = sigma * a**0.5
+    Tc = chunk_len(T, B) if chunk is None else max(1, min(chunk, T))
+    ctx = Context(c.alpha, sigma, 1.0)
+    with torch.no_grad():
+        D = p.D_rec
+        k_, a_, c_, g = phi_affine(c.phi, dev)
+        # fold D into W_rec (2N³ once) when that beats r̂ = D φ every step (4BN² per step),
+        # and unfold the sums at the end (6N³) when that beats r̂ = D φ per chunk (2BN²/step)
+        fold_rec = D is not None and N < 2 * B * T
+        fold_sums = D is not None and 3 * N < B * T
+        R = p.W_rec @ D if fold_rec else p.W_rec  # W_rec D (or W_rec, D applied per step)
+        V = p.W_out if D is None else p.W_out @ D  # W_out D
+        RT, r_scale = R.T, k_ * a * a_  # y += kαa s_{t−1} (W_rec D)ᵀ
+        tmp = None if D is None or fold_rec else torch.empty(2 * B, N, device=dev, dtype=dt)
+        VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
+        bo = V.sum(1) * c_ if c_ != 0.0 else None
+        if p.b_out is not None:
+            bo = p.b_out if bo is None else bo + p.b_out
+        WinT = (p.W_in * (k_ * a)).T
+        bh = None
+        if c_ != 0.0:  # c W_rec D 1
+            bh = (p.W_rec.sum(1) if D is None else p.W_rec @ D.sum(1)) * (c_ * k_ * a)
+        if p.b is not None:
+            bh = p.b * (k_ * a) if bh is None else bh + p.b * (k_ * a)
+        new = dict(device=dev, dtype=dt)
+        # slot 0 of yb / sb holds step t0 − 1 of the chunk; rows [clean B | perturbed B]
+        yb = torch.empty(Tc + 1, 2 * B, N, **new)  # y = k x
+        sb = torch.empty(Tc + 1, 2 * B, N, **new)  # s = g(y)
+        eps = torch.empty(Tc, B, N, **new)
+        eo = torch.empty(Tc, B, n_out, **new)
+        # per-chunk work buffers (no allocation churn inside the loop: the peak stays flat in T)
+        drive_b = torch.empty(Tc, B, N, **new)
+        dx_b = torch.empty(Tc, B, N, **new)
+        z_b = torch.empty((Tc + 1) * B, N, **new)
+        zh_b = torch.empty((Tc + 1) * B, N, **new) if D is not None and not fold_sums else None
+        yb[0] = 0.0 if x0 is None else x0.repeat(2, 1) * k_
+        g_into(g, yb[0], sb[0])
+        G_in = torch.zeros(N, n_in, **new)
+        G_rec = torch.zeros(N, N, **new)  # Σ E φ_{t−1}ᵀ (D_recᵀ applied at the end)
+        G_b = torch.zeros(N, **new)
+        G_out = torch.zeros(n_out, N, **new)
+        G_bo = torch.zeros(n_out, **new)
+        yy_rec = torch.zeros(N, N, **new) if "D_rec" in decor else None  # Σ φ φᵀ
+        yy_in = torch.zeros(n_in, n_in, **new) if "D_in" in decor else None
+        dS = torch.zeros(B, **new)
+        sum_lb = torch.zeros((), **new)
+        sum_la = torch.zeros((), **new)
+        outs = []
+        for t0 in range(0, T, Tc):
+            n = min(Tc, T - t0)
+            for k in range(n):  # the generic loop's order: ξ_t [B, N], then ξ_o,t [B, n_out]
+                torch.randn(B, N, generator=generator, out=eps[k])
+                torch.randn(B, n_out, generator=generator, out=eo[k])
+            ex = eps[:n].mul_(gain)  # ε_x = √α σ ξ
+            ox = eo[:n].mul_(sigma)  # ε_o = σ ξ_o
+            uh = decorrelate(p.D_in, inputs[t0 : t0 + n])  # [n, B, n_in]
+            Y = yb[1 : n + 1].view(n, 2, B, N)
+            drive = torch.matmul(uh, WinT, out=drive_b[:n])  # kα (W_in û_t + b + c R 1)
+            if bh is not None:
+                drive.add_(bh)
+            Y[:, 0].copy_(drive)
+            torch.add(drive, ex, alpha=k_, out=Y[:, 1])  # … + k ε_x on the perturbed rows
+            for k in range(n):  # y_t = drive_t + (1 − α) y_{t−1} + kαa R s_{t−1}
+                yk = yb[k + 1]
+                if a != 1.0:
+                    yk.add_(yb[k], alpha=1.0 - a)
+                yk.addmm_(
+                    sb[k] if tmp is None else torch.mm(sb[k], D.T, out=tmp), RT, alpha=r_scale
+                )
+                g_into(g, yk, sb[k + 1])
+            o = torch.matmul(sb[1 : n + 1], VsT).view(n, 2, B, n_out)
+            if bo is not None:
+                o.add_(bo)
+            o[:, 1].add_(ox)
+            ell = step_loss(loss_kind, o, targets[t0 : t0 + n, None])  # [n, 2, B]
+            if mask is not None:
+                ell = ell * mask[t0 : t0 + n, None]
+            sum_lb += ell[:, 0].sum()
+            sum_la += ell[:, 1].sum()
+            dl = ell[:, 1] - ell[:, 0]  # [n, B]
+            dS += dl.sum(0)
+            rec = StepRecord(
+                t=t0,
+                z_hid=None,  # not used by signals(); the sums below use φ directly
+                z_out=None,
+                dx=torch.sub(Y[:, 1], Y[:, 0], out=dx_b[:n]).mul_(1.0 / k_).view(n * B, N),
+                do=(o[:, 1] - o[:, 0]).reshape(n * B, n_out),
+                eps_x=ex.reshape(n * B, N),
+                eps_o=ox.reshape(n * B, n_out),
+                dl=dl.reshape(n * B),
+            )
+            e_h, e_o = rule.signals(rec, ctx)  # row-wise: [n·B, N], [n·B, n_out]
+            d = rec.dl[:, None]
+            Eh = e_h.mul_(d)  # in place: every field of rec is a temporary of this chunk
+            Eo = e_o.mul_(d)
+            Zall = z_b[: (n + 1) * B]  # φ of the clean rows
+            torch.mul(sb[0 : n + 1, :B], a_, out=Zall.view(n + 1, B, N))
+            if c_ != 0.0:
+                Zall.add_(c_)
+            if zh_b is not None:
+                Zall = torch.mm(Zall, D.T, out=zh_b[: (n + 1) * B])  # r̂ = D φ
+            Zp, Zc = Zall[: n * B], Zall[B:]  # φ_{t−1}, φ_t (or r̂)
+            G_rec.addmm_(Eh.T, Zp)
+            G_in.addmm_(Eh.T, uh.reshape(n * B, n_in))
+            G_b += Eh.sum(0)
+            G_out.addmm_(Eo.T, Zc)
+            G_bo += Eo.sum(0)
+            if yy_rec is not None:
+                gram_upper_(yy_rec, Zc)
+            if yy_in is not None:
+                uf = uh.reshape(n * B, n_in)
+                yy_in.addmm_(uf.T, uf)
+            if keep_outputs:
+                outs.append(o[:, 0].clone())
+            yb[0].copy_(yb[n])
+            sb[0].copy_(sb[n])
+            # free this chunk's temporaries before the next chunk allocates its own, so every
+            # chunk starts from the same heap (otherwise the peak creeps up with T)
+            del rec, e_h, e_o, Eh, Eo, d, o, ell, dl, Zall, Zp, Zc, drive, uh
+        if fold_sums:  # unfold: r̂ = D φ
+            G_rec = G_rec @ D.T
+            G_out = G_out @ D.T
+        if yy_rec is not None:
+            yy_rec = symmetrize(yy_rec)
+            if fold_sums:
+                yy_rec = D @ yy_rec @ D.T
+        parts_h = [G_in, G_rec] + ([G_b[:, None]] if p.b is not None else [])
+        parts_o = [G_out] + ([G_bo[:, None]] if p.b_out is not None else [])
+        M_h = n_in + N + (p.b is not None)
+        M_o = N + (p.b_out is not None)
+        state = rule.init(B, M_h, N, M_o, n_out, p.W_rec)
+        state.G_hid.copy_(torch.cat(parts_h, 1))
+        state.G_out.copy_(torch.cat(parts_o, 1))
+        norm_b = normaliser(mask, T, B)
+        est = rule.finalize(state, dS, norm_b)
+    yy = {}
+    if yy_in is not None:
+        yy["D_in"] = (yy_in, float(T * B))
+    if yy_rec is not None:
+        yy["D_rec"] = (yy_rec, float(T * B))
+    return PassResult(
+        grads=split_grads(p, est.hid, est.out),
+        loss=float(sum_lb) / norm_b,
+        loss_perturbed=float(sum_la) / norm_b,
+        outputs=torch.cat(outs) if keep_outputs else None,
+        decor=yy,
+    )
