@@ -35,10 +35,17 @@ class RuleSpec(BaseModel):
     sigma: float | None = Field(
         None, gt=0, description="Perturbation σ of the noisy pass; default: the model's sigma."
     )
-    signal: Literal["local", "trial", "rtg"] | None = Field(
+    signal: Literal["local", "trial", "rtg", "trace"] | None = Field(
         None,
-        description="Credit signal: local δℓ_t (default for np, anp), whole-trial δL, or "
-        "reward-to-go Σ_{s≥t} δℓ_s (default for rtg-np).",
+        description="Credit signal: local δℓ_t (default for np, anp), whole-trial δL, "
+        "reward-to-go Σ_{s≥t} δℓ_s (default for rtg-np), or a decaying eligibility trace "
+        "Σ_{s≥t} λ^{s−t} δℓ_s (λ = trace_decay; np, anp).",
+    )
+    trace_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="λ of signal 'trace': E ← λE + e zᵀ, G = Σ_t δℓ_t E_t (1: reward-to-go).",
     )
     K: int = Field(1, ge=1, description="Noisy resamples averaged per update.")
     baseline: Literal["clean", "noisy"] = Field(
@@ -60,7 +67,8 @@ class RuleSpec(BaseModel):
     alignment: bool = Field(
         False,
         description="Log, at every evaluation, the angle between this rule's estimate and "
-        "the exact gradient on the fixed training batch (align_* columns; MLP models).",
+        "the exact gradient (full BPTT for a rate RNN) on the fixed training batch (align_* "
+        "columns; rate and MLP models, torch back-end).",
     )
     # -- three-factor options (rules/three_factor.py) --
     tau_e: float | None = Field(
@@ -108,7 +116,7 @@ class RuleSpec(BaseModel):
         def changed(key: str) -> bool:
             return getattr(self, key) != fields[key].default
 
-        perturb_only = ("sigma", "signal", "K", "baseline", "scale", "norm")
+        perturb_only = ("sigma", "signal", "K", "baseline", "scale", "norm", "trace_decay")
         if self.name in GRADIENT_RULES:
             bad = [k for k in perturb_only if changed(k)]
             if bad:
@@ -133,6 +141,10 @@ class RuleSpec(BaseModel):
             raise ValueError("options 'scale' and 'norm' apply to node perturbation, not 'wp'")
         if self.name == "rtg-np" and self.signal not in (None, "rtg"):
             raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
+        if self.signal == "trace" and self.name not in ("np", "anp"):
+            raise ValueError("signal 'trace' applies to rules 'np' and 'anp'")
+        if changed("trace_decay") and self.signal != "trace":
+            raise ValueError("option 'trace_decay' applies only to signal 'trace'")
         return self
 
     @property
@@ -165,7 +177,9 @@ def make_rule(
     if spec.name == "wp":
         return WeightPerturbation(signal=signal)
     kind = "np" if spec.name in ("np", "rtg-np") else spec.name
-    return NodePerturbation(kind=kind, signal=signal, scale=spec.scale, norm=spec.norm)
+    return NodePerturbation(
+        kind=kind, signal=signal, scale=spec.scale, norm=spec.norm, trace_decay=spec.trace_decay
+    )
 
 
 def make_three_factor(spec: RuleSpec, dt: float) -> ThreeFactor:

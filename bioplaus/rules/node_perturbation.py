@@ -16,13 +16,19 @@ Credit signal r (what multiplies e_t):
     local : r_t = δℓ_t                    (time-local, the RNN seed paper)
     trial : r_t = Σ_s δℓ_s                (whole trial: unbiased for the BPTT gradient with NP)
     rtg   : r_t = Σ_{s≥t} δℓ_s            (reward-to-go: unbiased, lower variance than trial)
+    trace : discounted reward-to-go, r_t = Σ_{s≥t} λ^{s−t} δℓ_s with λ = ``trace_decay`` ∈ (0, 1]:
+            an eligibility trace carries e zᵀ forward in time (λ = 1 is rtg; λ → 0 is local)
 
 Estimate of ∂L/∂W for a ← W z:   G = (1 / Σm) Σ_{t,b} r_{t,b} e_{t,b} z_{t,b}ᵀ  (mean over K
 resamples too). The factor α in ANP is ∂x_t/∂(W z) of the Euler step; in NP it cancels against
 Var(ε) = σ²α. For small σ, E[G] equals the gradient the credit signal targets.
 
 "trial" and "rtg" keep per-sample traces E_b = Σ_{t≤s} e_t z_tᵀ ([P, N, M] memory, independent
-of T); "local" needs no trace.
+of T); "trace" keeps the decaying trace E_b ← λ E_b + e_t z_tᵀ and adds G += δℓ_t E_t, i.e.
+
+    G = Σ_t δℓ_t Σ_{s≤t} λ^{t−s} e_s z_sᵀ
+
+"local" needs no trace.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 from .base import Context, Estimate, StepRecord
 
 Tensor = torch.Tensor
-Signal = Literal["local", "trial", "rtg"]
+Signal = Literal["local", "trial", "rtg", "trace"]
 Kind = Literal["np", "anp", "inp"]
 Norm = Literal["joint", "layer"]
 
@@ -44,12 +50,12 @@ _TINY = 1e-30
 class NPState(NamedTuple):
     G_hid: Tensor
     G_out: Tensor
-    E_hid: Tensor | None  # per-sample traces for trial / rtg
+    E_hid: Tensor | None  # per-sample traces for trial / rtg / trace
     E_out: Tensor | None
 
 
 class NodePerturbation:
-    """NP or ANP with a local, whole-trial or reward-to-go credit signal."""
+    """NP or ANP with a local, whole-trial, reward-to-go or decaying-trace credit signal."""
 
     def __init__(
         self,
@@ -57,11 +63,18 @@ class NodePerturbation:
         signal: Signal = "local",
         scale: str | float = "n",
         norm: Norm = "joint",
+        trace_decay: float = 1.0,
     ) -> None:
         if kind not in ("np", "anp", "inp"):
             raise ValueError(f"kind: must be 'np', 'anp' or 'inp' (got {kind!r})")
-        if signal not in ("local", "trial", "rtg"):
-            raise ValueError(f"signal: must be 'local', 'trial' or 'rtg' (got {signal!r})")
+        if signal not in ("local", "trial", "rtg", "trace"):
+            raise ValueError(f"signal: must be 'local', 'trial', 'rtg' or 'trace' (got {signal!r})")
+        if not 0.0 < float(trace_decay) <= 1.0:
+            raise ValueError(f"trace_decay: must be in (0, 1] (got {trace_decay})")
+        if signal != "trace" and float(trace_decay) != 1.0:
+            raise ValueError("trace_decay applies only to signal 'trace'")
+        #: λ of the "trace" signal (E ← λE + e zᵀ)
+        self.trace_decay = float(trace_decay)
         if norm not in ("joint", "layer"):
             raise ValueError(f"norm: must be 'joint' or 'layer' (got {norm!r})")
         if isinstance(scale, str) and scale not in ("n", "sqrt_n"):
@@ -123,9 +136,12 @@ class NodePerturbation:
             state.G_hid.addmm_((e_h * d).T, rec.z_hid)
             state.G_out.addmm_((e_o * d).T, rec.z_out)
             return state
+        if self.signal == "trace" and self.trace_decay != 1.0:  # E ← λE (+ e zᵀ below)
+            state.E_hid.mul_(self.trace_decay)
+            state.E_out.mul_(self.trace_decay)
         state.E_hid.baddbmm_(e_h[:, :, None], rec.z_hid[:, None, :])
         state.E_out.baddbmm_(e_o[:, :, None], rec.z_out[:, None, :])
-        if self.signal == "rtg":  # Σ_t (Σ_{s≥t} δℓ_s) e_t z_tᵀ = Σ_s δℓ_s E_s
+        if self.signal in ("rtg", "trace"):  # Σ_t (Σ_{s≥t} λ^{s−t} δℓ_s) e_t z_tᵀ = Σ_s δℓ_s E_s
             state.G_hid.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_hid))
             state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
         return state

@@ -13,6 +13,7 @@ from .delayed_match import DelayedMatchTask
 from .digits import DigitsTask
 from .mackey_glass import MackeyGlassTask
 from .pattern import PatternTask
+from .seq_digits import SeqDigitsTask
 from .synthetic import SyntheticTask
 
 TASKS: dict[str, type[Task]] = {"copy": CopyTask, "mackey_glass": MackeyGlassTask}
@@ -23,6 +24,7 @@ TASKS["pattern"] = PatternTask
 TASKS["copy_rate"] = RateCodedCopyTask
 TASKS["digits"] = DigitsTask
 TASKS["synthetic"] = SyntheticTask
+TASKS["seq_digits"] = SeqDigitsTask
 
 __all__ = [
     "TASKS",
@@ -33,6 +35,7 @@ __all__ = [
     "DelayedMatchTask",
     "MackeyGlassTask",
     "PatternTask",
+    "SeqDigitsTask",
     "Task",
     "make_task",
 ]
