@@ -17,28 +17,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import float_arg, int_arg
 from .base import Batch, Task
 
 SPLITS = ("train", "test")
-
-
-def int_arg(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int ≥ ``minimum``, else a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} (got {value})")
-    return int(value)
-
-
-def float_arg(name: str, value: object, minimum: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a float ≥ ``minimum`` (> when ``strict``), else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number (got {value!r})")
-    v = float(value)
-    if not np.isfinite(v) or v < minimum or (strict and v == minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum} (got {value})")
-    return v
 
 
 class CognitiveTask(Task):

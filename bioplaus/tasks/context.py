@@ -25,7 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._cognitive import CognitiveTask, float_arg
+from ._cognitive import CognitiveTask
+from .args import float_arg
 from .base import Batch
 
 

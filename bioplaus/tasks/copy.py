@@ -26,18 +26,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
 
 SPLITS = ("train", "test")
-
-
-def _int_arg(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int ≥ ``minimum``, else a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} (got {value})")
-    return int(value)
 
 
 class CopyTask(Task):
@@ -63,10 +55,10 @@ class CopyTask(Task):
         fixed_sequence: bool = False,
         seed: int = 0,
     ) -> None:
-        self.length = _int_arg("length", length, 1)
-        self.delay = _int_arg("delay", delay, 0)
-        self.n_symbols = _int_arg("n_symbols", n_symbols, 1)
-        self.seed = _int_arg("seed", seed, 0)
+        self.length = int_arg("length", length, 1)
+        self.delay = int_arg("delay", delay, 0)
+        self.n_symbols = int_arg("n_symbols", n_symbols, 1)
+        self.seed = int_arg("seed", seed, 0)
         if not isinstance(fixed_sequence, bool | np.bool_):
             raise ValueError(f"fixed_sequence must be true or false (got {fixed_sequence!r})")
         self.fixed_sequence = bool(fixed_sequence)
@@ -107,7 +99,7 @@ class CopyTask(Task):
 
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B trials: inputs, targets [T, B, n_symbols + 2], no mask (every step scored)."""
-        B = _int_arg("batch_size", batch_size, 1)
+        B = int_arg("batch_size", batch_size, 1)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
         if self.fixed_sequence:

@@ -22,8 +22,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
-from .copy import CopyTask, _int_arg
+from .copy import CopyTask
 
 
 class RateCodedCopyTask(Task):
@@ -46,7 +47,7 @@ class RateCodedCopyTask(Task):
         seed: int = 0,
     ) -> None:
         self.copy = CopyTask(length=length, delay=delay, n_symbols=n_symbols, seed=seed)
-        self.hold = _int_arg("hold", hold, 1)
+        self.hold = int_arg("hold", hold, 1)
         self.dt, self.rate = float(dt), float(rate)
         if not (self.dt > 0 and self.rate > 0 and self.rate * self.dt <= 1):
             raise ValueError(f"rate must satisfy 0 < rate·dt <= 1 (got rate={rate}, dt={dt})")

@@ -23,15 +23,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
-
-
-def _int(name: str, value: object, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer (got {value!r})")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo} (got {value})")
-    return int(value)
 
 
 def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
@@ -61,8 +54,8 @@ class DigitsTask(Task):
     def __init__(self, n_test: int = 497, seed: int = 0) -> None:
         from sklearn.datasets import load_digits
 
-        self.n_test = _int("n_test", n_test, 1)
-        self.seed = _int("seed", seed, 0)
+        self.n_test = int_arg("n_test", n_test, 1)
+        self.seed = int_arg("seed", seed, 0)
         d = load_digits()
         X, labels = d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
         if self.n_test >= len(X):

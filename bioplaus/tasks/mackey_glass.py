@@ -29,6 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
 
 SPLITS = ("train", "test")
@@ -36,15 +37,6 @@ MODES = ("delayed_recall", "forecast")
 TAU = 17  # delay of the equation (time units)
 SUBSTEPS = 10  # Euler substeps per time step
 TRANSIENT = 100  # steps dropped at the start of every series
-
-
-def _int_arg(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int ≥ ``minimum``, else a ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer (got {value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum} (got {value})")
-    return int(value)
 
 
 def mackey_glass(
@@ -101,17 +93,17 @@ class MackeyGlassTask(Task):
         if mode == "forecast" and shift is not None:
             raise ValueError("shift applies only to mode='delayed_recall' (forecast uses horizon)")
         self.mode = mode
-        self.length = _int_arg("length", length, 1)
+        self.length = int_arg("length", length, 1)
         self.shift: int | None = None
         self.horizon: int | None = None
         if mode == "delayed_recall":
-            self.shift = self.offset = _int_arg("shift", 15 if shift is None else shift, 1)
+            self.shift = self.offset = int_arg("shift", 15 if shift is None else shift, 1)
         else:
-            self.horizon = self.offset = _int_arg("horizon", 1 if horizon is None else horizon, 1)
-        self.washout = _int_arg("washout", washout, 0)
+            self.horizon = self.offset = int_arg("horizon", 1 if horizon is None else horizon, 1)
+        self.washout = int_arg("washout", washout, 0)
         if self.washout >= self.length:
             raise ValueError(f"washout must be < length={self.length} (got {self.washout})")
-        self.seed = _int_arg("seed", seed, 0)
+        self.seed = int_arg("seed", seed, 0)
         self._test: dict[int, Batch] = {}
 
     def __repr__(self) -> str:
@@ -141,7 +133,7 @@ class MackeyGlassTask(Task):
 
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B series: inputs, targets [length, B, 1]; mask [length, B] when washout > 0."""
-        B = _int_arg("batch_size", batch_size, 1)
+        B = int_arg("batch_size", batch_size, 1)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
         if split == "train":

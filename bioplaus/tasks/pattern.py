@@ -31,7 +31,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
-from ._cognitive import CognitiveTask, float_arg, int_arg
+from ._cognitive import CognitiveTask
+from .args import float_arg, int_arg
 from .base import Batch
 
 

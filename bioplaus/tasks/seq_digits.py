@@ -29,19 +29,12 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
 
 MODES = ("rows", "pixels")
 LOSSES = ("mse", "ce")
 N_CLASSES = 10
-
-
-def _int(name: str, value: object, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer (got {value!r})")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo} (got {value})")
-    return int(value)
 
 
 class SeqDigitsTask(Task):
@@ -69,8 +62,8 @@ class SeqDigitsTask(Task):
             raise ValueError(f"permute must be true or false (got {permute!r})")
         self.mode, self.permute = mode, bool(permute)
         self.loss = loss  # instance value of Task.loss: the task is scored with this loss
-        self.n_test = _int("n_test", n_test, 1)
-        self.seed = _int("seed", seed, 0)
+        self.n_test = int_arg("n_test", n_test, 1)
+        self.seed = int_arg("seed", seed, 0)
         d = load_digits()
         X, labels = d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
         if self.n_test >= len(X):
@@ -112,7 +105,7 @@ class SeqDigitsTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B trials: inputs [T, B, n_in], targets [T, B, 10] (label on the last step),
         mask [T, B] (1 on the last step only)."""
-        B = _int("batch_size", batch_size, 1)
+        B = int_arg("batch_size", batch_size, 1)
         X, lab = self.data(split)
         if split == "test":
             idx = np.arange(min(B, len(X)))

@@ -27,8 +27,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
+from .args import int_arg
 from .base import Batch, Task
-from .digits import _int, classification_metrics
+from .digits import classification_metrics
 
 
 class SyntheticTask(Task):
@@ -48,10 +49,10 @@ class SyntheticTask(Task):
         target: str = "regression",
         seed: int = 0,
     ) -> None:
-        self.n_in = _int("n_in", n_in, 1)
-        self.n_out = _int("n_out", n_out, 1)
+        self.n_in = int_arg("n_in", n_in, 1)
+        self.n_out = int_arg("n_out", n_out, 1)
         hidden = [64] if teacher_hidden is None else list(teacher_hidden)
-        self.teacher_hidden = [_int("teacher_hidden", h, 1) for h in hidden]
+        self.teacher_hidden = [int_arg("teacher_hidden", h, 1) for h in hidden]
         if not isinstance(correlation, int | float) or not 0.0 <= correlation < 1.0:
             raise ValueError(f"correlation must be in [0, 1) (got {correlation!r})")
         self.correlation = float(correlation)
@@ -60,7 +61,7 @@ class SyntheticTask(Task):
         self.target = target
         if target == "class":
             self.loss, self.metric, self.lower_is_better = "ce", "accuracy", False  # type: ignore[misc]
-        self.seed = _int("seed", seed, 0)
+        self.seed = int_arg("seed", seed, 0)
         rng = numpy_rng(self.seed, "synthetic", "teacher")
         self.k = -(-self.n_in // 4)
         M = rng.standard_normal((self.n_in, self.k))
