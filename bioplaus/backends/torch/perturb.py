@@ -25,6 +25,7 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord
+from ...rules.node_perturbation import NodePerturbation
 from ...rules.weight_perturbation import WPRecord
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
 
@@ -95,9 +96,12 @@ def perturbation_estimate(
 
 def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
     """K = 1, clean baseline, a non-iterative NP/ANP rule with the time-local signal: the
-    chunked loop of perturb_fast.py computes the same estimator."""
+    chunked loop of perturb_fast.py computes the same estimator. Only bioplaus's own
+    :class:`NodePerturbation` (not a subclass or a user's rule, whose ``accumulate`` the
+    fast path would bypass)."""
     return (
-        K == 1
+        type(rule) is NodePerturbation
+        and K == 1
         and baseline == "clean"
         and not bool(getattr(rule, "iterative", False))
         and getattr(rule, "signal", None) == "local"

@@ -128,6 +128,25 @@ def test_dispatch_and_generator_state():
     assert not has_fast_path(make_rule(RuleSpec(name="np", signal="rtg")), 1, "clean")
 
 
+def test_a_subclassed_rule_takes_the_generic_loop():
+    """A user's rule built on NodePerturbation keeps its own accumulate (the fast path would
+    bypass it): every step reaches it."""
+    from bioplaus.rules.node_perturbation import NodePerturbation
+
+    class Counting(NodePerturbation):
+        calls = 0
+
+        def accumulate(self, state, rec, ctx):
+            Counting.calls += 1
+            return super().accumulate(state, rec, ctx)
+
+    spec, p, u, y, m = _problem()
+    rule = Counting(kind="anp")
+    assert not has_fast_path(rule, 1, "clean")
+    perturbation_estimate(p, consts_of(spec), rule, u, y, m, "mse", torch.Generator(), sigma=0.05)
+    assert Counting.calls == u.shape[0]
+
+
 def test_float32_fast_path_close_to_generic():
     """float32 (the default dtype): the fast path (tanh as 2σ(2x) − 1, folded D) stays
     within float32 rounding of the generic loop."""
