@@ -54,3 +54,14 @@ class PerturbationRule(Protocol):
     def accumulate(self, state: object, rec: StepRecord, ctx: Context) -> object: ...
 
     def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...
+
+
+def check_pass_options(sigma: float, baseline: str, K: int) -> None:
+    """The options every paired-pass driver takes: σ > 0, a clean or noisy baseline, and
+    K ≥ 1 resamples (a ValueError naming the option otherwise)."""
+    if not sigma > 0:
+        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
+    if baseline not in ("clean", "noisy"):
+        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
+    if K < 1:
+        raise ValueError(f"K: must be >= 1 (got {K})")

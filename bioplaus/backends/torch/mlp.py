@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ...loss import step_loss
+from ...rules.base import check_pass_options
 from ...rules.layered import LayeredContext, LayerRecord, WeightRecord
 from ...spec import MLPSpec
 
@@ -182,12 +183,7 @@ def mlp_perturbation_estimate(
 ) -> MLPResult:
     """A perturbation rule's estimate of ∂L at the current weights (module docstring)."""
     sigma = c.sigma if sigma is None else sigma
-    if not sigma > 0:
-        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
-    if baseline not in ("clean", "noisy"):
-        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
-    if K < 1:
-        raise ValueError(f"K: must be >= 1 (got {K})")
+    check_pass_options(sigma, baseline, K)
     B = x.shape[0]
     L = len(p.W)
     dev, dt = x.device, x.dtype

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 
 from ...loss import normaliser, step_loss
-from ...rules.base import Context, PerturbationRule, StepRecord
+from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from ...rules.node_perturbation import NodePerturbation
 from ...rules.weight_perturbation import WPRecord
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
@@ -75,12 +75,7 @@ def perturbation_estimate(
             baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
     sigma = c.sigma if sigma is None else sigma
-    if not sigma > 0:
-        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
-    if baseline not in ("clean", "noisy"):
-        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
-    if K < 1:
-        raise ValueError(f"K: must be >= 1 (got {K})")
+    check_pass_options(sigma, baseline, K)
     if has_fast_path(rule, K, baseline):
         from .perturb_fast import local_estimate_fast  # imports this module
 
@@ -279,12 +274,7 @@ def weight_perturbation_estimate(
         x_t = (1 − α) x_{t−1} + α (W_hid + ΔW_t) [û_t; r̂_{t−1}; 1] ,  o_t = (W_o + ΔV_t) [r̂_t; 1]
     """
     sigma = c.sigma if sigma is None else sigma
-    if not sigma > 0:
-        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
-    if baseline not in ("clean", "noisy"):
-        raise ValueError(f"baseline: must be 'clean' or 'noisy' (got {baseline!r})")
-    if K < 1:
-        raise ValueError(f"K: must be >= 1 (got {K})")
+    check_pass_options(sigma, baseline, K)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype
