@@ -262,9 +262,10 @@ def seeds_of(base: Path) -> list[Path]:
 def summarise(dirs: list[Path], col: str, lower: bool, loss_col: str = "eval_loss") -> dict:
     """Final and best metric, mean ± std over the seeds that completed (a diverged run is
     counted in ``diverged``, not averaged), time and memory over all."""
-    fin, best, loss, wall, rss, n_div = [], [], [], [], [], 0
+    fin, best, loss, wall, rss, steps, n_div = [], [], [], [], [], [], 0
     for d in dirs:
         m, info = load(d)
+        steps.append(int(m["step"].max()))
         wall.append(info["train_s"] / max(int(m["step"].iloc[-1]), 1))
         rss.append(info["maxrss_mb"])
         if info["status"] != "completed":
@@ -279,7 +280,7 @@ def summarise(dirs: list[Path], col: str, lower: bool, loss_col: str = "eval_los
         "final": np.mean(fin) if fin else nan,
         "final_sd": np.std(fin) if fin else nan,
         "best": np.mean(best) if best else nan,
-        "train_s": np.mean(wall) * max(int(load(d)[0]["step"].max()) for d in dirs),
+        "train_s": np.mean(wall) * max(steps),
         "maxrss_mb": np.max(rss),
         "diverged": n_div,
         "final_loss": np.mean(loss) if loss else nan,
@@ -287,8 +288,8 @@ def summarise(dirs: list[Path], col: str, lower: bool, loss_col: str = "eval_los
 
 
 def curves(dirs: list[Path], col: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    dirs = [d for d in dirs if load(d)[1]["status"] == "completed"] or dirs
-    ms = [load(d)[0] for d in dirs]
+    runs = [load(d) for d in dirs]
+    ms = [m for m, info in runs if info["status"] == "completed"] or [m for m, _ in runs]
     n = min(len(m) for m in ms)
     y = np.stack([m[col].to_numpy()[:n] for m in ms])
     return ms[0]["step"].to_numpy()[:n], y.mean(0), y.std(0)
