@@ -36,8 +36,11 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import Field, model_validator
 
+from ..registry import register_rule
 from .base import Context, Estimate, StepRecord
+from .options import PairedPassOptions
 
 Tensor = torch.Tensor
 Signal = Literal["local", "trial", "rtg", "trace"]
@@ -154,3 +157,100 @@ class NodePerturbation:
         else:
             G_hid, G_out = state.G_hid, state.G_out
         return Estimate(G_hid / norm, G_out / norm)
+
+
+# -- options and registration ---------------------------------------------------------------
+class NodePerturbationOptions(PairedPassOptions):
+    """Options of the node-perturbation family (np, anp, inp, rtg-np; danp and dnp are
+    anp and np with decorrelation turned on)."""
+
+    name: Literal["np", "anp", "inp", "rtg-np", "danp", "dnp"] = Field(
+        description="np | anp | inp (iterative NP: one noisy pass per layer, only that layer "
+        "perturbed) | rtg-np (reward-to-go NP) | danp / dnp (anp / np with decorrelation: "
+        "sets model.decorrelate_rec and train.lr_decor = 1e-3 unless given)."
+    )
+    signal: Literal["local", "trial", "rtg", "trace"] | None = Field(
+        None,
+        description="Credit signal: local δℓ_t (default for np, anp), whole-trial δL, "
+        "reward-to-go Σ_{s≥t} δℓ_s (default for rtg-np), or a decaying eligibility trace "
+        "Σ_{s≥t} λ^{s−t} δℓ_s (λ = trace_decay; np, anp).",
+    )
+    trace_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="λ of signal 'trace': E ← λE + e zᵀ, G = Σ_t δℓ_t E_t (1: reward-to-go).",
+    )
+    scale: Literal["n", "sqrt_n"] | float = Field(
+        "n", description="ANP scale c: number of perturbed units, its square root, or a number."
+    )
+    norm: Literal["joint", "layer"] = Field(
+        "joint", description="ANP normalisation ‖δ‖²: joint over all layers, or per layer."
+    )
+    noise_access: Literal["difference", "own"] = Field(
+        "difference",
+        description="NP with a noisy baseline (feed-forward models): the noise NP correlates "
+        "with δℓ — the difference of both passes' noise (exact, v = 2) or only the perturbed "
+        "pass's own noise (v = 1; the paper's DNP in a system whose baseline noise is unknown).",
+    )
+
+    @model_validator(mode="after")
+    def _fit(self) -> NodePerturbationOptions:
+        if self.noise_access != "difference" and (
+            self.kind != "np" or self.baseline != "noisy" or self.name == "rtg-np"
+        ):
+            raise ValueError(
+                "option 'noise_access' applies only to rule 'np' with baseline 'noisy'"
+            )
+        if self.name == "rtg-np" and self.signal not in (None, "rtg"):
+            raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
+        if self.signal == "trace" and self.kind == "inp":
+            raise ValueError("signal 'trace' applies to rules 'np' and 'anp'")
+        if self.trace_decay != 1.0 and self.signal != "trace":
+            raise ValueError("option 'trace_decay' applies only to signal 'trace'")
+        if not isinstance(self.scale, str) and not self.scale > 0:
+            raise ValueError(f"scale: must be 'n', 'sqrt_n' or a number > 0 (got {self.scale})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """np | anp | inp: the estimator (rtg-np and dnp are np, danp is anp)."""
+        return {"rtg-np": "np", "dnp": "np", "danp": "anp"}.get(self.name, self.name)
+
+
+def build_node_perturbation(opts: NodePerturbationOptions, network: str):
+    """The estimator of ``opts`` for a network type (``mlp``: the layered version, where the
+    credit signal is moot since T = 1)."""
+    if network == "mlp":
+        from .layered import LayeredNodePerturbation
+
+        return LayeredNodePerturbation(
+            kind=opts.kind, scale=opts.scale, norm=opts.norm, own_noise=opts.noise_access == "own"
+        )
+    if opts.noise_access == "own":
+        raise ValueError("noise_access 'own' is implemented for feed-forward (mlp) models only")
+    signal = opts.signal or ("rtg" if opts.name == "rtg-np" else "local")
+    return NodePerturbation(
+        kind=opts.kind, signal=signal, scale=opts.scale, norm=opts.norm,
+        trace_decay=opts.trace_decay,
+    )  # fmt: skip
+
+
+_DECOR = {"model": {"decorrelate_rec": True}, "train": {"lr_decor": 1e-3}}
+for _name, _summary, _preset in (
+    ("np", "node perturbation: δℓ · ε zᵀ / σ²", {}),
+    ("anp", "activity-based node perturbation: c δℓ · δx zᵀ / ‖δx‖²", {}),
+    ("inp", "iterative NP: one noisy pass per layer", {}),
+    ("rtg-np", "reward-to-go NP (unbiased for full BPTT)", {}),
+    ("danp", "ANP with decorrelation (lateral inhibition)", _DECOR),
+    ("dnp", "NP with decorrelation (lateral inhibition)", _DECOR),
+):
+    register_rule(
+        _name,
+        options=NodePerturbationOptions,
+        build=build_node_perturbation,
+        mechanism="node",
+        networks=("rate", "mlp") if _name == "inp" else ("rate", "lif", "mlp"),
+        summary=_summary,
+        preset=_preset,
+    )

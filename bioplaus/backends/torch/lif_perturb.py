@@ -31,7 +31,6 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord
-from ...rules.node_perturbation import NodePerturbation
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
 from .perturb import PassResult, split_grads
 
@@ -66,10 +65,10 @@ def lif_perturbation_estimate(
         raise ValueError(f"delta: must be 'drive', 'v' or 'spike' (got {delta!r})")
     if K < 1:
         raise ValueError(f"K: must be >= 1 (got {K})")
-    if not isinstance(rule, NodePerturbation) or getattr(rule, "iterative", False):
+    if getattr(rule, "perturbs", "nodes") != "nodes" or getattr(rule, "iterative", False):
         raise ValueError(
             f"rule: {getattr(rule, 'name', rule)!r} is not implemented for LIF networks "
-            "(np, anp, rtg-np, three-factor and bptt are)"
+            "(node-perturbation rules with one perturbed pass, three-factor and bptt are)"
         )
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]

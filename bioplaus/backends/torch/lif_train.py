@@ -73,13 +73,13 @@ def lif_estimate(
     c = consts_of(spec)
     if rs.is_gradient:
         res = lif_bptt_estimate(
-            p, c, u, y, m, loss, k=rs.k if rs.name == "tbptt" else None,
+            p, c, u, y, m, loss, k=rs.option("k"),
             generator=torch_generator(seed, "estimate", device=device),
         )  # fmt: skip
     else:
         try:
             res = lif_perturbation_estimate(
-                p, c, make_rule(rs), u, y, m, loss,
+                p, c, make_rule(rs, network="lif"), u, y, m, loss,
                 torch_generator(seed, "estimate", device=device),
                 sigma=rs.sigma, K=rs.K, baseline=rs.baseline, delta=spec.delta,
             )  # fmt: skip
@@ -90,11 +90,11 @@ def lif_estimate(
 
 def make_online(protocol: Any, task: Any) -> LIFOnlineThreeFactor:
     """The trainer's online three-factor handle for a LIF protocol."""
-    from ...rules import make_three_factor
+    from ...rules import make_online
 
     rs = protocol.rule
     return LIFOnlineThreeFactor(
-        make_three_factor(rs, protocol.model.dt),
+        make_online(rs, "lif", protocol.model.dt),
         rs.sigma,
         int(getattr(task, "n_trial_types", 1)),
         protocol.train.batch_size,
@@ -119,7 +119,7 @@ def trainer_estimate(
         return trainer.online.estimate(p, c, u, y, m, loss_kind, trainer.gen_noise, types, decor)
     if trainer.rule is None:
         return lif_bptt_estimate(
-            p, c, u, y, m, loss_kind, k=rs.k if rs.name == "tbptt" else None,
+            p, c, u, y, m, loss_kind, k=rs.option("k"),
             generator=trainer.gen_noise, decor=decor,
         )  # fmt: skip
     return lif_perturbation_estimate(

@@ -94,9 +94,9 @@ class MLPTrainer:
         self.gen_noise = torch_generator(seed, "noise", device=self.device)
         self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
-        if rs.name == "three-factor" or rs.name == "tbptt":
+        if "mlp" not in rs.entry.networks:
             raise ValueError(f"rule {rs.name!r} needs a recurrent model")
-        self.rule = None if rs.is_gradient else make_rule(rs, layered=True)
+        self.rule = None if rs.is_gradient else make_rule(rs, network="mlp")
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         self.train_eval_batch = task.sample(

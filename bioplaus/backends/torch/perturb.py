@@ -69,7 +69,7 @@ def perturbation_estimate(
     x0: Tensor | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
-    if getattr(rule, "kind", None) == "wp":
+    if getattr(rule, "perturbs", "nodes") == "weights":  # the WPRecord contract
         return weight_perturbation_estimate(
             p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,

@@ -23,7 +23,7 @@ from ...analysis.alignment import angles
 from ...loss import mean_loss
 from ...protocol import ProtocolSpec
 from ...random import child_seed, numpy_rng, torch_generator
-from ...rules import make_rule, make_three_factor
+from ...rules import make_online, make_rule
 from ...rules.decorrelation import decorrelation_update
 from ...tasks.base import Batch, Task
 from . import lif_train
@@ -144,19 +144,22 @@ class Trainer:
         rs = protocol.rule
         # the online three-factor rule changes weights from one noisy pass (online.py); its
         # update ΔW reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
-        self.online = (
-            OnlineThreeFactor(
-                make_three_factor(rs, protocol.model.dt),
-                rs.sigma,
-                int(getattr(task, "n_trial_types", 1)),
-                tr.batch_size,
+        network = protocol.model.kind
+        self.online = None
+        if rs.mechanism == "online":
+            self.online = (
+                lif_train.make_online(protocol, task)
+                if self.lif
+                else OnlineThreeFactor(
+                    make_online(rs, network, protocol.model.dt),
+                    rs.sigma,
+                    int(getattr(task, "n_trial_types", 1)),
+                    tr.batch_size,
+                )
             )
-            if rs.name == "three-factor"
-            else None
+        self.rule = (
+            make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
         )
-        if self.online is not None and self.lif:
-            self.online = lif_train.make_online(protocol, task)
-        self.rule = None if rs.is_gradient or self.online is not None else make_rule(rs)
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         # a fixed batch of training trials, to report the training metric beside the held-out one
@@ -208,8 +211,9 @@ class Trainer:
         """The rule's estimate of ∂L (BPTT / TBPTT(k) by autograd, else the paired passes)."""
         rs = self.protocol.rule
         if self.rule is None:
-            k = rs.k if rs.name == "tbptt" else None
-            return bptt_estimate(p, self.consts, u, y, m, self.task.loss, k=k, decor=decor_keys)
+            return bptt_estimate(
+                p, self.consts, u, y, m, self.task.loss, k=rs.option("k"), decor=decor_keys
+            )
         return perturbation_estimate(
             p, self.consts, self.rule, u, y, m, self.task.loss, generator,
             sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor_keys,
