@@ -56,6 +56,16 @@ class PerturbationRule(Protocol):
     def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...
 
 
+def anp_scale(scale: str | float, n_units: int) -> float:
+    """The ANP constant c for ``n_units`` perturbed units: c = n (``"n"``), √n
+    (``"sqrt_n"``, the RNN seed paper's code) or the given number."""
+    if scale == "n":
+        return float(n_units)
+    if scale == "sqrt_n":
+        return float(n_units) ** 0.5
+    return float(scale)
+
+
 def check_pass_options(sigma: float, baseline: str, K: int) -> None:
     """The options every paired-pass driver takes: σ > 0, a clean or noisy baseline, and
     K ≥ 1 resamples (a ValueError naming the option otherwise)."""

@@ -39,7 +39,7 @@ import torch
 from pydantic import Field, model_validator
 
 from ..registry import register_rule
-from .base import Context, Estimate, StepRecord
+from .base import Context, Estimate, StepRecord, anp_scale
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -91,11 +91,7 @@ class NodePerturbation:
 
     # -- postsynaptic signals -------------------------------------------------------------
     def _c(self, n_units: int) -> float:
-        if self.scale == "n":
-            return float(n_units)
-        if self.scale == "sqrt_n":
-            return float(n_units) ** 0.5
-        return float(self.scale)
+        return anp_scale(self.scale, n_units)
 
     def signals(self, rec: StepRecord, ctx: Context) -> tuple[Tensor, Tensor]:
         """e_hid [P, N], e_out [P, n_out] for one step."""

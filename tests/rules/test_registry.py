@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import bioplaus as bp
-from bioplaus.backends.torch import trainer as trainer_mod
 from bioplaus.registry import RULES, load_plugin
 from bioplaus.rules import RuleOptionError, RuleSpec, rule_options
+from bioplaus.train import trainer as trainer_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "docs" / "tutorials" / "mixed_credit.py"

@@ -1,6 +1,6 @@
 """Training loop with the trials simulated on brian2 (``backend = "brian2"`` in a protocol).
 
-:class:`Brian2Trainer` is the torch :class:`~bioplaus.backends.torch.trainer.Trainer` with
+:class:`Brian2Trainer` is the torch :class:`~bioplaus.train.trainer.Trainer` with
 one thing replaced: a batch of trials runs on brian2 (:func:`.learning.run_trials`), in
 continuous time with the rule's traces as brian2 variables, and the clean evaluation runs
 on brian2 too (:func:`.rate.simulate_rate`, σ = 0). Everything else is the torch
@@ -25,9 +25,9 @@ from ...protocol import ProtocolSpec
 from ...random import child_seed
 from ...rules.three_factor import TrialState
 from ...tasks.base import Batch, Task
+from ...train.trainer import StepInfo, Trainer, apply_estimate
 from ..torch.perturb import PassResult, split_grads
 from ..torch.rate import RateParams
-from ..torch.trainer import StepInfo, Trainer, apply_estimate
 from .context import DEFAULT_TARGET
 from .learning import run_trials
 from .rate import PHI_NUMPY, simulate_rate

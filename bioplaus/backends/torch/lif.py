@@ -48,9 +48,9 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
+from ...params import init_lif_params  # noqa: F401  (the model's, re-exported)
 from ...spec import LIFSpec
 from .rate import RateParams, decorrelate, to_torch
 
@@ -120,40 +120,6 @@ def consts_of(spec: LIFSpec) -> LIFConsts:
     )
 
 
-def init_lif_params(spec: LIFSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Initial parameters (float64 numpy): W_in std in_gain/√n_in, W_rec std rec_gain/√N
-    with zero diagonal (no autapses), W_out std out_gain/√N (``normal``; ``xavier_normal``
-    uses √(2/(fan_in+fan_out)) times the same gains); b, b_out zeros; D_in, D_rec identity
-    when the spec decorrelates."""
-    from ...random import numpy_rng
-
-    rng = numpy_rng(seed, "init_params", "lif")
-
-    def w(n_out: int, n_in: int, gain: float) -> np.ndarray:
-        xavier = spec.weight_init == "xavier_normal"
-        std = np.sqrt(2.0 / (n_in + n_out)) if xavier else 1 / np.sqrt(n_in)
-        return rng.standard_normal((n_out, n_in)) * std * gain
-
-    N = spec.n_rec
-    W_rec = w(N, N, spec.rec_gain)
-    np.fill_diagonal(W_rec, 0.0)
-    p = {
-        "W_in": w(N, spec.n_in, spec.in_gain),
-        "W_rec": W_rec,
-        "W_out": w(spec.n_out, N, spec.out_gain),
-    }
-    if spec.bias:
-        p["b"] = np.zeros(N)
-    if spec.out_bias:
-        p["b_out"] = np.zeros(spec.n_out)
-    if spec.decorrelate_input:
-        p["D_in"] = np.eye(spec.n_in)
-    if spec.decorrelate_rec:
-        p["D_rec"] = np.eye(N)
-    return p
-
-
-# -- spike functions ----------------------------------------------------------------------
 class _SurrogateSpike(torch.autograd.Function):
     """Forward H(x) = [x ≥ 0]; backward 1/(1 + k|x|)² (fast sigmoid)."""
 

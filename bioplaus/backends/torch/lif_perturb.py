@@ -32,6 +32,7 @@ import torch
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
+from .pass_common import add_decor_, decor_sums, noise_sigma
 from .perturb import PassResult, split_grads
 
 Tensor = torch.Tensor
@@ -56,7 +57,7 @@ def lif_perturbation_estimate(
     x0: Tensor | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     if not sigma > 0:
         raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
     if baseline != "clean":
@@ -91,10 +92,7 @@ def lif_perturbation_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
             xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt) * c.g_v
             eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
@@ -133,10 +131,7 @@ def lif_perturbation_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat_all[t].T, u_hat_all[t])
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat_all[t], r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(

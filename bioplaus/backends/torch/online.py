@@ -22,6 +22,7 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.three_factor import Baseline, ThreeFactor
+from .pass_common import add_decor_, decor_sums, noise_sigma
 from .perturb import PassResult, split_grads
 from .rate import (
     RateConsts,
@@ -134,7 +135,7 @@ def three_factor_pass(
     ``base`` is the reward baseline before these trials ([n_types] for reward "trial",
     [B] for "step"); ``types`` [B] the trial types (None: all type 0).
     """
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype
@@ -148,10 +149,7 @@ def three_factor_pass(
         drive = input_drive(p, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         step_base = base if rule.reward == "step" else None
         for t in range(T):
             r_prev = s.r_hat
@@ -172,10 +170,7 @@ def three_factor_pass(
             ts, step_base = rule.step(ts, x, z_hid, o, z_out, step_base, -ell, m)
             if keep_outputs:
                 outs.append(o)
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat.T, r_hat)
+            add_decor_(yy, u_hat, r_hat)
     return end_trials(
         rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, outs
     )  # fmt: skip

@@ -27,6 +27,7 @@ from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from ...rules.node_perturbation import NodePerturbation
 from ...rules.weight_perturbation import WPRecord
+from .pass_common import add_decor_, decor_sums, noise_sigma
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
 
 Tensor = torch.Tensor
@@ -74,7 +75,7 @@ def perturbation_estimate(
             p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     if has_fast_path(rule, K, baseline):
         from .perturb_fast import local_estimate_fast  # imports this module
@@ -158,10 +159,7 @@ def generic_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
             u_hat = decorrelate(p.D_in, inputs[t])  # [B, n_in]
             drive_b = u_hat @ p.W_in.T
@@ -236,10 +234,7 @@ def generic_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat, r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(
@@ -273,7 +268,7 @@ def weight_perturbation_estimate(
 
         x_t = (1 − α) x_{t−1} + α (W_hid + ΔW_t) [û_t; r̂_{t−1}; 1] ,  o_t = (W_o + ΔV_t) [r̂_t; 1]
     """
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
@@ -302,10 +297,7 @@ def weight_perturbation_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         lo = 0 if noisy_base else Bb  # first row that carries weight noise
         for t in range(T):
             u_hat = decorrelate(p.D_in, inputs[t])
@@ -335,10 +327,7 @@ def weight_perturbation_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat, r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(

@@ -16,17 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ...nonlinearities import PHI as _PHI
 from ...spec import RateSpec
 
 Tensor = torch.Tensor
 
-PHI: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "softplus": torch.nn.functional.softplus,
-    "sigmoid": torch.sigmoid,
-    "linear": lambda x: x,
-}
+#: φ by name: the neutral table of bioplaus.nonlinearities (re-exported for the back-end)
+PHI = _PHI
 
 
 class RateParams(NamedTuple):

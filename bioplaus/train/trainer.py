@@ -19,19 +19,19 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ...analysis.alignment import angles
-from ...loss import mean_loss
-from ...protocol import ProtocolSpec
-from ...random import child_seed, numpy_rng, torch_generator
-from ...rules import make_online, make_rule
-from ...rules.decorrelation import decorrelation_update
-from ...tasks.base import Batch, Task
-from . import lif_train
-from .bptt import bptt_estimate
-from .online import OnlineThreeFactor
-from .perturb import perturbation_estimate
-from .rate import RateParams, consts_of, to_numpy, to_torch
-from .rollout import noise_source, rollout
+from ..analysis.alignment import angles
+from ..backends.torch import lif_train
+from ..backends.torch.bptt import bptt_estimate
+from ..backends.torch.online import OnlineThreeFactor
+from ..backends.torch.perturb import perturbation_estimate
+from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
+from ..backends.torch.rollout import noise_source, rollout
+from ..loss import mean_loss
+from ..protocol import ProtocolSpec
+from ..random import child_seed, numpy_rng, torch_generator
+from ..rules import make_online, make_rule
+from ..rules.decorrelation import decorrelation_update
+from ..tasks.base import Batch, Task
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -1,6 +1,6 @@
 """Training loop for feed-forward models (:class:`~bioplaus.spec.MLPSpec`) on torch.
 
-Same contract as :class:`~bioplaus.backends.torch.trainer.Trainer` (``step``, ``evaluate``,
+Same contract as :class:`~bioplaus.train.trainer.Trainer` (``step``, ``evaluate``,
 ``state_dict``/``load_state_dict``, ``params_numpy``), so :mod:`bioplaus.runs` drives both.
 One update, in the multi-layer seed paper's order (algorithms.md §2, R2 ``train_step``):
 
@@ -21,13 +21,8 @@ import math
 import numpy as np
 import torch
 
-from ...analysis.alignment import angles
-from ...loss import step_loss
-from ...protocol import ProtocolSpec
-from ...random import numpy_rng, torch_generator
-from ...rules import make_rule
-from ...tasks.base import Batch, Task
-from .mlp import (
+from ..analysis.alignment import angles
+from ..backends.torch.mlp import (
     MLPParams,
     mlp_consts,
     mlp_gradient,
@@ -36,6 +31,11 @@ from .mlp import (
     mlp_to_torch,
     predict,
 )
+from ..loss import step_loss
+from ..protocol import ProtocolSpec
+from ..random import numpy_rng, torch_generator
+from ..rules import make_rule
+from ..tasks.base import Batch, Task
 from .trainer import (
     DTYPES,
     DivergedError,
