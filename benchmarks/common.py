@@ -29,8 +29,25 @@ def problem(
     return spec, p, u, y
 
 
+def parse_rule(rule: str) -> tuple[str, dict]:
+    """``"anp:signal=trace,trace_decay=0.9"`` → ("anp", {"signal": "trace", "trace_decay": 0.9})."""
+    import tomllib
+
+    name, _, opts = rule.partition(":")
+    kw = {}
+    for item in filter(None, opts.split(",")):
+        key, _, raw = item.partition("=")
+        try:
+            kw[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            kw[key] = raw
+    return name, kw
+
+
 def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], None]:
-    """One training update: the rule's estimate (+ decorrelation for 'danp'), then SGD."""
+    """One training update: the rule's estimate (+ decorrelation for 'danp'), then SGD.
+    ``rule`` may carry options, ``name:key=value,...`` (e.g. ``np:K=4``)."""
+    rule, opts = parse_rule(rule)
     c = consts_of(spec)
     weights = {k: getattr(p, k).clone().requires_grad_(True) for k in ("W_in", "W_rec", "W_out")}
     opt = torch.optim.SGD(weights.values(), lr=1e-3)
@@ -44,7 +61,7 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
                 q, c, u, y, None, "mse", decor=("D_rec",) if rule == "dbptt" else ()
             )
         else:
-            rs = RuleSpec(name="anp" if rule in ("anp", "danp") else rule)
+            rs = RuleSpec(name="anp" if rule in ("anp", "danp") else rule, **opts)
             res = perturbation_estimate(
                 q,
                 c,
@@ -54,6 +71,7 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
                 None,
                 "mse",
                 gen,
+                K=rs.K,
                 decor=("D_rec",) if rule == "danp" else (),
             )
         for k, w in weights.items():

@@ -39,7 +39,7 @@ import torch
 from pydantic import Field, model_validator
 
 from ..registry import register_rule
-from .base import Context, Estimate, StepRecord, anp_scale
+from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -88,6 +88,13 @@ class NodePerturbation:
         self.name = kind if signal == "local" else f"{kind}-{signal}"
         #: INP: the driver runs one perturbed pass per layer (hidden only, readout only)
         self.iterative = kind == "inp"
+
+    @property
+    def linear_in_z(self) -> bool:
+        """The estimate is linear in the presynaptic records z, so a driver may hand z in
+        another basis (φ instead of r̂ = D φ) and map the estimate back. A subclass that
+        changes :meth:`accumulate` is not assumed to be."""
+        return type(self).accumulate is NodePerturbation.accumulate
 
     # -- postsynaptic signals -------------------------------------------------------------
     def _c(self, n_units: int) -> float:
@@ -143,6 +150,60 @@ class NodePerturbation:
         if self.signal in ("rtg", "trace"):  # Σ_t (Σ_{s≥t} λ^{s−t} δℓ_s) e_t z_tᵀ = Σ_s δℓ_s E_s
             state.G_hid.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_hid))
             state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
+        return state
+
+    def accumulate_block(self, state: NPState, blk: BlockRecord, ctx: Context) -> NPState:
+        """Add n steps at once (the same estimate as n calls of :meth:`accumulate`, up to
+        rounding), as GEMMs over the block's n·P rows. With λ = ``trace_decay`` (1 for
+        trial / rtg) and k = 0 … n−1 the steps of the block::
+
+            local : G += Σ_k (e_k δℓ_k)ᵀ z_k
+            traces: c_k = Σ_{j≥k} λ^{j−k} δℓ_j (per sample), s = Σ_k λ^{k+1} δℓ_k
+                    G += Σ_p s_p E_p + Σ_k (c_k e_k)ᵀ z_k          (rtg, trace)
+                    E ← λⁿ E + Σ_k λ^{n−1−k} e_k z_kᵀ              (per sample)
+
+        A subclass that overrides :meth:`accumulate` gets its steps one by one."""
+        if type(self).accumulate is not NodePerturbation.accumulate:
+            for k in range(blk.dl.shape[0]):
+                state = self.accumulate(state, blk.step(k), ctx)
+            return state
+        if self.iterative:
+            raise ValueError("inp: its passes perturb one layer each (StepRecord.hid_on)")
+        n, P = blk.dl.shape
+        rows = n * P
+        flat = StepRecord(
+            blk.t0, None, None, blk.dx.reshape(rows, -1), blk.do.reshape(rows, -1),
+            blk.eps_x.reshape(rows, -1), blk.eps_o.reshape(rows, -1), blk.dl.reshape(rows),
+        )  # fmt: skip
+        e_h, e_o = self.signals(flat, ctx)
+        Zh, Zo = blk.z_hid.reshape(rows, -1), blk.z_out.reshape(rows, -1)
+        if self.signal == "local":
+            d = flat.dl[:, None]
+            state.G_hid.addmm_((e_h * d).T, Zh)
+            state.G_out.addmm_((e_o * d).T, Zo)
+            return state
+        lam = self.trace_decay if self.signal == "trace" else 1.0
+        dl = blk.dl
+        if self.signal in ("rtg", "trace"):
+            c = torch.empty_like(dl)  # c_k = δℓ_k + λ c_{k+1}
+            acc = torch.zeros_like(dl[0])
+            for k in range(n - 1, -1, -1):
+                acc = dl[k] + lam * acc
+                c[k] = acc
+            powers = lam ** torch.arange(1, n + 1, device=dl.device, dtype=dl.dtype)
+            s = (dl * powers[:, None]).sum(0)  # [P]
+            for G, E, e, Z in (
+                (state.G_hid, state.E_hid, e_h, Zh),
+                (state.G_out, state.E_out, e_o, Zo),
+            ):
+                G.add_(torch.einsum("p,pnm->nm", s, E))
+                G.addmm_((e * c.reshape(rows, 1)).T, Z)
+        w = lam ** torch.arange(n - 1, -1, -1, device=dl.device, dtype=dl.dtype)  # λ^{n−1−k}
+        for E, e, Z in ((state.E_hid, e_h, Zh), (state.E_out, e_o, Zo)):
+            if lam != 1.0:
+                E.mul_(lam**n)
+            e3 = (e.view(n, P, -1) * w[:, None, None]).permute(1, 2, 0)  # [P, N, n]
+            E.baddbmm_(e3, Z.view(n, P, -1).permute(1, 0, 2))  # += Σ_k w_k e_k z_kᵀ
         return state
 
     def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:

@@ -10,8 +10,8 @@ perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, exc
 (iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
 the readout (group 1); a noisy baseline row carries the same pattern as its partner.
 
-The common case — K = 1, clean baseline, NP or ANP with the time-local signal — takes the
-chunked fast path of perturb_fast.py (the same estimator, one GEMM per step).
+Every node-perturbation rule with a clean baseline (any K, any credit signal) takes the
+chunked fast path of perturb_fast.py (the same estimator, fed to the rule in blocks of steps).
 
 Weight perturbation (rule "wp") runs the same layout with per-row weight noise ΔW instead
 of node noise (:func:`weight_perturbation_estimate`).
@@ -25,7 +25,6 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
-from ...rules.node_perturbation import NodePerturbation
 from ...rules.weight_perturbation import WPRecord
 from .pass_common import add_decor_, decor_sums, noise_sigma
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
@@ -81,7 +80,7 @@ def perturbation_estimate(
         from .perturb_fast import local_estimate_fast  # imports this module
 
         return local_estimate_fast(
-            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma,
+            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
     return generic_estimate(
@@ -91,18 +90,14 @@ def perturbation_estimate(
 
 
 def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
-    """K = 1, clean baseline, a non-iterative NP/ANP rule with the time-local signal: the
-    chunked loop of perturb_fast.py computes the same estimator. Only bioplaus's own
-    :class:`NodePerturbation` (not a subclass or a user's rule, whose ``accumulate`` the
-    fast path would bypass)."""
+    """The chunked loop of perturb_fast.py serves every node-perturbation rule with a clean
+    baseline and one perturbed pass per resample (any K, any credit signal): it hands the
+    rule blocks of steps (``accumulate_block``, or step by step for a rule without it).
+    A noisy baseline and iterative (per-layer) passes run the generic loop."""
     return (
-        type(rule) is NodePerturbation
-        and K == 1
-        and baseline == "clean"
+        baseline == "clean"
+        and getattr(rule, "perturbs", "nodes") == "nodes"
         and not bool(getattr(rule, "iterative", False))
-        and getattr(rule, "signal", None) == "local"
-        and getattr(rule, "kind", None) in ("np", "anp")
-        and callable(getattr(rule, "signals", None))
     )
 
 
