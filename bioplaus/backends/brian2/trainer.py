@@ -13,44 +13,39 @@ Rules: ``three-factor`` (online, one noisy pass; the update is finished by the s
 ``anp`` (paired clean/noisy copies, time-local δℓ_t, joint normalisation, K = 1, clean
 baseline). The brian2 noise of update k is seeded from (protocol seed, k), so a resumed
 run draws the same noise as an uninterrupted one.
+
+Layering: this is the one brian2 module that imports torch and the torch back-end's
+trainer (:class:`Trainer`, :class:`StepInfo`, :func:`apply_estimate`): it is the trainer
+layer's adapter for brian2, to be replaced by the single trainer above the back-ends. The
+rest of the brian2 back-end (equations, network, rate, anp, three_factor, capabilities,
+context) imports neither torch nor the torch back-end.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ...loss import normaliser
-from ...protocol import ProtocolSpec
 from ...random import child_seed
-from ...rules.three_factor import TrialState
-from ...tasks.base import Batch, Task
-from ..torch.perturb import PassResult, split_grads
-from ..torch.rate import RateParams
+from ...records import PassResult
+from ...rules.three_factor import Baseline, TrialState
 from ..torch.trainer import StepInfo, Trainer, apply_estimate
+from .anp import run_anp
+from .capabilities import BRIAN2_RULES, check_brian2_protocol
 from .context import DEFAULT_TARGET
-from .learning import run_trials
-from .rate import PHI_NUMPY, simulate_rate
+from .equations import PHI_NUMPY
+from .network import Options, TrialOutput, Trials
+from .rate import simulate_rate
+from .three_factor import RewardBaseline, run_three_factor
 
-BRIAN2_RULES = ("three-factor", "anp")
+if TYPE_CHECKING:  # types only: the brian2 back-end imports no task or protocol code
+    from ...protocol import ProtocolSpec
+    from ...tasks.base import Batch, Task
 
-
-def check_brian2_protocol(protocol: ProtocolSpec) -> None:
-    """Raise ValueError (key: problem) unless ``protocol`` can train on brian2."""
-    m, rs = protocol.model, protocol.rule
-    if m.kind != "rate":
-        raise ValueError(f"backend: 'brian2' trains rate models (got model.kind {m.kind!r})")
-    if rs.name not in BRIAN2_RULES:
-        raise ValueError(f"backend: 'brian2' trains rules {list(BRIAN2_RULES)} (got {rs.name!r})")
-    if m.bias or m.out_bias:
-        raise ValueError("backend: 'brian2' learning needs model.bias = out_bias = false")
-    if rs.name == "anp" and (
-        rs.K != 1 or rs.baseline != "clean" or rs.norm != "joint" or rs.signal not in (None,
-                                                                                     "local")
-    ):  # fmt: skip
-        raise ValueError("backend: 'brian2' ANP is time-local, joint norm, K = 1, clean baseline")
-    if not protocol.train.device.startswith("cpu"):
-        raise ValueError("train.device: backend 'brian2' runs on the CPU")
+__all__ = ["BRIAN2_RULES", "Brian2Trainer", "anp_scale", "check_brian2_protocol"]
 
 
 def anp_scale(scale: str | float, n_units: int) -> float:
@@ -60,6 +55,11 @@ def anp_scale(scale: str | float, n_units: int) -> float:
     if scale == "sqrt_n":
         return float(n_units) ** 0.5
     return float(scale)
+
+
+def _grads(G_hid: torch.Tensor, G_out: torch.Tensor, n_in: int) -> dict[str, torch.Tensor]:
+    """[N, n_in + N] and [n_out, N] → W_in, W_rec, W_out (brian2 learning has no biases)."""
+    return {"W_in": G_hid[:, :n_in], "W_rec": G_hid[:, n_in:], "W_out": G_out}
 
 
 class Brian2Trainer(Trainer):
@@ -74,75 +74,79 @@ class Brian2Trainer(Trainer):
         super().__init__(protocol, task, params)
 
     def _numpy_params(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().double().numpy() for k, v in self.params()._asdict().items()
-                if v is not None}  # fmt: skip
+        named = {**self.weights, **self.decor}
+        return {k: v.detach().cpu().double().numpy() for k, v in named.items()}
+
+    def _t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=self.device, dtype=self.dtype)
+
+    def _options(self, decor: tuple[str, ...], sigma: float | None) -> Options:
+        """brian2 noise of update k seeded from (protocol seed, k): resume draws the same."""
+        seed = child_seed(self.protocol.seed, "brian2", "noise", str(self.step_count))
+        return Options(sigma=sigma, decor=decor, seed=seed, target=self.target)
 
     def _estimate(self, batch: Batch, decor: tuple[str, ...]) -> PassResult:
-        spec, rs = self.protocol.model, self.protocol.rule
-        p_np = self._numpy_params()
-        seed = child_seed(self.protocol.seed, "brian2", "noise", str(self.step_count))
-        T, B = batch.inputs.shape[:2]
-        m = batch.mask
-        like = self.weights["W_rec"]
-        tens = lambda a: torch.as_tensor(a, device=self.device, dtype=self.dtype)  # noqa: E731
-        p_t = RateParams(**{k: tens(v) for k, v in p_np.items()})
+        spec = self.protocol.model
+        trials = Trials.of(spec, batch.inputs, batch.targets, batch.mask)
+        m, (T, B) = batch.mask, batch.inputs.shape[:2]
         norm = normaliser(None if m is None else torch.as_tensor(m), T, B)
-        if rs.name == "anp":
-            out = run_trials(
-                spec, p_np, batch.inputs, batch.targets, m, mode="anp", sigma=rs.sigma,
-                scale=anp_scale(rs.scale, spec.n_rec + spec.n_out), decor=decor, seed=seed,
-                target=self.target,
-            )  # fmt: skip
-            grads = split_grads(p_t, tens(out.acc_hid / norm), tens(out.acc_out / norm))
-            loss_p = float(out.loss_sum_noisy.sum()) / norm
+        if self.protocol.rule.name == "anp":
+            out, grads, loss_p = self._anp(trials, decor, norm)
         else:
-            online = self.online
-            rule = online.rule
-            if online.base is None:
-                online.base = rule.init_baseline(online.n, like)
-            base = online.base
-            step_reward = rule.reward == "step"
-            out = run_trials(
-                spec, p_np, batch.inputs, batch.targets, m, mode="three-factor", rule=rule,
-                sigma=online.sigma,
-                rbar=base.rbar.double().cpu().numpy() if step_reward else None,
-                seen=base.seen.double().cpu().numpy() if step_reward else None,
-                decor=decor, seed=seed, target=self.target,
-            )  # fmt: skip
-            N, n_in, n_out = spec.n_rec, spec.n_in, spec.n_out
-            z = like.new_zeros
-            ts = TrialState(
-                z((B, N)), z((B, n_out)),
-                tens(out.e_hid), tens(out.e_out),
-                tens(out.acc_hid) if step_reward else z((N, n_in + N)),
-                tens(out.acc_out) if step_reward else z((n_out, N)),
-                tens(out.nu), T,
-            )  # fmt: skip
-            if step_reward:
-                from ...rules.three_factor import Baseline
-
-                base_after = Baseline(tens(out.rbar), torch.as_tensor(out.seen, device=like.device))
-                d_hid, d_out, new_base, _ = rule.end_trial(ts, base_after, norm=norm)
-            else:
-                types_fn = getattr(self.task, "trial_type", None)
-                types = None if types_fn is None else torch.as_tensor(types_fn(batch))
-                if types is not None and int(types.max()) >= online.n:
-                    raise ValueError(f"trial type {int(types.max())} >= n_trial_types={online.n}")
-                R = -tens(out.loss_sum) / tens(out.n_scored).clamp_min(1.0)
-                d_hid, d_out, new_base, _ = rule.end_trial(ts, base, R=R, types=types)
-            online.base = new_base
-            sigma = spec.sigma if online.sigma is None else online.sigma
-            if not sigma > 0:  # no readout exploration: the readout stays fixed (as torch)
-                d_out = torch.zeros_like(d_out)
-            grads = split_grads(p_t, -d_hid, -d_out)
-            loss_p = float(out.loss_sum.sum()) / norm
+            out, grads, loss_p = self._three_factor(batch, trials, decor, norm)
         return PassResult(
             grads=grads,
             loss=float(out.loss_sum.sum()) / norm,
             loss_perturbed=loss_p,
             outputs=None,
-            decor={k: (tens(yy), c) for k, (yy, c) in out.decor.items()},
+            decor={k: (self._t(yy), c) for k, (yy, c) in out.decor.items()},
         )
+
+    def _anp(self, trials: Trials, decor, norm) -> tuple[TrialOutput, dict, float]:
+        """Paired ANP on brian2: the estimate Σ δℓ c δx zᵀ/ν / Σ m."""
+        spec, rs = self.protocol.model, self.protocol.rule
+        c = anp_scale(rs.scale, spec.n_rec + spec.n_out)
+        out = run_anp(spec, self._numpy_params(), trials, self._options(decor, rs.sigma), c)
+        t = self._t
+        grads = _grads(t(out.acc_hid / norm), t(out.acc_out / norm), spec.n_in)
+        return out, grads, float(out.loss_sum_noisy.sum()) / norm
+
+    def _three_factor(self, batch: Batch, trials: Trials, decor, norm):
+        """Online three-factor trials on brian2, finished by the rule's end_trial (torch)."""
+        spec, online = self.protocol.model, self.online
+        rule, t = online.rule, self._t
+        like = self.weights["W_rec"]
+        if online.base is None:
+            online.base = rule.init_baseline(online.n, like)
+        base, step_reward = online.base, rule.reward == "step"
+        numpy = lambda a: a.double().cpu().numpy()  # noqa: E731
+        start = RewardBaseline(numpy(base.rbar), numpy(base.seen)) if step_reward else None
+        out = run_three_factor(spec, self._numpy_params(), trials, rule,
+                               self._options(decor, online.sigma), start)  # fmt: skip
+        N, n_in, n_out, z = spec.n_rec, spec.n_in, spec.n_out, like.new_zeros
+        T, B = trials.mask.shape
+        ts = TrialState(
+            z((B, N)), z((B, n_out)),
+            t(out.e_hid), t(out.e_out),
+            t(out.acc_hid) if step_reward else z((N, n_in + N)),
+            t(out.acc_out) if step_reward else z((n_out, N)),
+            t(out.nu), T,
+        )  # fmt: skip
+        if step_reward:
+            base_after = Baseline(t(out.rbar), torch.as_tensor(out.seen, device=like.device))
+            d_hid, d_out, new_base, _ = rule.end_trial(ts, base_after, norm=norm)
+        else:
+            types_fn = getattr(self.task, "trial_type", None)
+            types = None if types_fn is None else torch.as_tensor(types_fn(batch))
+            if types is not None and int(types.max()) >= online.n:
+                raise ValueError(f"trial type {int(types.max())} >= n_trial_types={online.n}")
+            R = -t(out.loss_sum) / t(out.n_scored).clamp_min(1.0)
+            d_hid, d_out, new_base, _ = rule.end_trial(ts, base, R=R, types=types)
+        online.base = new_base
+        sigma = spec.sigma if online.sigma is None else online.sigma
+        if not sigma > 0:  # no readout exploration: the readout stays fixed (as torch)
+            d_out = torch.zeros_like(d_out)
+        return out, _grads(-d_hid, -d_out, n_in), float(out.loss_sum.sum()) / norm
 
     # -- one update (the torch trainer's, with the estimate from brian2) -----------------
     def step(self) -> StepInfo:
