@@ -22,17 +22,8 @@ import numpy as np
 
 from ...params import Params
 from ...spec import RateSpec
+from . import network as nw
 from .context import brian2_scope
-from .network import (
-    DEFAULT_OPTIONS,
-    Options,
-    Plasticity,
-    RateNetwork,
-    Setup,
-    TrialOutput,
-    Trials,
-    build,
-)
 
 _TINY = 1e-30
 
@@ -52,9 +43,9 @@ def check_scale(scale: float | None, spec: RateSpec) -> float:
     return c
 
 
-def plasticity(scale: float, spec: RateSpec) -> Plasticity:
+def plasticity(scale: float, spec: RateSpec) -> nw.Plasticity:
     """What paired ANP adds to the network: the clean partners x_c, o_c and g = m δℓ c/ν."""
-    return Plasticity(
+    return nw.Plasticity(
         hid=("x_c : 1 (linked)", "g : 1 (linked)", "g_l : 1"),
         out=("o_c : 1 (linked)", "g : 1 (linked)", "g_l : 1"),
         mod=("g : 1",),
@@ -64,12 +55,12 @@ def plasticity(scale: float, spec: RateSpec) -> Plasticity:
     )
 
 
-def _partner(net: RateNetwork, n: int) -> np.ndarray:
+def _partner(net: nw.RateNetwork, n: int) -> np.ndarray:
     """Index of each unit's clean partner (row s → s mod B), n units a row."""
     return (net.rows.network[:, None] * n + np.arange(n)).ravel()
 
 
-def _attach(net: RateNetwork) -> None:
+def _attach(net: nw.RateNetwork) -> None:
     """δx, δo against the clean partner; the broadcast of g; the accumulating synapses."""
     from brian2 import Synapses, linked_var
 
@@ -79,51 +70,36 @@ def _attach(net: RateNetwork) -> None:
     out.o_c = linked_var(out, "o", index=_partner(net, n_out))
     out.run_regularly("do_f = o - o_c", when="groups", order=32, name="bp_out_delta")
     net.broadcast("g")
-    B = net.rows.B
+    B, S = net.rows.B, net.rows.S
     for name, (src, dst, z, gain) in _ACCUMULATORS.items():
         syn = Synapses(net[src], net[dst], "G : 1", namespace=net.ns, name=f"bp_anpG_{name}")
-        n_pre, n_post = net[src].N // net.rows.S, net[dst].N // net.rows.S
-        post, pre = np.indices((n_post, n_pre)).reshape(2, -1)
-        bb = np.arange(B)[:, None]  # clean row b → noisy row B + b
-        syn.connect(i=(bb * n_pre + pre).ravel(), j=((bb + B) * n_post + post).ravel())
+        # clean row b → noisy row B + b
+        nw.block_connect(syn, net[src].N // S, net[dst].N // S, np.arange(B), np.arange(B, S))
         syn.run_regularly(f"G += g_l_post*{gain}*{z}_pre", when="groups", order=51,
                           name=f"bp_anpG_{name}_acc")  # fmt: skip
         net.add(f"anpG_{name}", syn)
 
 
-def _read(net: RateNetwork) -> TrialOutput:
+def _read(net: nw.RateNetwork) -> nw.TrialOutput:
     acc_hid, acc_out = net.summed("G", ("anpG_ff", "anpG_rec", "anpG_ro"))
     mv = net.modulator()
-    return TrialOutput(
-        e_hid=None,
-        e_out=None,
-        acc_hid=acc_hid,
-        acc_out=acc_out,
-        loss_sum=mv["Lsum_c"],
-        loss_sum_noisy=mv["Lsum"],
-        n_scored=mv["msum"],
-        nu=mv["nusum"],
-        rbar=None,
-        seen=None,
-        decor=net.decorrelation(net.setup.options.decor),
-        outputs=net.outputs(),
-        states=net.states(),
-    )
+    return net.trial_output(mv, acc_hid=acc_hid, acc_out=acc_out, loss_sum=mv["Lsum_c"],
+                            loss_sum_noisy=mv["Lsum"])  # fmt: skip
 
 
 def run_anp(
-    spec: RateSpec, params: Params, trials: Trials, options: Options = DEFAULT_OPTIONS,
+    spec: RateSpec, params: Params, trials: nw.Trials, options: nw.Options = nw.DEFAULT_OPTIONS,
     scale: float | None = None,
-) -> TrialOutput:  # fmt: skip
+) -> nw.TrialOutput:  # fmt: skip
     """B paired trials (clean and noisy copies) on brian2: the accumulated ANP estimate
     Σ_t δℓ_t c δx_t z_tᵀ/ν_t (``acc_hid``, ``acc_out``; divide by Σ m), the clean and noisy
     losses and ⟨y yᵀ⟩ of the clean pass. scale: c (default N + n_out)."""
-    setup = Setup.of(spec, params, trials, options, paired=True)
+    setup = nw.Setup.of(spec, params, trials, options, paired=True)
     if not setup.sigma > 0:
         raise ValueError("sigma: ANP needs sigma > 0")
     c = check_scale(scale, spec)
     with brian2_scope(float(spec.dt), target=options.target, seed=options.seed) as scope:
-        net = build(scope, setup, plasticity(c, spec))
+        net = nw.build(scope, setup, plasticity(c, spec))
         _attach(net)
         net.run()
         return _read(net)

@@ -107,13 +107,14 @@ def hidden_units(spec: RateSpec, n: int, noise: eq.NoiseKind, ns: dict, **kw: An
     return NeuronGroup(n, "\n".join(lines), method="euler", namespace=ns, **kw)
 
 
-def block_connect(syn: Any, S: int, n_pre: int, n_post: int, pre_row=None) -> None:
-    """Dense block-diagonal connection, synapse order (row s, post i, pre j); the pre unit of
-    row s is in row ``pre_row[s]`` (default s)."""
-    rows = np.arange(S) if pre_row is None else np.asarray(pre_row)
+def block_connect(syn: Any, n_pre: int, n_post: int, pre_rows, post_rows=None) -> None:
+    """Dense blocks: every unit of row ``pre_rows[k]`` to every unit of row ``post_rows[k]``
+    (default the same rows: block-diagonal), synapse order (block k, post i, pre j)."""
+    pre_rows = np.asarray(pre_rows)
+    post_rows = pre_rows if post_rows is None else np.asarray(post_rows)
     post, pre = np.indices((n_post, n_pre)).reshape(2, -1)
-    i = (rows[:, None] * n_pre + pre[None, :]).ravel()
-    j = ((np.arange(S)[:, None]) * n_post + post[None, :]).ravel()
+    i = (pre_rows[:, None] * n_pre + pre[None, :]).ravel()
+    j = (post_rows[:, None] * n_post + post[None, :]).ravel()
     syn.connect(i=i, j=j)
 
 
@@ -214,28 +215,21 @@ class Trials:
         return cls(inputs, targets, m)
 
 
-@dataclass(frozen=True)
-class Rows:
+class Rows(NamedTuple):
     """The S rows of a learning network: B networks, doubled to [clean | noisy] when paired."""
 
     B: int
-    paired: bool
+    S: int
+    network: np.ndarray  # [S] the network each row belongs to
+    noisy: np.ndarray  # [S] 1 on the perturbed rows
+    counted: np.ndarray  # [S] 1 on the rows the statistics use (the clean ones when paired)
 
-    @property
-    def S(self) -> int:
-        return 2 * self.B if self.paired else self.B
-
-    @property
-    def network(self) -> np.ndarray:  # the network each row belongs to
-        return np.arange(self.S) % self.B
-
-    @property
-    def noisy(self) -> np.ndarray:  # 1 on the perturbed rows
-        return (np.arange(self.S) >= self.B).astype(float) if self.paired else np.ones(self.S)
-
-    @property
-    def counted(self) -> np.ndarray:  # 1 on the rows the statistics use (clean, when paired)
-        return (np.arange(self.S) < self.B).astype(float) if self.paired else np.ones(self.S)
+    @classmethod
+    def of(cls, B: int, paired: bool) -> Rows:
+        if not paired:
+            return cls(B, B, np.arange(B), np.ones(B), np.ones(B))
+        r = np.arange(2 * B)
+        return cls(B, 2 * B, r % B, (r >= B).astype(float), (r < B).astype(float))
 
 
 @dataclass(frozen=True)
@@ -267,7 +261,7 @@ class Setup:
     def of(cls, spec: RateSpec, params: Params, trials: Trials, options: Options,
            paired: bool) -> Setup:  # fmt: skip
         sigma = check_learning(spec, params, options)
-        return cls(spec, params, trials, Rows(trials.mask.shape[1], paired), sigma, options)
+        return cls(spec, params, trials, Rows.of(trials.mask.shape[1], paired), sigma, options)
 
     @property
     def T(self) -> int:
@@ -347,14 +341,19 @@ class RateNetwork:
                 out[key] = (values(self[syn], "C").reshape(self.rows.S, n, n).sum(0), count)
         return out
 
-    def outputs(self) -> np.ndarray:
-        """Readout of the first B rows (the noisy networks, or ANP's clean ones) [T, B, n_out]."""
-        o = self.recording.arrays["o"].reshape(self.T, self.rows.S, self.spec.n_out)
-        return o[:, : self.rows.B]
+    def trial_output(self, mv: dict[str, np.ndarray], **traces: Any) -> TrialOutput:
+        """The TrialOutput of the run: the module's ``traces`` (e_*, acc_*, loss sums, rbar,
+        seen; absent ones None), the trial sums ``mv``, ⟨y yᵀ⟩, outputs and states.
 
-    def states(self) -> np.ndarray | None:
+        outputs: the readout of the first B rows (the networks, or ANP's clean copies)."""
+        T, S = self.T, self.rows.S
+        o = self.recording.arrays["o"].reshape(T, S, self.spec.n_out)
         x = self.recording.arrays.get("x")
-        return None if x is None else x.reshape(self.T, self.rows.S, self.spec.n_rec)
+        x = None if x is None else x.reshape(T, S, self.spec.n_rec)
+        fields = dict.fromkeys(("e_hid", "e_out", "acc_hid", "acc_out", "rbar", "seen"))
+        return TrialOutput(**{**fields, **traces}, n_scored=mv["msum"], nu=mv["nusum"],
+                           decor=self.decorrelation(self.setup.options.decor),
+                           outputs=o[:, : self.rows.B], states=x)  # fmt: skip
 
 
 def build(scope, setup: Setup, plastic: Plasticity) -> RateNetwork:
@@ -430,7 +429,7 @@ def _dense(net: RateNetwork, key: str, ends: tuple[str, str], model: tuple[str, 
 
     src, dst = net[ends[0]], net[ends[1]]
     syn = Synapses(src, dst, model[0], namespace=net.ns, name=f"bp_{key}", **kw)
-    block_connect(syn, net.rows.S, src.N // net.rows.S, dst.N // net.rows.S)
+    block_connect(syn, src.N // net.rows.S, dst.N // net.rows.S, np.arange(net.rows.S))
     setattr(syn, model[1], np.tile(np.asarray(W, dtype=np.float64).ravel(), net.rows.S))
     return net.add(key, syn)
 

@@ -105,7 +105,7 @@ def _synapse_recurrence(scope, group, spec: RateSpec, W_eff, ns: dict, T: int) -
     N = spec.n_rec
     B = group.N // N
     syn = Synapses(group, group, recurrent_synapses_model(spec), namespace=ns, name="bioplaus_rec")
-    block_connect(syn, B, N, N)  # synapse pre → post (within copy b) carries W_eff[post, pre]
+    block_connect(syn, N, N, np.arange(B))  # pre → post (within copy b): W_eff[post, pre]
     syn.w = np.tile(W_eff.ravel(), B)
     scope.network.add(syn)
     if scope.standalone:

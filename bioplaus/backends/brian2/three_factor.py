@@ -36,17 +36,8 @@ from ...params import Params
 from ...rules.three_factor import ThreeFactor
 from ...spec import RateSpec
 from . import equations as eq
+from . import network as nw
 from .context import brian2_scope
-from .network import (
-    DEFAULT_OPTIONS,
-    Options,
-    Plasticity,
-    RateNetwork,
-    Setup,
-    TrialOutput,
-    Trials,
-    build,
-)
 
 _TINY = 1e-12
 
@@ -122,7 +113,7 @@ def _modulator_code(rule: ThreeFactor) -> str:
     )
 
 
-def plasticity(rule: ThreeFactor, spec: RateSpec) -> Plasticity:
+def plasticity(rule: ThreeFactor, spec: RateSpec) -> nw.Plasticity:
     """What the three-factor rule adds to the network: baselines ā, traces e (and acc), M."""
     ns: dict[str, object] = {"lam_b": float(rule.lam_b), "lam_r": float(rule.lam_r),
                              "c_units": float(spec.n_rec + spec.n_out), "tiny": _TINY}  # fmt: skip
@@ -133,7 +124,7 @@ def plasticity(rule: ThreeFactor, spec: RateSpec) -> Plasticity:
     if rule.p is not None:
         ns["p_supra"] = float(rule.p)
     kicks = rule.noise == "kicks"
-    return Plasticity(
+    return nw.Plasticity(
         hid=("xbar : 1", "M : 1 (linked)", "M_l : 1"),
         out=("obar : 1", "M : 1 (linked)", "M_l : 1"),
         mod=("R : 1", "M : 1", "Rbar : 1", "seen : 1"),
@@ -146,7 +137,7 @@ def plasticity(rule: ThreeFactor, spec: RateSpec) -> Plasticity:
     )
 
 
-def _attach(net: RateNetwork, rule: ThreeFactor, baseline: RewardBaseline | None) -> None:
+def _attach(net: nw.RateNetwork, rule: ThreeFactor, baseline: RewardBaseline | None) -> None:
     """Baselines, eligibility and (reward "step") the accumulator, as brian2 operations."""
     net["hid"].run_regularly("dx_f = x - xbar\nxbar = xbar + (1 - lam_b)*dx_f",
                              when="groups", order=12, name="bp_hid_baseline")  # fmt: skip
@@ -165,44 +156,34 @@ def _attach(net: RateNetwork, rule: ThreeFactor, baseline: RewardBaseline | None
                                     name=f"bp_{name}_acc")  # fmt: skip
 
 
-def _read(net: RateNetwork, rule: ThreeFactor) -> TrialOutput:
-    step = rule.reward == "step"
-    e_hid = np.concatenate([net.per_network("ff", "el"), net.per_network("rec", "el")], 2)
-    acc_hid, acc_out = net.summed("acc") if step else (None, None)
+def _read(net: nw.RateNetwork, rule: ThreeFactor) -> nw.TrialOutput:
     mv = net.modulator()
-    return TrialOutput(
-        e_hid=e_hid,
-        e_out=net.per_network("ro", "el"),
-        acc_hid=acc_hid,
-        acc_out=acc_out,
-        loss_sum=mv["Lsum"],
-        loss_sum_noisy=mv["Lsum"],
-        n_scored=mv["msum"],
-        nu=mv["nusum"],
-        rbar=mv["Rbar"] if step else None,
-        seen=(mv["seen"] > 0) if step else None,
-        decor=net.decorrelation(net.setup.options.decor),
-        outputs=net.outputs(),
-        states=net.states(),
-    )
+    traces = dict(
+        e_hid=np.concatenate([net.per_network("ff", "el"), net.per_network("rec", "el")], 2),
+        e_out=net.per_network("ro", "el"), loss_sum=mv["Lsum"], loss_sum_noisy=mv["Lsum"],
+    )  # fmt: skip
+    if rule.reward == "step":
+        traces["acc_hid"], traces["acc_out"] = net.summed("acc")
+        traces["rbar"], traces["seen"] = mv["Rbar"], mv["seen"] > 0
+    return net.trial_output(mv, **traces)
 
 
 def run_three_factor(
-    spec: RateSpec, params: Params, trials: Trials, rule: ThreeFactor,
-    options: Options = DEFAULT_OPTIONS, baseline: RewardBaseline | None = None,
-) -> TrialOutput:  # fmt: skip
+    spec: RateSpec, params: Params, trials: nw.Trials, rule: ThreeFactor,
+    options: nw.Options = nw.DEFAULT_OPTIONS, baseline: RewardBaseline | None = None,
+) -> nw.TrialOutput:  # fmt: skip
     """B trials (one noisy pass each) on brian2 with the online three-factor ``rule``; the
     traces it leaves (eligibility, reward-"step" accumulator and R̄, losses, ν, ⟨y yᵀ⟩).
 
     baseline: the reward-"step" R̄ per network at the start (default: unset)."""
-    setup = Setup.of(spec, params, trials, options, paired=False)
+    setup = nw.Setup.of(spec, params, trials, options, paired=False)
     if not isinstance(rule, ThreeFactor):
         raise TypeError("mode 'three-factor' needs a ThreeFactor rule")
     check_rule(rule)
     if not math.isclose(rule.dt, spec.dt):
         raise ValueError(f"rule dt {rule.dt} differs from the model's dt {spec.dt}")
     with brian2_scope(float(spec.dt), target=options.target, seed=options.seed) as scope:
-        net = build(scope, setup, plasticity(rule, spec))
+        net = nw.build(scope, setup, plasticity(rule, spec))
         _attach(net, rule, baseline)
         net.run()
         return _read(net, rule)
