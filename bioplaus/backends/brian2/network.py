@@ -94,17 +94,16 @@ def white_noise(xi: np.ndarray, dt: float, name: str | None = None) -> Any:
     return timed(xi / np.sqrt(dt) * second**-0.5, dt, name)
 
 
-def hidden_units(spec: RateSpec, n: int, noise: eq.NoiseKind, ns: dict, **kw: Any) -> Any:
-    """NeuronGroup of ``n`` rate units (:func:`.equations.rate_equations`), Euler–Maruyama.
-
-    ``kw``: ``drive``, ``gated`` and ``extra`` (more equation lines) for the equations; the
-    rest (name, order) for the NeuronGroup.
-    """
+def hidden_units(
+    spec: RateSpec, n: int, noise: eq.NoiseKind, ns: dict, *, drive: eq.Drive = "timed",
+    gated: bool = False, extra: tuple[str, ...] = (), **group: Any,
+) -> Any:  # fmt: skip
+    """NeuronGroup of ``n`` rate units (:func:`.equations.rate_equations` with ``drive`` and
+    ``gated``, plus the ``extra`` equation lines), Euler–Maruyama; ``group``: name, order."""
     from brian2 import NeuronGroup
 
-    drive, gated = kw.pop("drive", "timed"), kw.pop("gated", False)
-    lines = [eq.rate_equations(spec, noise, drive, gated), *kw.pop("extra", ())]
-    return NeuronGroup(n, "\n".join(lines), method="euler", namespace=ns, **kw)
+    lines = [eq.rate_equations(spec, noise, drive, gated), *extra]
+    return NeuronGroup(n, "\n".join(lines), method="euler", namespace=ns, **group)
 
 
 def block_connect(syn: Any, n_pre: int, n_post: int, pre_rows, post_rows=None) -> None:

@@ -1,9 +1,9 @@
 """Training loop with the trials simulated on brian2 (``backend = "brian2"`` in a protocol).
 
 :class:`Brian2Trainer` is the torch :class:`~bioplaus.backends.torch.trainer.Trainer` with
-one thing replaced: a batch of trials runs on brian2 (:func:`.learning.run_trials`), in
-continuous time with the rule's traces as brian2 variables, and the clean evaluation runs
-on brian2 too (:func:`.rate.simulate_rate`, σ = 0). Everything else is the torch
+one thing replaced: a batch of trials runs on brian2 (:func:`.anp.run_anp`,
+:func:`.three_factor.run_three_factor`), in continuous time with the rule's traces as
+brian2 variables, and the clean evaluation runs on brian2 too (:func:`.rate.simulate_rate`, σ = 0). Everything else is the torch
 trainer's: weights, the torch optimizer that applies the estimate (the three-factor
 update −ΔW/η as the "gradient", docs/plasticity.md), decorrelation, the reward baseline
 R̄ (:class:`~bioplaus.backends.torch.online.OnlineThreeFactor`), checkpoints and resume.
@@ -18,7 +18,8 @@ Layering: this is the one brian2 module that imports torch and the torch back-en
 trainer (:class:`Trainer`, :class:`StepInfo`, :func:`apply_estimate`): it is the trainer
 layer's adapter for brian2, to be replaced by the single trainer above the back-ends. The
 rest of the brian2 back-end (equations, network, rate, anp, three_factor, capabilities,
-context) imports neither torch nor the torch back-end.
+context) imports neither torch nor the torch back-end (three_factor.py takes the rule
+object of rules/three_factor.py, a rule module, for its options).
 """
 
 from __future__ import annotations
