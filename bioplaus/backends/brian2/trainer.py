@@ -3,10 +3,11 @@
 :class:`Brian2Trainer` is the torch :class:`~bioplaus.backends.torch.trainer.Trainer` with
 one thing replaced: a batch of trials runs on brian2 (:func:`.anp.run_anp`,
 :func:`.three_factor.run_three_factor`), in continuous time with the rule's traces as
-brian2 variables, and the clean evaluation runs on brian2 too (:func:`.rate.simulate_rate`, σ = 0). Everything else is the torch
-trainer's: weights, the torch optimizer that applies the estimate (the three-factor
-update −ΔW/η as the "gradient", docs/plasticity.md), decorrelation, the reward baseline
-R̄ (:class:`~bioplaus.backends.torch.online.OnlineThreeFactor`), checkpoints and resume.
+brian2 variables, and the clean evaluation runs on brian2 too (:func:`.rate.simulate_rate`,
+σ = 0). Everything else is the torch trainer's: weights, the torch optimizer that applies
+the estimate (the three-factor update −ΔW/η as the "gradient", docs/plasticity.md),
+decorrelation, the reward baseline R̄
+(:class:`~bioplaus.backends.torch.online.OnlineThreeFactor`), checkpoints and resume.
 
 Rules: ``three-factor`` (online, one noisy pass; the update is finished by the same
 :class:`~bioplaus.rules.three_factor.ThreeFactor` object the torch back-end uses) and
