@@ -146,7 +146,7 @@ class ProtocolSpec(BaseModel):
                 "gradient rule on the torch back-end only"
             )
         if self.backend == "brian2":
-            from .backends.brian2.trainer import check_brian2_protocol
+            from .backends.brian2.capabilities import check_brian2_protocol
 
             check_brian2_protocol(self)
         return self

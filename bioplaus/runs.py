@@ -176,7 +176,7 @@ def _train(
     if spec.model.kind == "mlp":  # feed-forward models: same trainer contract
         from .train.mlp_trainer import MLPTrainer as Trainer
     if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
-        from .backends.brian2.trainer import Brian2Trainer as Trainer
+        from .train.brian2_trainer import Brian2Trainer as Trainer
 
     tr = spec.train
     trainer = Trainer(spec, task, params)

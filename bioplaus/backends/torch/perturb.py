@@ -19,25 +19,16 @@ of node noise (:func:`weight_perturbation_estimate`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from ...loss import normaliser, step_loss
+from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from ...rules.weight_perturbation import WPRecord
 from .pass_common import add_decor_, decor_sums, noise_sigma
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
 
 Tensor = torch.Tensor
-
-
-class PassResult(NamedTuple):
-    grads: dict[str, Tensor]  # estimate of ∂L for each learnable parameter
-    loss: float  # L of the baseline pass (the clean loss with a clean baseline)
-    loss_perturbed: float  # L of the perturbed pass(es)
-    outputs: Tensor | None  # [T, B, n_out] of the baseline pass, when kept
-    decor: dict[str, tuple[Tensor, float]]  # "D_in"/"D_rec": (Σ y yᵀ, count) of the baseline
 
 
 def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
