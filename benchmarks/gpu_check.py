@@ -591,11 +591,26 @@ def precision_errors(device: str, size) -> dict:
         except RuntimeError as exc:
             row["anp_K2"] = float("nan")
             row["anp_K2_error"] = str(exc).splitlines()[0][:200]
+        if prec == "bf16":  # what a perturbation estimate would be in bfloat16 throughout
+            row["anp_K2_bf16_tensors"] = _anp_bf16_tensors(spec, par, u, y, device, a64)
         row["tol_bptt"] = TOL_PREC[prec]
         row["bptt_ok"] = row["bptt"] <= TOL_PREC[prec]
         out[prec] = row
     return {"N": N, "B": B, "T": T, "sigma_sqrt_alpha": spec.sigma * (spec.dt / spec.tau) ** 0.5,
             "errors": out}  # fmt: skip
+
+
+def _anp_bf16_tensors(spec, par, u, y, device: str, ref: dict) -> float:
+    from bioplaus.backends.torch.perturb import perturbation_estimate
+    from bioplaus.rules import RuleSpec, make_rule
+
+    bf = torch.bfloat16
+    p = to_torch(par, device, bf)
+    ut, yt = (torch.as_tensor(a, device=device, dtype=bf) for a in (u, y))
+    with ReplayNoise(13):
+        res = perturbation_estimate(p, consts_of(spec), make_rule(RuleSpec(name="anp")), ut, yt,
+                                    None, "mse", torch.Generator(device=device), K=2)  # fmt: skip
+    return rel_err({k: v.float().cpu().numpy() for k, v in res.grads.items()}, ref)
 
 
 def precision_speed(device: str, sizes: dict, repeats: int, clock: Clock) -> dict:
@@ -758,7 +773,11 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
     for prec, e in pe.items():
         s = ps.get(prec, {})
         speed = ", ".join(f"{k} {s[k]:.3g}" for k in ("rollout_gflops", "bptt_seconds") if k in s)
-        errs = f"rollout err {e['rollout']:.1e}, anp err {e['anp_K2']:.1e}"
+        anp = (f"anp err {e['anp_K2']:.1e}" if math.isfinite(e["anp_K2"])
+               else "anp: no autocast path")  # fmt: skip
+        if "anp_K2_bf16_tensors" in e:
+            anp += f", anp in bf16 tensors {e['anp_K2_bf16_tensors']:.2f}"
+        errs = f"rollout err {e['rollout']:.1e}, {anp}"
         rows.append((f"precision {prec}", f"bptt err {e['bptt']:.1e}", f"{errs}; {speed}"))
     comp = res.get("compile", {})
     for k, v in comp.items():
@@ -775,6 +794,27 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def render_markdown(res: dict) -> str:
+    """The summary of a JSON written by this script, as Markdown for BENCHMARKS.md."""
+    m = res["meta"]
+    where = f"{m['gpu']} ({m['cores']} CPU cores: {m['cpu']})" if "gpu" in m else (
+        f"{m['cpu']}, {m['cores']} cores, no GPU"
+    )
+    vers = f"torch {m['torch']}" + (f", CUDA {m['cuda']}" if m.get("cuda") else "")
+    lines = [
+        f"{where}; Python {m['python']}, {vers}, "
+        f"numpy {m['numpy']}; `python benchmarks/{m['command']}`, "
+        f"{res['elapsed_s']['total']:.0f} s"
+        + (f"; skipped for time: {', '.join(res['skipped_for_budget'])}"
+           if res.get("skipped_for_budget") else "") + ".",
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+    ]  # fmt: skip
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in res["summary"]]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
@@ -785,9 +825,17 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: 420 on CUDA, none on the CPU)")  # fmt: skip
     ap.add_argument("--compile", action="store_true",
                     help="measure torch.compile (always on CUDA)")  # fmt: skip
+    ap.add_argument("--compile-sizes", nargs="+", default=None, metavar="N,B,T",
+                    help="sizes of the compile section (default: 4096,1024,100 1024,256,200; "
+                         "--small: 128,32,20)")  # fmt: skip
     ap.add_argument("--no-tests", action="store_true", help="skip the pytest section")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (timings)")
+    ap.add_argument("--render", default=None, metavar="JSON",
+                    help="print a JSON this script wrote as Markdown, and exit")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(Path(args.render).read_text())))
+        return 0
     dev = args.device
     if dev.startswith("cuda") and not torch.cuda.is_available():
         print(f"gpu_check: --device {dev}, but torch {torch.__version__} sees no CUDA device "
@@ -796,7 +844,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cuda = dev.startswith("cuda")
     budget = args.budget if args.budget is not None else (420.0 if cuda else None)
-    sizes = SMALL if args.small else FULL
+    sizes = dict(SMALL if args.small else FULL)
+    if args.compile_sizes:
+        try:
+            sizes["compile"] = [tuple(int(v) for v in x.split(",")) for x in args.compile_sizes]
+            assert all(len(x) == 3 for x in sizes["compile"])
+        except (ValueError, AssertionError):
+            ap.error(f"--compile-sizes: expected N,B,T triples (got {args.compile_sizes})")
     clock = Clock(budget)
     cmd = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     res: dict = {"meta": {**machine(dev), "small": args.small, "budget_s": budget, "command": cmd}}
