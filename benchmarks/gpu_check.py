@@ -650,74 +650,82 @@ def compile_check(device: str, sizes: list, repeats: int, clock: Clock) -> dict:
         # a compilation cannot be cut short: the first one took 77 s on a loaded 2-core CPU
         if not clock.allow(f"compile N={N}", need=COMPILE_NEED_S if i == 0 else 30.0):
             break
-        spec = bp.RateSpec(n_in=4, n_rec=N, n_out=4, tau=0.02, dt=0.002, sigma=1e-3)
-        c = consts_of(spec)
-        p = to_torch(bp.init_params(spec, 0), device)
-        a = float(c.alpha)
-        g = torch.Generator(device=device).manual_seed(0)
-        u = torch.randn(T, B, 4, generator=g, device=device)
-        noise = torch.randn(T, B, N, generator=g, device=device)
-        xi = noise_source((B, N), noise=noise, device=device)
-        A = (u @ (p.W_in * a).T) + (c.sigma * a**0.5) * noise  # the chunk part, precomputed
-        RaT = (p.W_rec * a).T.contiguous()
-
-        def step(x, r, a_t, RaT=RaT, a=a):
-            x = torch.addmm(a_t + (1.0 - a) * x, r, RaT)
-            return x, torch.tanh(x)
-
-        def loop(fstep, A=A, B=B, N=N):
-            x = torch.zeros(B, N, device=device)
-            r = torch.zeros(B, N, device=device)
-            for t in range(A.shape[0]):
-                x, r = fstep(x, r, A[t])
-            return x
-
-        def lib(p=p, u=u, xi=xi, c=c):
-            with torch.no_grad():
-                return rollout_fast(p, c, u, xi, keep_states=False, keep_outputs=False)
-
-        row = {"N": N, "B": B, "T": T}
-        with torch.no_grad():
-            for name, f in (("library_eager", lib), ("loop_eager", lambda: loop(step))):
-                t = timed(clock, f"compile {name} N={N}", f, device, repeats)
-                if t is not None:
-                    row[name] = t["seconds"]
-            try:
-                cstep = torch.compile(step, fullgraph=True, dynamic=False)
-                t0 = time.perf_counter()
-                ref = loop(step)
-                got = loop(cstep)
-                sync(device)
-                row["compile_seconds"] = time.perf_counter() - t0
-                row["compiled_rel_err"] = float((got - ref).norm() / ref.norm())
-                t = timed(clock, f"compile loop_compiled N={N}",
-                          lambda cstep=cstep: loop(cstep), device, repeats)  # fmt: skip
-                if t is not None:
-                    row["loop_compiled"] = t["seconds"]
-            except Exception as exc:  # no compiler, unsupported platform, ...
-                row["compiled_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            if device.startswith("cuda"):
-                try:
-                    s = torch.cuda.Stream()
-                    s.wait_stream(torch.cuda.current_stream())
-                    with torch.cuda.stream(s):
-                        for _ in range(2):
-                            lib()
-                    torch.cuda.current_stream().wait_stream(s)
-                    graph = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(graph):
-                        lib()
-                    t = timed(clock, f"compile cuda_graph N={N}", graph.replay, device, repeats)
-                    if t is not None:
-                        row["library_cuda_graph"] = t["seconds"]
-                except Exception as exc:
-                    row["cuda_graph_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        if "library_eager" in row:
-            for k in ("loop_compiled", "library_cuda_graph"):
-                if k in row:
-                    row[f"speedup_{k}"] = row["library_eager"] / row[k]
-        out[f"N{N}"] = row
+        row = out[f"N{N}"] = {"N": N, "B": B, "T": T}
+        try:
+            _compile_size(device, N, B, T, repeats, clock, row)
+        except Exception as exc:  # e.g. a broken capture: keep what this size measured
+            row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     return out
+
+
+def _compile_size(device: str, N: int, B: int, T: int, repeats: int, clock: Clock,
+                  row: dict) -> None:  # fmt: skip
+    """One size of :func:`compile_check`, into ``row``."""
+    spec = bp.RateSpec(n_in=4, n_rec=N, n_out=4, tau=0.02, dt=0.002, sigma=1e-3)
+    c = consts_of(spec)
+    p = to_torch(bp.init_params(spec, 0), device)
+    a = float(c.alpha)
+    g = torch.Generator(device=device).manual_seed(0)
+    u = torch.randn(T, B, 4, generator=g, device=device)
+    noise = torch.randn(T, B, N, generator=g, device=device)
+    xi = noise_source((B, N), noise=noise, device=device)
+    A = (u @ (p.W_in * a).T) + (c.sigma * a**0.5) * noise  # the chunk part, precomputed
+    RaT = (p.W_rec * a).T.contiguous()
+
+    def step(x, r, a_t, RaT=RaT, a=a):
+        x = torch.addmm(a_t + (1.0 - a) * x, r, RaT)
+        return x, torch.tanh(x)
+
+    def loop(fstep, A=A, B=B, N=N):
+        x = torch.zeros(B, N, device=device)
+        r = torch.zeros(B, N, device=device)
+        for t in range(A.shape[0]):
+            x, r = fstep(x, r, A[t])
+        return x
+
+    def lib(p=p, u=u, xi=xi, c=c):
+        with torch.no_grad():
+            return rollout_fast(p, c, u, xi, keep_states=False, keep_outputs=False)
+
+    with torch.no_grad():
+        for name, f in (("library_eager", lib), ("loop_eager", lambda: loop(step))):
+            t = timed(clock, f"compile {name} N={N}", f, device, repeats)
+            if t is not None:
+                row[name] = t["seconds"]
+        try:
+            cstep = torch.compile(step, fullgraph=True, dynamic=False)
+            t0 = time.perf_counter()
+            ref = loop(step)
+            got = loop(cstep)
+            sync(device)
+            row["compile_seconds"] = time.perf_counter() - t0
+            row["compiled_rel_err"] = float((got - ref).norm() / ref.norm())
+            t = timed(clock, f"compile loop_compiled N={N}",
+                      lambda cstep=cstep: loop(cstep), device, repeats)  # fmt: skip
+            if t is not None:
+                row["loop_compiled"] = t["seconds"]
+        except Exception as exc:  # no compiler, unsupported platform, ...
+            row["compiled_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if device.startswith("cuda"):
+            try:
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for _ in range(2):
+                        lib()
+                torch.cuda.current_stream().wait_stream(s)
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    lib()
+                t = timed(clock, f"compile cuda_graph N={N}", graph.replay, device, repeats)
+                if t is not None:
+                    row["library_cuda_graph"] = t["seconds"]
+            except Exception as exc:
+                row["cuda_graph_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    if "library_eager" in row:
+        for k in ("loop_compiled", "library_cuda_graph"):
+            if k in row:
+                row[f"speedup_{k}"] = row["library_eager"] / row[k]
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -742,6 +750,7 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
     t = res.get("tests", {})
     rows.append(("gpu tests", t.get("status", "?"), t.get("summary", "")[:60]))
     corr = res.get("correctness", [])
+    corr = corr if isinstance(corr, list) else []
     bad = [r["path"] for r in corr if not r.get("ok")]
     worst32 = max((r.get("err32", 0.0) for r in corr if "err32" in r), default=float("nan"))
     worst64 = max((r.get("err64", 0.0) for r in corr if "err64" in r), default=float("nan"))
@@ -857,47 +866,54 @@ def main(argv: list[str] | None = None) -> int:
     elapsed: dict = {}
     print(f"gpu_check on {res['meta'].get('gpu', res['meta']['cpu'])} (torch {torch.__version__})")
 
-    with section("tests", clock, elapsed):
-        res["tests"] = (
-            {"status": "skipped", "reason": "--no-tests"} if args.no_tests else run_tests(dev)
-        )
-        print(f"  {res['tests']['status']}: {res['tests'].get('summary', '')}")
-    with section("correctness", clock, elapsed):
-        res["correctness"] = check_correctness(dev, clock)
     reps = sizes["repeats"]
-    with section("rollout", clock, elapsed):
-        res["rollout"] = time_rollout(dev, sizes["rollout"], reps + 2, clock)
-        print(f"  {json.dumps(_short(res['rollout']))}")
-    with section("danp_vs_bptt", clock, elapsed):
-        res["danp_vs_bptt"] = time_updates(dev, sizes["step"], reps, clock)
-        print(f"  {json.dumps(_short(res['danp_vs_bptt']))}")
-    with section("lif_anp_vs_bptt", clock, elapsed):
-        res["lif_anp_vs_bptt"] = time_updates(dev, sizes["lif"], reps, clock, lif=True)
-        print(f"  {json.dumps(_short(res['lif_anp_vs_bptt']))}")
-    with section("cpu_speedup", clock, elapsed):
-        res["cpu_speedup"] = (
-            cpu_speedup(res, clock, reps, sizes) if cuda else {"skipped": "the device is the CPU"}
-        )
-        print(f"  {json.dumps(_short(res['cpu_speedup']))}")
-    with section("precision", clock, elapsed):
-        res["precision"] = {"errors": precision_errors(dev, sizes["precision_err"]),
-                            "speed": precision_speed(dev, sizes, reps, clock),
-                            "tolerance": TOL_PREC}  # fmt: skip
-        print(f"  {json.dumps(_short(res['precision']['errors']))}")
-    with section("compile", clock, elapsed):
-        res["compile"] = (
-            compile_check(dev, sizes["compile"], reps, clock)
-            if cuda or args.compile
-            else {"skipped": "not requested on the CPU (--compile)"}
-        )
-        print(f"  {json.dumps(_short(res['compile']))}")
-    res["elapsed_s"] = {**elapsed, "total": round(clock.elapsed(), 2)}
+
+    def tests():
+        return {"status": "skipped", "reason": "--no-tests"} if args.no_tests else run_tests(dev)
+
+    def precision():
+        errs = precision_errors(dev, sizes["precision_err"])
+        return {"errors": errs, "speed": precision_speed(dev, sizes, reps, clock),
+                "tolerance": TOL_PREC}  # fmt: skip
+
+    jobs = [
+        ("tests", tests),
+        ("correctness", lambda: check_correctness(dev, clock)),
+        ("rollout", lambda: time_rollout(dev, sizes["rollout"], reps + 2, clock)),
+        ("danp_vs_bptt", lambda: time_updates(dev, sizes["step"], reps, clock)),
+        ("lif_anp_vs_bptt", lambda: time_updates(dev, sizes["lif"], reps, clock, lif=True)),
+        ("cpu_speedup", lambda: cpu_speedup(res, clock, reps, sizes) if cuda
+         else {"skipped": "the device is the CPU"}),
+        ("precision", precision),
+        ("compile", lambda: compile_check(dev, sizes["compile"], reps, clock)
+         if cuda or args.compile else {"skipped": "not requested on the CPU (--compile)"}),
+    ]  # fmt: skip
+    errors = {}
+    for name, job in jobs:
+        with section(name, clock, elapsed):
+            try:
+                res[name] = job()
+            except Exception as exc:  # a section that breaks is a finding; the rest still runs
+                errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                res[name] = {"error": errors[name]}
+                print(f"  ERROR in {name}: {errors[name]}", flush=True)
+            if name == "tests":
+                print(f"  {res['tests'].get('status')}: {res['tests'].get('summary', '')}")
+            elif name != "correctness":
+                print(f"  {json.dumps(_short(res[name]))}", flush=True)
+        res["elapsed_s"] = {**elapsed, "total": round(clock.elapsed(), 2)}
+        if args.json:  # after every section: a run cut short keeps what it measured
+            Path(args.json).write_text(json.dumps(res, indent=1, default=float))
     res["skipped_for_budget"] = clock.skipped
-    tests_ok = res["tests"]["status"] != "failed"
-    corr_ok = all(r.get("ok") for r in res["correctness"])
-    prec_ok = all(e["bptt_ok"] for e in res["precision"]["errors"]["errors"].values())
-    res["ok"] = bool(tests_ok and corr_ok and prec_ok)
+    res["section_errors"] = errors
+    tests_ok = res["tests"].get("status") != "failed" and "tests" not in errors
+    corr = res["correctness"] if isinstance(res["correctness"], list) else []
+    corr_ok = bool(corr) and all(r.get("ok") for r in corr)
+    perr = res["precision"].get("errors", {}).get("errors", {})
+    prec_ok = bool(perr) and all(e["bptt_ok"] for e in perr.values())
+    res["ok"] = bool(tests_ok and corr_ok and prec_ok and not errors)
     rows = summary_rows(res)
+    rows += [(f"ERROR {k}", "section failed", v[:80]) for k, v in errors.items()]
     res["summary"] = [list(r) for r in rows]
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1, default=float))
