@@ -112,6 +112,8 @@ SMALL = {
     "repeats": 2,
     "compile": [(128, 32, 20)],
 }
+#: the gpu tests' limit, seconds
+TESTS_TIMEOUT_S = 240.0
 #: seconds of budget the first torch.compile needs before it starts
 COMPILE_NEED_S = 120.0
 #: correctness tolerances on ‖a − b‖ / ‖b‖ against the float64 CPU reference (module doc);
@@ -270,7 +272,12 @@ def run_tests(device: str) -> dict:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *files]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    try:
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env,
+                           timeout=TESTS_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "rc": None, "files": files,
+                "summary": f"pytest -m gpu ran past {TESTS_TIMEOUT_S:.0f} s"}  # fmt: skip
     lines = [ln for ln in (r.stdout + r.stderr).strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
     cuda = torch.cuda.is_available()
