@@ -827,7 +827,8 @@ def render_markdown(res: dict) -> str:
         "| check | result | detail |",
         "|---|---|---|",
     ]  # fmt: skip
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in res["summary"]]
+    rows = res.get("summary") or summary_rows(res)  # a run cut short has no summary yet
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
 

@@ -72,6 +72,8 @@ def test_small_cpu_run_has_every_section_and_passes(tmp_path):
     assert "skipped" in res["compile"]  # compile only with --compile on the CPU
     assert res["tests"]["status"] in ("skipped (no CUDA)", "passed")
     assert "ALL OK" in r.stdout.splitlines()[-1]
+    md = _gpu_check().render_markdown(res).splitlines()
+    assert md[2] == "| check | result | detail |" and len(md) == 4 + len(res["summary"])
 
 
 def test_missing_cuda_is_one_clear_line(tmp_path):
@@ -85,12 +87,17 @@ def test_missing_cuda_is_one_clear_line(tmp_path):
     assert "sees no CUDA device" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_replay_noise_gives_every_device_and_dtype_the_same_stream():
+def _gpu_check():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from gpu_check import ReplayNoise
+        import gpu_check
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
+    return gpu_check
+
+
+def test_replay_noise_gives_every_device_and_dtype_the_same_stream():
+    ReplayNoise = _gpu_check().ReplayNoise
     g = torch.Generator().manual_seed(0)
     with ReplayNoise(3) as a:
         x = torch.randn(4, 5, generator=g, dtype=torch.float64)
