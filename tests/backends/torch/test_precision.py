@@ -4,8 +4,10 @@ Tolerances (docs/design-decisions.md, "Precision"): bf16 rounds matmul inputs to
 mantissa (unit roundoff u = 2^-9 ≈ 2.0e-3) and TF32 to a 10-bit one (u = 2^-11 ≈ 4.9e-4),
 both accumulating in float32. An autograd gradient carries a few such roundings per layer
 and step, partly averaged over the batch: we hold it to 25 u, i.e. a relative error
-‖g − g64‖ / ‖g64‖ ≤ 5e-2 for bf16 and ≤ 1e-2 for TF32 (measured: rate BPTT 0.007, MLP 0.03,
-in bf16), and float32 to 1e-4.
+‖g − g64‖ / ‖g64‖ ≤ 5e-2 for bf16 and ≤ 1e-2 for TF32, and float32 to 1e-4. The LIF network
+gets twice that (1e-1, 5e-2): its forward pass has thresholds, and a rounding that flips a
+spike changes the trajectory. Measured on these problems in bf16 (CPU): rate BPTT 3.4e-3,
+MLP BP 5.5e-3, LIF surrogate BPTT 3.3e-2; float32 ≤ 3e-7.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from bioplaus.runs import build_task
 from bioplaus.train.trainer import Trainer
 
 TOL = {"float32": 1e-4, "tf32": 1e-2, "bf16": 5e-2}
+TOL_LIF = {"float32": 1e-4, "tf32": 5e-2, "bf16": 1e-1}
+
+
+def tol(kind: str, precision: str) -> float:
+    return (TOL_LIF if kind == "lif" else TOL)[precision]
 
 
 def rel(g: dict, ref: dict) -> float:
@@ -58,8 +65,8 @@ def test_bf16_gradient_within_tolerance_of_float64(kind):
     ref = estimate(rule, spec, u, y, dtype="float64")
     e32 = rel(estimate(rule, spec, u, y), ref)
     ebf = rel(estimate(rule, spec, u, y, "bf16"), ref)
-    assert e32 < TOL["float32"], e32
-    assert ebf < TOL["bf16"], ebf
+    assert e32 < tol(kind, "float32"), e32
+    assert ebf < tol(kind, "bf16"), ebf
     # the autocast really ran the matmuls in bf16 (else this would be float32 rounding)
     assert ebf > 20 * e32, (ebf, e32)
 
@@ -146,4 +153,4 @@ def test_cuda_precision_within_tolerance_of_cpu_float64(kind, precision):
     rule, spec, u, y = problems()[kind]
     ref = estimate(rule, spec, u, y, dtype="float64")
     err = rel(estimate(rule, spec, u, y, precision, device="cuda"), ref)
-    assert err < TOL[precision], err
+    assert err < tol(kind, precision), err
