@@ -113,7 +113,8 @@ def lif_update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[],
             res = lif_bptt_estimate(q, c, u, y, None, "mse", generator=gen)
         else:
             res = lif_perturbation_estimate(
-                q, c, make_rule(RuleSpec(name=rule)), u, y, None, "mse", gen, delta=spec.delta
+                q, c, make_rule(RuleSpec(name=rule), network="lif"), u, y, None, "mse", gen,
+                delta=spec.delta,
             )
         for k, w in weights.items():
             w.grad = res.grads[k]
