@@ -82,6 +82,12 @@ class TrainSpec(BaseModel):
     )
     device: str = Field("cpu", description="Torch device, e.g. cpu, cuda, cuda:1.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
+    precision: Literal["float32", "tf32", "bf16"] = Field(
+        "float32",
+        description="Matmul precision of the estimate (float32 weights): float32, tf32 (CUDA "
+        "TF32 matmuls) or bf16 (bfloat16 autocast, CPU or CUDA); tf32/bf16 for the gradient "
+        "rules bp, bptt, tbptt only (backends/torch/precision.py).",
+    )
 
 
 class ProtocolSpec(BaseModel):
@@ -145,11 +151,35 @@ class ProtocolSpec(BaseModel):
                 "rule.alignment: logged for rate and MLP models with a perturbation or "
                 "gradient rule on the torch back-end only"
             )
+        check_precision(self)
         if self.backend == "brian2":
             from .backends.brian2.capabilities import check_brian2_protocol
 
             check_brian2_protocol(self)
         return self
+
+
+def check_precision(protocol: ProtocolSpec) -> None:
+    """``train.precision`` tf32/bf16 lowers the float32 matmuls of an autograd estimate; refuse
+    what it cannot honour (docs/design-decisions.md, "Precision")."""
+    tr, rule = protocol.train, protocol.rule.name
+    prec = tr.precision
+    if prec == "float32":
+        return
+    if tr.dtype != "float32":
+        raise ValueError(f"train.precision: {prec!r} applies to train.dtype = 'float32' "
+                         f"(got {tr.dtype!r})")  # fmt: skip
+    if protocol.backend != "torch":
+        raise ValueError(f"train.precision: {prec!r} needs backend 'torch' "
+                         f"(got {protocol.backend!r})")  # fmt: skip
+    if not protocol.rule.is_gradient:
+        raise ValueError(
+            f"train.precision: {prec!r} is for the gradient rules (bp, bptt, tbptt): rule "
+            f"{rule!r} correlates perturbations of size σ√α, below {prec} rounding (use 'float32')"
+        )
+    if prec == "tf32" and not tr.device.startswith("cuda"):
+        raise ValueError(f"train.precision: 'tf32' is a CUDA matmul mode (train.device = "
+                         f"{tr.device!r}); use 'bf16' or 'float32' off CUDA")  # fmt: skip
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:

@@ -31,6 +31,7 @@ from ..backends.torch.mlp import (
     mlp_to_torch,
     predict,
 )
+from ..backends.torch.precision import precision_scope
 from ..loss import step_loss
 from ..protocol import ProtocolSpec
 from ..random import numpy_rng, torch_generator
@@ -142,7 +143,8 @@ class MLPTrainer:
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
         x, y = self._tensor(batch.inputs), self._tensor(batch.targets)
         decor = bool(self.decor) and tr.lr_decor > 0
-        res = self._estimate(x, y, self.gen_noise, decor)
+        with precision_scope(tr.precision, self.device):  # the estimate only (precision.py)
+            res = self._estimate(x, y, self.gen_noise, decor)
         return apply_estimate(self, res)
 
     def _guard(self) -> None:

@@ -24,6 +24,7 @@ from ..backends.torch import lif_train
 from ..backends.torch.bptt import bptt_estimate
 from ..backends.torch.online import OnlineThreeFactor
 from ..backends.torch.perturb import perturbation_estimate
+from ..backends.torch.precision import precision_scope
 from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
 from ..backends.torch.rollout import noise_source, rollout
 from ..loss import mean_loss
@@ -188,8 +189,10 @@ class Trainer:
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         p = self.params()
         loss_kind = self.task.loss
+        scope = precision_scope(tr.precision, self.device)  # the estimate only (precision.py)
         if self.lif:
-            res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
+            with scope:
+                res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
         elif self.online is not None:
             types = getattr(self.task, "trial_type", None)
             res = self.online.estimate(
@@ -204,7 +207,8 @@ class Trainer:
                 decor=decor_keys,
             )
         else:
-            res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
+            with scope:
+                res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
         return apply_estimate(self, res)
 
     def _estimate(self, p, u, y, m, generator, decor_keys=()):

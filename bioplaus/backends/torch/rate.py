@@ -102,6 +102,7 @@ def rate_step(
 ) -> RateState:
     """One Euler–Maruyama step. ``drive_t`` = W_in û_t + b; ``xi_t`` standard normal or None."""
     pre = torch.addmm(drive_t, state.r_hat, p.W_rec.T)
+    pre = pre.to(state.x.dtype)  # a no-op, except under bf16 autocast (precision.py)
     x = torch.lerp(state.x, pre, c.alpha) if c.alpha != 1.0 else pre
     if xi_t is not None and c.sigma > 0:
         x = x + (c.sigma * c.alpha**0.5) * xi_t
