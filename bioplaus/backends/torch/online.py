@@ -27,10 +27,10 @@ from .perturb import PassResult, split_grads
 from .rate import (
     RateConsts,
     RateParams,
-    RateState,
     decorrelate,
     init_state,
     input_drive,
+    rate_step,
     readout,
 )
 
@@ -153,11 +153,11 @@ def three_factor_pass(
         step_base = base if rule.reward == "step" else None
         for t in range(T):
             r_prev = s.r_hat
-            pre = torch.addmm(drive[t], r_prev, p.W_rec.T)
-            x = torch.lerp(s.x, pre, c.alpha) if c.alpha != 1.0 else pre
-            x = x + exploration(rule, (B, N), c, sigma, generator, dev, dt)
-            r_hat = decorrelate(p.D_rec, c.phi(x))
-            s = RateState(x, r_hat)
+            s = rate_step(
+                p, c, s, drive[t], None,
+                added_t=exploration(rule, (B, N), c, sigma, generator, dev, dt),
+            )  # fmt: skip
+            x, r_hat = s.x, s.r_hat
             o = readout(p, r_hat)
             if sigma > 0:
                 o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt)

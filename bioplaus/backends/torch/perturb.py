@@ -26,7 +26,7 @@ from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from ...rules.weight_perturbation import WPRecord
 from .pass_common import add_decor_, decor_sums, noise_sigma
-from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
+from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, rate_step, readout
 
 Tensor = torch.Tensor
 
@@ -131,7 +131,8 @@ def generic_estimate(
     gain = sigma * c.alpha**0.5
 
     with torch.no_grad():
-        cc = c._replace(sigma=0.0)  # noise is added here, row-wise, not by rate_step
+        cc = c._replace(sigma=0.0)
+        c_pass = c._replace(sigma=sigma)  # the pass's σ; baseline rows get ξ = 0 (clean)
         ones_h = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b is not None else []
         ones_o = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b_out is not None else []
         M_h = p.W_in.shape[1] + N + len(ones_h)
@@ -163,14 +164,8 @@ def generic_estimate(
                 if noisy_base:
                     xi_b = xi_b * hid_on[:, None]
             r_prev = s.r_hat
-            x = (
-                torch.lerp(s.x, torch.addmm(drive, r_prev, p.W_rec.T), c.alpha)
-                if c.alpha != 1.0
-                else torch.addmm(drive, r_prev, p.W_rec.T)
-            )
-            x = x + gain * torch.cat([xi_b, xi_a])
-            r_hat = decorrelate(p.D_rec, c.phi(x))
-            s = RateState(x, r_hat)
+            s = rate_step(p, c_pass, s, drive, torch.cat([xi_b, xi_a]))  # σ √α ξ row-wise
+            x, r_hat = s.x, s.r_hat
             xo_a = torch.randn(P, n_out, generator=generator, device=dev, dtype=dt)
             xo_b = (
                 torch.randn(Bb, n_out, generator=generator, device=dev, dtype=dt)
