@@ -89,6 +89,15 @@ class NodePerturbation:
         #: INP: the driver runs one perturbed pass per layer (hidden only, readout only)
         self.iterative = kind == "inp"
 
+    def block_steps(self, P: int) -> int | None:
+        """Steps per block this rule prefers from a chunking driver (None: the driver's
+        choice). The per-sample traces of trial / rtg / trace signals ([P, N, M] memory) are
+        read and written once per block, so longer blocks pay: 128 steps, or fewer when P is
+        large (~32k rows a block)."""
+        if self.signal == "local":
+            return None
+        return max(16, min(128, 32768 // max(P, 1)))
+
     @property
     def linear_in_z(self) -> bool:
         """The estimate is linear in the presynaptic records z, so a driver may hand z in

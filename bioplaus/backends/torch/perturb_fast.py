@@ -107,7 +107,12 @@ def local_estimate_fast(
     dev, dt = inputs.device, inputs.dtype
     a = float(c.alpha)
     gain = sigma * a**0.5
-    Tc = chunk_len(T, S // 2) if chunk is None else max(1, min(chunk, T))
+    hint = getattr(rule, "block_steps", None)
+    hint = hint(P) if callable(hint) else None  # a rule with per-sample traces likes long blocks
+    if chunk is None:
+        Tc = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
+    else:
+        Tc = max(1, min(chunk, T))
     ctx = Context(c.alpha, sigma, 1.0)
     with torch.no_grad():
         D = p.D_rec
