@@ -38,7 +38,7 @@ def _spike_steps(spec: LIFSpec, T: int) -> np.ndarray:
 def test_single_neuron_fires_at_analytic_rate(J: float) -> None:
     """Constant drive J > θ − v_rest, no noise: ISI = t_ref + τ_m ln((J − v_reset)/(J − θ)).
 
-    The discrete map samples the exact solution, so its ISI is (n_ref − 1 + ⌈T*/dt⌉)·dt
+    The grid map samples the exact solution, so its ISI is (n_ref + ⌈T*/dt⌉)·dt
     exactly (first test) and within one step dt of the analytic ISI (second test)."""
     spec = _single(J)
     sp = _spike_steps(spec, 4000)
@@ -63,11 +63,13 @@ def test_subthreshold_drive_never_fires_and_relaxes_exactly() -> None:
 
 
 def test_refractory_clamps_and_synaptic_current_is_exact() -> None:
-    """A neuron driven hard spikes every n_ref steps (brian2's convention); the synaptic
-    current onto a silent neuron decays with β_s and enters v through κ(1 − β_m)."""
+    """A neuron driven hard spikes every n_ref + 1 steps: v is clamped for exactly
+    t_ref = n_ref dt after a spike (until a39c20e it was n_ref − 1 steps, t_ref − dt), then
+    crosses in the first free step; the synaptic current onto a silent neuron decays with
+    β_s and enters v through κ(1 − β_m)."""
     spec = _single(100.0, dt=0.001, t_ref=0.003)
     sp = _spike_steps(spec, 50)
-    assert set(np.diff(sp)) == {3}  # clamped n_ref − 1 = 2 steps, fires on the third
+    assert set(np.diff(sp)) == {4}  # clamped n_ref = 3 steps (= t_ref), fires on the fourth
     spec2 = LIFSpec(n_in=1, n_rec=2, n_out=1, sigma_v=0.0, bias_current=0.0, dt=0.001, t_ref=0.0)
     c = consts_of(spec2)
     p = to_torch(init_lif_params(spec2), dtype=torch.float64)
