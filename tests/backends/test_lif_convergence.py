@@ -28,8 +28,8 @@ THETA, T_REF, TAU_M = 1.0, 0.004, 0.02
 
 def _population(mu: float, sigma_v: float, dt: float, spiking: str, **kw) -> LIFSpec:
     return LIFSpec(
-        n_in=1, n_rec=1, n_out=1, bias_current=mu, sigma_v=sigma_v, dt=dt, t_ref=kw.pop("t_ref", T_REF),
-        tau_m=TAU_M, theta=THETA, spiking=spiking, **kw,
+        n_in=1, n_rec=1, n_out=1, bias_current=mu, sigma_v=sigma_v, dt=dt,
+        t_ref=kw.pop("t_ref", T_REF), tau_m=TAU_M, theta=THETA, spiking=spiking, **kw,
     )  # fmt: skip
 
 

@@ -58,7 +58,8 @@ from the spike to the step's end), and within a step:
   z = κ q_{t−1} + ζ(d_{t−1}) s_{t−1}). A neuron whose v starts a step at or above θ (that
   late PSP) spikes at the step's start.
 
-With d ≡ 0 and whole-step c the precise step is the grid step (tests pin it).
+At most one spike per neuron and step (with t_ref < dt a second crossing within the step
+waits for the next one).
 
 Only the BPTT baseline differentiates through H: forward H(x), backward the fast-sigmoid
 surrogate H'(x) ≈ 1/(1 + k|x|)² (SuperSpike / snnTorch's ``fast_sigmoid``). The
@@ -66,8 +67,8 @@ perturbation rules never need it.
 
 A constant supra-threshold drive J (with σ_v = 0, v_reset < θ < v_rest + J) gives the
 analytic inter-spike interval t_ref + τ_m ln((v_rest + J − v_reset)/(v_rest + J − θ)); the
-grid map hits it to within one step, the precise map exactly (tests/backends/torch/test_lif_torch.py,
-tests/backends/test_lif_convergence.py).
+grid map hits it to within one step, the precise map exactly
+(tests/backends/torch/test_lif_torch.py, tests/backends/test_lif_convergence.py).
 """
 
 from __future__ import annotations
@@ -420,7 +421,8 @@ def siegert_rate(mu: float, sigma_v: float, spec: LIFSpec) -> float:
     """Stationary rate of the LIF neuron τ_m dv/dt = −(v − v_rest) + μ + σ_v √τ_m ξ(t) with
     threshold θ, reset v_reset and refractoriness t_ref (the Siegert formula)::
 
-        1/ν = t_ref + τ_m √π ∫_{(v_reset − m)/σ_v}^{(θ − m)/σ_v} e^{u²} (1 + erf u) du ,  m = v_rest + μ
+        1/ν = t_ref + τ_m √π ∫_{y_r}^{y_θ} e^{u²} (1 + erf u) du ,
+        y_r = (v_reset − m)/σ_v ,  y_θ = (θ − m)/σ_v ,  m = v_rest + μ
 
     (Brunel 2000, eq. 21; e^{u²}(1 + erf u) = erfcx(−u), evaluated without overflow).
     Needs scipy."""

@@ -41,8 +41,8 @@ def lif_bptt_estimate(
     Background noise ξ: ``noise`` [T, B, N] if given, else drawn from ``generator`` (None:
     no background noise); with precise spiking the bridge-crossing uniforms likewise
     (``uniform`` [T, B, N] or ``generator``). Spike times are not differentiated (the
-    surrogate acts on v at the step's end). ``spike_fn="smooth"`` differentiates the smooth surrogate model
-    instead (tests)."""
+    surrogate acts on v at the step's end). ``spike_fn="smooth"`` differentiates the smooth
+    surrogate model instead (tests)."""
     if k is not None and k < 1:
         raise ValueError(f"k: truncation must be >= 1 (got {k})")
     B = inputs.shape[1]
