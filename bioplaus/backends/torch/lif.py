@@ -212,7 +212,29 @@ class _SurrogateSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad / (1.0 + ctx.slope * x.abs()) ** 2, None
+        d = x.abs().mul_(ctx.slope).add_(1.0)
+        return grad / d.mul_(d), None
+
+
+class _SurrogateSpikeAt(_SurrogateSpike):
+    """H(v − θ) with the fast-sigmoid backward, v − θ formed inside (one autograd node)."""
+
+    @staticmethod
+    def forward(ctx, v: Tensor, theta: float, slope: float) -> Tensor:  # type: ignore[override]
+        x = v - theta
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x >= 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        return _SurrogateSpike.backward(ctx, grad)[0], None, None
+
+
+def _spike(spike_fn: str, v: Tensor, c: LIFConsts) -> Tensor:
+    if spike_fn == "surrogate":
+        return _SurrogateSpikeAt.apply(v, c.theta, c.slope)
+    return SPIKE_FNS[spike_fn](v - c.theta, c.slope)
 
 
 def heaviside(x: Tensor, slope: float) -> Tensor:
@@ -304,23 +326,36 @@ def lif_step(
     J = torch.addmm(ext_t, state.q, p.W_rec.T, alpha=c.kappa)
     if noise_t is not None:
         J = J + noise_t
-    v_free = c.v_rest + c.beta_m * (state.v - c.v_rest) + (1.0 - c.beta_m) * J
-    if c.n_ref > 0:
-        active = state.c <= 0
-        v_tilde = torch.where(active, v_free, state.v)
-        s = SPIKE_FNS[spike_fn](v_tilde - c.theta, c.slope) * active.to(v_tilde.dtype)
-    else:
-        v_tilde = v_free
-        s = SPIKE_FNS[spike_fn](v_tilde - c.theta, c.slope)
-    s_reset = s.detach() if c.detach_reset else s
-    v = v_tilde - s_reset * (v_tilde - c.v_reset)
+    # ṽ = v_rest + β_m (v − v_rest) + (1 − β_m) J as one lerp (fewer autograd nodes for
+    # BPTT); while refractory the weight is 1, and torch's lerp returns v exactly there
+    J_inf = J if c.v_rest == 0.0 else J + c.v_rest
     if c.n_ref > 0:
         with torch.no_grad():
-            cnt = (state.c - 1).clamp_min_(0).masked_fill_(s.detach() > 0.5, float(c.n_ref))
+            active = state.c <= 0
+            w = torch.full_like(state.v, c.beta_m).masked_fill_(~active, 1.0)
+        v_tilde = torch.lerp(J_inf, state.v, w)
+        s = _spike(spike_fn, v_tilde, c)
+        if not c.detach_reset or spike_fn == "smooth":
+            # a clamped v (= v_reset < θ) never spikes; the mask only matters for gradients
+            # (with a detached reset the clamped v carries none)
+            s = s * active.to(v_tilde.dtype)
+    else:
+        v_tilde = torch.lerp(J_inf, state.v, c.beta_m)
+        s = _spike(spike_fn, v_tilde, c)
+    with torch.no_grad():
+        fired = s.detach() > 0.5
+    if c.detach_reset and spike_fn != "smooth":
+        v = v_tilde.masked_fill(fired, c.v_reset)  # = ṽ − sg[s](ṽ − v_reset), s ∈ {0, 1}
+    else:
+        s_reset = s.detach() if c.detach_reset else s
+        v = v_tilde - s_reset * (v_tilde - c.v_reset)
+    if c.n_ref > 0:
+        with torch.no_grad():
+            cnt = (state.c - 1).clamp_min_(0).masked_fill_(fired, float(c.n_ref))
     else:
         cnt = state.c
-    q = c.beta_s * state.q + s
-    r = c.beta_r * state.r + s
+    q = torch.add(s, state.q, alpha=c.beta_s)
+    r = torch.add(s, state.r, alpha=c.beta_r)
     return LIFState(v, q, r, cnt, s), J
 
 

@@ -55,13 +55,23 @@ def rollout(
     if c.needs_uniform and uniform is None:
         raise ValueError("uniform: precise spiking with sigma_v > 0 needs a uniform source")
     T, B = inputs.shape[0], inputs.shape[1]
+    # unbind, not ext[t]: autograd's backward through T slices is then one stack, not T
+    # full-size zero tensors (O(T²) in BPTT)
     ext = external_drive(p, c, inputs)
+    # under autograd every r_t is kept by the graph anyway: one readout matmul for all steps
+    batched_readout = torch.is_grad_enabled()
+    pre_noise = batched_readout and not c.precise
+    if pre_noise:  # the same draws in the same order, added to the drive in one op
+        xs = [xi(t) for t in range(T)]
+        if xs and xs[0] is not None:
+            ext = ext + c.g_v * torch.stack(xs)
+    ext = ext.unbind(0)
     st = init_state(p, c, B, v0)
     vs, ss, rs, Js, os = [], [], [], [], []
     for t in range(T):
         if detach_every is not None and t % detach_every == 0:
             st = LIFState(*(None if a is None else a.detach() for a in st))
-        x = xi(t)
+        x = None if pre_noise else xi(t)
         un = uniform(t) if c.needs_uniform else None
         st, J = lif_step(p, c, st, ext[t], None, spike_fn, bg=x, uniform=un)
         if keep_states:
@@ -70,12 +80,18 @@ def rollout(
             rs.append(st.r)
             Js.append(J)
         if keep_outputs:
-            os.append(readout(p, st.r))
+            if batched_readout:
+                if not keep_states:
+                    rs.append(st.r)
+            else:
+                os.append(readout(p, st.r))
 
     def stack(a: list[Tensor]) -> Tensor | None:
         return torch.stack(a) if a else None
 
-    return LIFRollout(stack(vs), stack(ss), stack(rs), stack(Js), stack(os), st)
+    r_all = stack(rs)
+    o_all = readout(p, r_all) if keep_outputs and batched_readout else stack(os)
+    return LIFRollout(stack(vs), stack(ss), r_all if keep_states else None, stack(Js), o_all, st)
 
 
 def background(
