@@ -111,11 +111,18 @@ def plot(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     cases = ["f-I"] + [f"mu={m},sigma_v={s}" for m, s in CASES]
-    titles = ["deterministic f–I (max over I ∈ [1.05, 5])",
-              "noisy, μ = 0.7, σ_v = 0.5 (Siegert)", "noisy, μ = 1.2, σ_v = 0.3 (Siegert)"]  # fmt: skip
+    titles = [
+        "deterministic f–I (max over I ∈ [1.05, 5])",
+        "noisy, μ = 0.7, σ_v = 0.5 (Siegert)",
+        "noisy, μ = 1.2, σ_v = 0.3 (Siegert)",
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    style = {("torch", "grid"): ("C0", "o", "-"), ("torch", "precise"): ("C3", "o", "-"),
-             ("brian2", "grid"): ("C0", "s", "--"), ("brian2", "precise"): ("C3", "s", "--")}  # fmt: skip
+    style = {
+        ("torch", "grid"): ("C0", "o", "-"),
+        ("torch", "precise"): ("C3", "o", "-"),
+        ("brian2", "grid"): ("C0", "s", "--"),
+        ("brian2", "precise"): ("C3", "s", "--"),
+    }
     for ax, case, title in zip(axes, cases, titles, strict=True):
         for (backend, spiking), (col, mk, ls) in style.items():
             pts = [r for r in rows if r["case"] == case and r["backend"] == backend

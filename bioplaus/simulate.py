@@ -145,6 +145,9 @@ def _simulate_lif(spec, inputs, params, backend, noise, seed, x0, device, dtype,
         if not (np.all(crossing >= 0) and np.all(crossing < 1)):
             raise SpecError("crossing: uniforms must lie in [0, 1)")
     needs_u = spec.spiking == "precise" and spec.sigma_v > 0
+    if crossing is not None and not needs_u:
+        raise SpecError("crossing: bridge-crossing uniforms are used only with spiking = "
+                        "'precise' and sigma_v > 0")  # fmt: skip
     if needs_u and crossing is None and noise is not None:  # one realisation for both
         from .random import numpy_rng
 

@@ -248,6 +248,7 @@ def test_simulate_returns_what_is_asked() -> None:
     for bad, key in (({"output": "list"}, "output"), ({"out_dtype": "int8"}, "out_dtype"),
                      ({"output": "torch", "backend": "brian2"}, "output"),
                      ({"crossing": np.zeros((3, 2, 16))}, "crossing"),
+                     ({"crossing": np.zeros((50, 2, 16))}, "crossing"),  # grid: unused
                      ({"nonsense": 1}, "nonsense")):  # fmt: skip
         with pytest.raises(SpecError, match=key):
             bp.simulate(spec, u, params, **bad)
