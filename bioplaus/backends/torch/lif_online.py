@@ -54,10 +54,17 @@ def lif_three_factor_pass(
         yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         step_base = base if rule.reward == "step" else None
         for t in range(T):
-            noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt)
-            noise = noise + explore(rule, (B, N), sigma, generator, dev, dt)
+            if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
+                bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                un = torch.rand(B, N, generator=generator, device=dev, dtype=dt)
+                noise = explore(rule, (B, N), sigma, generator, dev, dt)
+                kw = {"bg": bg, "uniform": un if c.needs_uniform else None}
+            else:
+                noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                noise = noise + explore(rule, (B, N), sigma, generator, dev, dt)
+                kw = {}
             q_prev = st.q
-            st, J = lif_step(p, c, st, ext[t], noise)
+            st, J = lif_step(p, c, st, ext[t], noise, **kw)
             r_hat = decorrelate(p.D_rec, st.r)
             o = readout(p, st.r)
             if sigma > 0:

@@ -94,11 +94,19 @@ def lif_perturbation_estimate(
         outs = []
         yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
-            xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt) * c.g_v
-            eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
-            noise = torch.cat([xi_bg, xi_bg[src[B:] if K > 1 else slice(None)] + eta])
+            if c.precise:  # ξ^bg as the exact OU increment, and the shared bridge draws
+                xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                un = torch.rand(B, N, generator=generator, device=dev, dtype=dt)[src]
+                eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
+                noise = torch.cat([torch.zeros(B, N, device=dev, dtype=dt), eta])
+                kw = {"bg": xi_bg[src], "uniform": un if c.needs_uniform else None}
+            else:
+                xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt) * c.g_v
+                eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
+                noise = torch.cat([xi_bg, xi_bg[src[B:] if K > 1 else slice(None)] + eta])
+                kw = {}
             q_prev = st.q
-            st, J = lif_step(p, c, st, ext[t][src] if K > 1 else ext[t].repeat(2, 1), noise)
+            st, J = lif_step(p, c, st, ext[t][src] if K > 1 else ext[t].repeat(2, 1), noise, **kw)
             r_hat = decorrelate(p.D_rec, st.r)
             xo = sigma * torch.randn(P, n_out, generator=generator, device=dev, dtype=dt)
             o = readout(p, st.r) + torch.cat([zeros_bo, xo])
