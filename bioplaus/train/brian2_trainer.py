@@ -38,6 +38,7 @@ from ..backends.brian2.three_factor import RewardBaseline, run_three_factor
 from ..loss import normaliser
 from ..random import child_seed
 from ..records import PassResult
+from ..rules.base import anp_scale
 from ..rules.three_factor import Baseline, TrialState
 from .trainer import StepInfo, Trainer, apply_estimate
 
@@ -46,15 +47,6 @@ if TYPE_CHECKING:  # types only: the brian2 back-end imports no task or protocol
     from ..tasks.base import Batch, Task
 
 __all__ = ["BRIAN2_RULES", "Brian2Trainer", "anp_scale", "check_brian2_protocol"]
-
-
-def anp_scale(scale: str | float, n_units: int) -> float:
-    """The ANP constant c (rules/node_perturbation.py: n, √n or a number)."""
-    if scale == "n":
-        return float(n_units)
-    if scale == "sqrt_n":
-        return float(n_units) ** 0.5
-    return float(scale)
 
 
 def _grads(G_hid: torch.Tensor, G_out: torch.Tensor, n_in: int) -> dict[str, torch.Tensor]:

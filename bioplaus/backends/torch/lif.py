@@ -295,6 +295,7 @@ def lif_step(
     # ṽ = v_rest + β_m (v − v_rest) + (1 − β_m) J as one lerp (fewer autograd nodes for
     # BPTT); while refractory the weight is 1, and torch's lerp returns v exactly there
     J_inf = J if c.v_rest == 0.0 else J + c.v_rest
+    J_inf = J_inf.to(state.v.dtype)  # a no-op, except under bf16 autocast (precision.py)
     if c.n_ref > 0:
         with torch.no_grad():
             active = state.c <= 0
