@@ -11,6 +11,7 @@ Public API (DESIGN §4)::
 
 from . import analysis
 from .estimate import estimate
+from .export import to_xarray
 from .params import init_params
 from .rules import RuleSpec
 from .runs import ensure_run, resume, run
@@ -31,5 +32,6 @@ __all__ = [
     "resume",
     "run",
     "simulate",
+    "to_xarray",
 ]
 __version__ = "0.1.0"

@@ -268,6 +268,10 @@ def load_sweep(path: str | Path) -> Sweep:
     for key in ("fixed", "grid", "variants", "random", "plot", "cluster"):
         if key in data and not isinstance(data[key], dict):
             raise SpecError(f"{src}: {key}: expected a table")
+    if "cluster" in data:
+        from .sweep_workers import check_cluster
+
+        check_cluster(data["cluster"], f"{src}: cluster")
     fixed = dict(data.get("fixed", {}))
     grid = {k: _grid_values(f"{src}: grid.{k}", v) for k, v in data.get("grid", {}).items()}
     variants: dict[str | None, dict] = {}
@@ -335,6 +339,36 @@ def load_sweep(path: str | Path) -> Sweep:
         cluster=dict(data["cluster"]) if "cluster" in data else None,
         data=data,
     )
+
+
+def cluster_table(
+    sweep: Sweep, kind: str | None = None, jobs: int | None = None, sets: list[str] | None = None
+) -> dict | None:
+    """The sweep's ``[cluster]`` table with the command line's ``--cluster KIND``, ``--jobs
+    N`` and ``--cluster-set KEY=VALUE`` (TOML values) applied; None when there is none."""
+    from .protocol import parse_override
+
+    if kind is None and jobs is None and not sets:
+        return sweep.cluster
+    table = dict(sweep.cluster or {})
+    if kind is not None:
+        table["kind"] = kind
+    if jobs is not None:
+        table["jobs"] = jobs
+    for item in sets or []:
+        try:
+            keys, value = parse_override(item)
+        except SpecError as exc:
+            raise SpecError(f"--cluster-set: {exc}") from None
+        if len(keys) != 1:
+            raise SpecError(f"--cluster-set: {item!r}: expected KEY=VALUE (one key)")
+        table[keys[0]] = value
+    if "kind" not in table:
+        raise SpecError("--cluster: which cluster (slurm, pbs, sge, lsf, …)? no [cluster] kind")
+    from .sweep_workers import check_cluster
+
+    check_cluster(table, "--cluster")
+    return table
 
 
 def _comparable(protocol_dump: dict) -> dict:
@@ -443,11 +477,13 @@ def run_sweep(
     if threads is None:
         threads = sw.threads
     if cluster is None:
-        cluster = sw.cluster
-    if cluster is not None:
+        cluster = sw.cluster  # (checked by load_sweep; one given here by cluster_table)
+    elif not isinstance(cluster, dict):
+        raise SpecError(f"cluster: expected a table like [cluster] (got {cluster!r})")
+    else:
         from .sweep_workers import check_cluster
 
-        check_cluster(cluster, f"{sw.path}: cluster")
+        check_cluster(cluster, "cluster")
     remote = cluster is not None or (scheduler is not None and scheduler != "local")
     if threads is None:
         # the protocol's own train.threads (the bundled ones say 1: small networks run
@@ -524,6 +560,11 @@ def run_sweep(
             bar.set_postfix(skipped=len(tasks) - len(todo), not_completed=n_bad)
     bar.close()
     df = _write_table(rows, order, tpath, sw.table)
+    # the table in the other format too (CSV and, with pyarrow, Parquet) and every point's
+    # curves in one tidy long table (bioplaus.export)
+    from .export import export_sweep
+
+    export_sweep(out, df)
     # no figure when no point produced the plotted column (e.g. every point failed)
     if plot and sw.plot_x is not None and sw.plot_x in df.columns and sw.plot_y in df.columns:
         from .analysis.sweep_plots import plot_sweep

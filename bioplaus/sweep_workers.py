@@ -333,8 +333,11 @@ def jobqueue_cluster(table: dict, where: str = "cluster") -> tuple[Any, dict]:
     scaling = {k: table[k] for k in CLUSTER_KEYS[1:] if k in table}
     kwargs = {k: v for k, v in table.items() if k not in CLUSTER_KEYS}
     allowed = set()
-    for c in (cls, cls.job_cls):
-        allowed |= {p for p in inspect.signature(c.__init__).parameters if p != "self"}
+    for c in (*cls.__mro__, *cls.job_cls.__mro__):  # the job's kwargs pass through **kwargs
+        if "__init__" in vars(c):
+            ps = inspect.signature(vars(c)["__init__"]).parameters.values()
+            allowed |= {p.name for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    allowed.discard("self")
     for k in kwargs:
         if k not in allowed:
             raise SpecError(
@@ -367,8 +370,10 @@ def dask_connect(
         if "jobs" in scaling or not scaling:
             jq.scale(jobs=scaling.get("jobs", workers))
         else:
-            jq.adapt(minimum_jobs=scaling.get("minimum_jobs", 0),
-                     maximum_jobs=scaling.get("maximum_jobs", workers))
+            jq.adapt(
+                minimum_jobs=scaling.get("minimum_jobs", 0),
+                maximum_jobs=scaling.get("maximum_jobs", workers),
+            )
         return Client(jq), jq, True
     if scheduler is not None and not isinstance(scheduler, str):  # an existing Client
         return scheduler, None, False

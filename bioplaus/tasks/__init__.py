@@ -17,7 +17,6 @@ from .seq_digits import SeqDigitsTask
 from .synthetic import SyntheticTask
 
 
-
 class TaskRegistry(dict):
     """Task classes by name, open to user code (``TASKS["mine"] = MyTask``). A name
     ``PREFIX:REST`` whose prefix is in :data:`TASK_ADAPTERS` (``neurogym:<EnvId>``) is built

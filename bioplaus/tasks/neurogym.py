@@ -37,8 +37,10 @@ default derived from the run's root seed), the same at every evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -55,13 +57,20 @@ SCORES = ("all", "decision")
 OWN_OPTIONS = ("seed", "score", "loss")
 
 
+@contextlib.contextmanager
+def _quiet():
+    """gymnasium warns at every make that NeuroGym's metadata lacks ``render_modes``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*render_modes.*")
+        yield
+
+
 def _neurogym():
     try:
         import neurogym
     except ImportError:
         raise SpecError(
-            "task.name: NeuroGym tasks need the neurogym package "
-            "(pip install 'bioplaus[neurogym]')"
+            "task.name: NeuroGym tasks need the neurogym package (pip install 'bioplaus[neurogym]')"
         ) from None
     return neurogym
 
@@ -120,7 +129,8 @@ def neurogym_task(env_id: str) -> type[Task]:
         inspect.Parameter("loss", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
     env_params = [p for p in _env_params(env_id) if p.name not in OWN_OPTIONS]
-    discrete = hasattr(_neurogym().make(env_id).unwrapped.action_space, "n")
+    with _quiet():
+        discrete = hasattr(_neurogym().make(env_id).unwrapped.action_space, "n")
     attrs = {
         "name": f"{PREFIX}:{env_id}",
         "env_id": env_id,
@@ -150,7 +160,8 @@ class NeuroGymTask(Task):
         self.score = score
         self.env_kwargs = dict(env_kwargs)
         try:
-            env = ngym.make(self.env_id, **self.env_kwargs)
+            with _quiet():
+                env = ngym.make(self.env_id, **self.env_kwargs)
         except TypeError as exc:
             raise ValueError(f"invalid option for {self.env_id} ({exc})") from None
         self.env = env.unwrapped
@@ -170,7 +181,11 @@ class NeuroGymTask(Task):
 
     def __repr__(self) -> str:
         opts = {"seed": self.seed, "score": self.score, "loss": self.loss, **self.env_kwargs}
-        return f"NeuroGymTask({self.env_id!r}, " + ", ".join(f"{k}={v!r}" for k, v in opts.items()) + ")"
+        return (
+            f"NeuroGymTask({self.env_id!r}, "
+            + ", ".join(f"{k}={v!r}" for k, v in opts.items())
+            + ")"
+        )
 
     # -- trials ---------------------------------------------------------------------------
     def trials(self, n: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
