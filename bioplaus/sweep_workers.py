@@ -157,7 +157,7 @@ def run_point(task: dict) -> dict:
         overrides.append(f"train.threads={int(task['threads'])}")
         for k in THREAD_ENV:
             os.environ.setdefault(k, str(task["threads"]))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with point_lock(run_dir):
         try:
             st = read_status(run_dir)
@@ -174,6 +174,7 @@ def run_point(task: dict) -> dict:
             io.write_text(run_dir / "error.txt", traceback.format_exc())
             row = point_row(task, status="failed", error=msg)
     row["point_seconds"] = time.perf_counter() - t0
+    row["point_cpu_seconds"] = time.process_time() - c0  # this process's CPU on the point
     return row
 
 
