@@ -170,6 +170,7 @@ def _sweep(args) -> int:
         raise SpecError(f"--threads: expected an integer >= 1 (got {args.threads})")
     spec = sw.load_sweep(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    cluster = sw.cluster_table(spec, args.cluster, args.jobs, args.cluster_set)
     if args.dry_run:
         sw.validate(spec, out)
         for p in spec.points:
@@ -177,7 +178,6 @@ def _sweep(args) -> int:
         print(f"{len(spec.points)} points valid; results would go to {out}")
         return 0
     workers = args.dask_workers if args.scheduler == "local" else args.workers
-    cluster = sw.cluster_table(spec, args.cluster, args.jobs, args.cluster_set)
     df = sw.run_sweep(
         spec,
         out,

@@ -102,3 +102,15 @@ def test_bad_cluster_in_sweep_file_nothing_written(tmp_path):
     f.write_text(text)
     assert main(["sweep", str(f), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_cluster_flags_checked_before_anything(tmp_path, capsys):
+    from bioplaus.cli import main
+
+    out = tmp_path / "out"
+    assert main(["sweep", str(EXAMPLE), "--cluster-set", "jobs=-2", "--out", str(out)]) == 2
+    assert "--cluster.jobs: expected an integer >= 0" in capsys.readouterr().err
+    small = ROOT / "protocols" / "sweeps" / "mackey_glass_noise_small.toml"
+    assert main(["sweep", str(small), "--jobs", "3", "--out", str(out)]) == 2
+    assert "no [cluster] kind" in capsys.readouterr().err
+    assert not out.exists()
