@@ -237,13 +237,17 @@ JOBQUEUE = {
 CLUSTER_KEYS = ("kind", "jobs", "minimum_jobs", "maximum_jobs")
 
 
-def _nanny_class() -> type:
-    """A Nanny that records the pid and exit code of each worker process it saw die."""
+def _nanny_class(method: str) -> type:
+    """A Nanny that starts its worker processes with ``method`` (its replacements of dead
+    ones too: Dask reads the start method at every start) and records the pid and exit code
+    of each worker process it saw die."""
+    import dask
     from distributed import Nanny
 
     class SweepNanny(Nanny):
         async def instantiate(self):  # type: ignore[override]
-            out = await super().instantiate()
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                out = await super().instantiate()
             self._bioplaus_pid = getattr(self.process, "pid", None)
             return out
 
@@ -297,7 +301,7 @@ def local_cluster(workers: int) -> Any:
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            worker_class=_nanny_class(),
+            worker_class=_nanny_class(method),
         )
 
 
