@@ -17,6 +17,8 @@ ngym = pytest.importorskip(
     "neurogym", reason="neurogym not installed (pip install 'bioplaus[neurogym]')"
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*render_modes")
+
 PDM = "neurogym:PerceptualDecisionMaking-v0"
 DMS = "neurogym:DelayMatchSample-v0"
 TIMING = {"fixation": 100, "stimulus": 200, "delay": 0, "decision": 100}
