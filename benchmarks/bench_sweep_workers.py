@@ -8,16 +8,18 @@ Each configuration runs into a fresh folder, timed end to end (``run_sweep`` wal
 worker start-up included):
 
     1 worker,  train.threads = 1   (in this process: the serial baseline)
-    2 workers, train.threads = 1   (process pool, each worker its share of the cores)
+    2 workers, train.threads = 1   (a Dask LocalCluster of 2 worker processes, start-up and
+                                    shut-down included)
     1 worker,  train.threads = 2   (only with --threads2: one run using both cores)
 
 The configurations run interleaved ``--repeat`` times (A, B, A, B, …) so that load from
 other jobs hits both alike; the table reports the best (minimum) and the median wall time
 of each, and the CPU time the sweep used (this process and its workers), whose ratio to
-the wall time shows how many cores it actually got. Speed-up = baseline best time /
-2-worker best time. The machine's load average is printed before and after: on a shared
-machine other jobs take cores away, so read the numbers with it. Prints a Markdown table
-and a JSON line for scripts.
+the wall time shows how many cores it actually got (the workers' CPU on the points is read
+from the table's ``point_cpu_seconds``; their start-up imports are not counted).
+Speed-up = baseline best time / 2-worker best time. The machine's load average is printed
+before and after: on a shared machine other jobs take cores away, so read the numbers
+with it. Prints a Markdown table and a JSON line for scripts.
 """
 
 from __future__ import annotations
@@ -96,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                 plot=False,
             )
             times[label].append(time.perf_counter() - t0)
-            cpus[label].append(_cpu() - c0)
+            # this process (and its reaped children) + what the Dask workers spent on the
+            # points (their own process_time, in the table: workers are not our children)
+            worker_cpu = float(df["point_cpu_seconds"].sum()) if workers > 1 else 0.0
+            cpus[label].append(_cpu() - c0 + worker_cpu)
             assert (df["status"] == "completed").all(), df[["point", "status", "error"]]
             print(
                 f"repeat {rep}: {label}: {times[label][-1]:.1f} s wall, "

@@ -13,6 +13,7 @@ Public API (DESIGN §4)::
 
 from . import analysis
 from .estimate import estimate
+from .export import to_xarray
 from .params import init_params
 from .registry import register_rule
 from .rules import RuleSpec
@@ -37,5 +38,6 @@ __all__ = [
     "resume",
     "run",
     "simulate",
+    "to_xarray",
 ]
 __version__ = "0.1.0"

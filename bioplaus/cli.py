@@ -63,12 +63,31 @@ def _parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="run a grid/random sweep of a protocol")
     w.add_argument("sweep", help="sweep TOML file")
     g = w.add_mutually_exclusive_group()
-    g.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes of a Dask LocalCluster (default 1: in this process)",
+    )
     g.add_argument(
         "--scheduler",
         help="Dask scheduler address (tcp://host:8786), or 'local' for a LocalCluster",
     )
+    g.add_argument(
+        "--cluster",
+        metavar="KIND",
+        help="start a dask-jobqueue cluster: slurm | pbs | sge | lsf | … (else the sweep "
+        "file's [cluster] table)",
+    )
     w.add_argument("--dask-workers", type=int, default=2, help="workers of --scheduler local")
+    w.add_argument("--jobs", type=int, help="jobs of the dask-jobqueue cluster ([cluster] jobs)")
+    w.add_argument(
+        "--cluster-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [cluster] option (TOML value), e.g. memory='\"8GB\"' (repeatable)",
+    )
     w.add_argument("--out", help="sweep folder (default runs/sweeps/NAME)")
     w.add_argument("--threads", type=int, help="train.threads per point (default: share)")
     w.add_argument("--dry-run", action="store_true", help="validate and list the points only")
@@ -151,6 +170,7 @@ def _sweep(args) -> int:
         raise SpecError(f"--threads: expected an integer >= 1 (got {args.threads})")
     spec = sw.load_sweep(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    cluster = sw.cluster_table(spec, args.cluster, args.jobs, args.cluster_set)
     if args.dry_run:
         sw.validate(spec, out)
         for p in spec.points:
@@ -165,6 +185,7 @@ def _sweep(args) -> int:
         scheduler=args.scheduler,
         threads=args.threads,
         progress=not args.quiet,
+        cluster=cluster,
     )
     counts = df["status"].value_counts().to_dict()
     print(

@@ -8,6 +8,7 @@ A run directory holds::
     checkpoint.pt      weights, optimizer, generator states, step (torch, weights_only loadable)
     params_final.npz   final parameters (numpy)
     loss.png           learning curves
+    metrics_long.csv   tidy long metrics (+ metrics*.parquet with pyarrow; bioplaus.export)
 
 Every file is written atomically; metrics rows are appended one whole line at a time.
 """
@@ -265,6 +266,9 @@ def _train(
         io.write_npz(out / "params_final.npz", final)
     metrics = pd.read_csv(metrics_path)
     plot_run(out)
+    from .export import export_run
+
+    export_run(out)  # metrics_long.csv (+ metrics.parquet, metrics_long.parquet with pyarrow)
     return RunResult(metrics, final, out, "diverged" if reason else "completed", reason)
 
 

@@ -1,5 +1,6 @@
-"""Parameter sweeps: a grid (and/or random samples) over dotted protocol keys, run on local
-processes or a Dask cluster, each point a normal run directory, one tidy results table.
+"""Parameter sweeps: a grid (and/or random samples) over dotted protocol keys, run on Dask
+(a LocalCluster, an existing scheduler, or a dask-jobqueue SLURM/PBS/SGE/LSF cluster), each
+point a normal run directory, one tidy results table.
 
 A sweep file (TOML; paths relative to the file)::
 
@@ -8,7 +9,6 @@ A sweep file (TOML; paths relative to the file)::
     threads = 1                             # train.threads of every point (optional)
     table = "csv"                           # results table format: csv | parquet (needs pyarrow)
     retries = 2                             # re-runs of a point whose worker died (default 2)
-    retries = 2                             # re-runs of a point whose worker died (optional)
 
     [fixed]                                 # overrides applied to every point
     "train.steps" = 300
@@ -31,6 +31,13 @@ A sweep file (TOML; paths relative to the file)::
     x = "model.sigma"                       # default: the first logspace grid key
     y = "metric"                            # a column of the results table
 
+    [cluster]                               # optional: a dask-jobqueue cluster started here
+    kind = "slurm"                          # slurm | pbs | sge | lsf | htcondor | moab | oar
+    jobs = 8                                # one worker per job (or minimum_jobs/maximum_jobs)
+    cores = 1                               # every other key goes to dask_jobqueue.SLURMCluster
+    memory = "4GB"
+    walltime = "02:00:00"
+
 Every point is validated (protocol, overrides, task sizes) before anything runs or is
 written. A point's run directory is ``OUT/points/NAME`` where NAME spells its overrides,
 so re-running the same sweep finds it: a point whose ``status.json`` says ``completed`` or
@@ -43,7 +50,8 @@ times, then recorded as ``failed`` with ``worker died (signal 9 SIGKILL) …``; 
 point goes on. (On a Dask cluster not started by bioplaus, the scheduler re-runs the point
 itself, ``distributed.scheduler.allowed-failures`` times, instead.) While a point runs, its
 process holds an exclusive lock on ``points/NAME/.lock`` (which holds its pid), so two
-processes never train the same point at once; local workers exit when the sweep process dies.
+processes never train the same point at once; LocalCluster workers exit when the sweep
+process dies.
 
 The results table ``OUT/results.csv`` (or ``.parquet``) has one row per point: the point's
 name, variant, swept values, status, error, and the final row of its metrics.csv
@@ -77,7 +85,7 @@ from .sweep_workers import (
     point_row,
     read_status,
     run_dask,
-    run_local,
+    run_point,
     thread_env,
 )
 
@@ -92,6 +100,7 @@ TOP_KEYS = (
     "variants",
     "random",
     "plot",
+    "cluster",
 )
 
 
@@ -121,6 +130,7 @@ class Sweep:
     retries: int | None = None
     plot_x: str | None = None
     plot_y: str = "metric"
+    cluster: dict | None = None  # the [cluster] table (a dask-jobqueue cluster), if any
     data: dict = field(default_factory=dict)
 
 
@@ -255,9 +265,13 @@ def load_sweep(path: str | Path) -> Sweep:
             raise SpecError(
                 f"{src}: table: 'parquet' needs pyarrow (pip install pyarrow)"
             ) from None
-    for key in ("fixed", "grid", "variants", "random", "plot"):
+    for key in ("fixed", "grid", "variants", "random", "plot", "cluster"):
         if key in data and not isinstance(data[key], dict):
             raise SpecError(f"{src}: {key}: expected a table")
+    if "cluster" in data:
+        from .sweep_workers import check_cluster
+
+        check_cluster(data["cluster"], f"{src}: cluster")
     fixed = dict(data.get("fixed", {}))
     grid = {k: _grid_values(f"{src}: grid.{k}", v) for k, v in data.get("grid", {}).items()}
     variants: dict[str | None, dict] = {}
@@ -322,8 +336,39 @@ def load_sweep(path: str | Path) -> Sweep:
         retries=retries,
         plot_x=px,
         plot_y=str(plot.get("y", "metric")),
+        cluster=dict(data["cluster"]) if "cluster" in data else None,
         data=data,
     )
+
+
+def cluster_table(
+    sweep: Sweep, kind: str | None = None, jobs: int | None = None, sets: list[str] | None = None
+) -> dict | None:
+    """The sweep's ``[cluster]`` table with the command line's ``--cluster KIND``, ``--jobs
+    N`` and ``--cluster-set KEY=VALUE`` (TOML values) applied; None when there is none."""
+    from .protocol import parse_override
+
+    if kind is None and jobs is None and not sets:
+        return sweep.cluster
+    table = dict(sweep.cluster or {})
+    if kind is not None:
+        table["kind"] = kind
+    if jobs is not None:
+        table["jobs"] = jobs
+    for item in sets or []:
+        try:
+            keys, value = parse_override(item)
+        except SpecError as exc:
+            raise SpecError(f"--cluster-set: {exc}") from None
+        if len(keys) != 1:
+            raise SpecError(f"--cluster-set: {item!r}: expected KEY=VALUE (one key)")
+        table[keys[0]] = value
+    if "kind" not in table:
+        raise SpecError("--cluster: which cluster (slurm, pbs, sge, lsf, …)? no [cluster] kind")
+    from .sweep_workers import check_cluster
+
+    check_cluster(table, "--cluster")
+    return table
 
 
 def _comparable(protocol_dump: dict) -> dict:
@@ -391,18 +436,24 @@ def run_sweep(
     progress: bool = True,
     plot: bool = True,
     retries: int | None = None,
+    cluster: dict | None = None,
 ) -> pd.DataFrame:
     """Run every point of ``sweep`` not yet finished; write ``OUT/results.csv`` and the
     standard figure ``OUT/sweep.png``; return the results table (one row per point).
 
-    ``workers``: local processes (1: in this process). ``scheduler``: a Dask scheduler
-    address (``tcp://host:8786``), a ``dask.distributed.Client``, or ``"local"`` to start a
-    LocalCluster of ``workers`` processes on 127.0.0.1 (closed at the end). ``threads``:
-    train.threads per point (default: the sweep file's, else the base protocol's
-    train.threads capped at each worker's share of the cores — locally cores // workers,
-    on Dask 1 — else that share). ``retries``: how many times a point whose worker died is
-    run again before it is recorded as failed (default: the sweep file's, else 2; on a Dask
-    cluster not started here, the scheduler's ``allowed-failures`` decides).
+    Executor: Dask, always. ``workers``: the number of worker processes of a
+    ``LocalCluster`` on this machine (1, and no ``scheduler`` or ``cluster``: the points run
+    in this process, one after another, no cluster at all). ``scheduler``: a Dask scheduler
+    address (``tcp://host:8786``), a ``dask.distributed.Client``, or ``"local"`` (a
+    LocalCluster of ``workers``, even for 1). ``cluster``: a ``[cluster]`` table (default:
+    the sweep file's) — a dask-jobqueue cluster (``kind = "slurm"`` | pbs | sge | lsf …)
+    started here with ``jobs`` jobs (default ``workers``), one worker per job.
+    ``threads``: train.threads per point (default: the sweep file's, else the base
+    protocol's train.threads capped at each worker's share of the cores — locally
+    cores // workers, on another machine 1 — else that share). ``retries``: how many times a
+    point whose worker died is run again before it is recorded as failed (default: the
+    sweep file's, else 2; on a Dask cluster not started here, its scheduler's
+    ``allowed-failures`` decides).
 
     The table is rewritten atomically after every point; a point already finished is
     skipped, so running the same sweep again only does what is missing.
@@ -425,10 +476,19 @@ def run_sweep(
     lower = build_task(first).lower_is_better
     if threads is None:
         threads = sw.threads
+    if cluster is None:
+        cluster = sw.cluster  # (checked by load_sweep; one given here by cluster_table)
+    elif not isinstance(cluster, dict):
+        raise SpecError(f"cluster: expected a table like [cluster] (got {cluster!r})")
+    else:
+        from .sweep_workers import check_cluster
+
+        check_cluster(cluster, "cluster")
+    remote = cluster is not None or (scheduler is not None and scheduler != "local")
     if threads is None:
         # the protocol's own train.threads (the bundled ones say 1: small networks run
         # fastest single-threaded), never more than each worker's share of the cores
-        share = 1 if scheduler is not None else default_threads(workers)
+        share = 1 if remote else default_threads(workers)
         threads = min(first.train.threads or share, share)
     tasks = [
         {
@@ -456,13 +516,14 @@ def run_sweep(
             todo.append(t)
     tpath = table_path(sw, out)
     with thread_env(threads), contextlib.ExitStack() as stack:
-        client = None
-        if todo and scheduler is not None:  # connect before anything is written
-            client, cluster, own = dask_connect(scheduler, workers)
+        client = started = None
+        serial = workers == 1 and scheduler is None and cluster is None
+        if todo and not serial:  # connect before anything is written
+            client, started, own = dask_connect(scheduler, workers, cluster)
+            if started is not None:  # closed after the client (the stack is LIFO)
+                stack.callback(started.close)
             if own:
                 stack.callback(client.close)
-            if cluster is not None:
-                stack.callback(cluster.close)
         out.mkdir(parents=True, exist_ok=True)
         io.write_json(
             out / "sweep.json",
@@ -487,9 +548,9 @@ def run_sweep(
         it = (
             # a cluster started here leaves re-runs to us; another one's scheduler re-runs
             # a lost worker's point itself (its allowed-failures) before we would
-            run_dask(todo, client, retries if cluster is not None else 0, log=tqdm.write)
+            run_dask(todo, client, retries if started is not None else 0, log=tqdm.write)
             if client is not None
-            else run_local(todo, workers, retries, log=tqdm.write)
+            else (run_point(t) for t in todo)
         )
         for row in it:
             rows.append(row)
@@ -499,6 +560,11 @@ def run_sweep(
             bar.set_postfix(skipped=len(tasks) - len(todo), not_completed=n_bad)
     bar.close()
     df = _write_table(rows, order, tpath, sw.table)
+    # the table in the other format too (CSV and, with pyarrow, Parquet) and every point's
+    # curves in one tidy long table (bioplaus.export)
+    from .export import export_sweep
+
+    export_sweep(out, df)
     # no figure when no point produced the plotted column (e.g. every point failed)
     if plot and sw.plot_x is not None and sw.plot_x in df.columns and sw.plot_y in df.columns:
         from .analysis.sweep_plots import plot_sweep

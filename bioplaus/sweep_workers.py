@@ -22,7 +22,6 @@ import traceback
 import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +145,7 @@ def run_point(task: dict) -> dict:
 
     from . import runs
 
-    if mp.parent_process() is not None:  # a worker process (local or Dask)
+    if mp.parent_process() is not None:  # a worker process (a Dask worker)
         from tqdm import tqdm
 
         # the run's hidden progress bar would otherwise register a semaphore with the
@@ -158,7 +157,7 @@ def run_point(task: dict) -> dict:
         overrides.append(f"train.threads={int(task['threads'])}")
         for k in THREAD_ENV:
             os.environ.setdefault(k, str(task["threads"]))
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with point_lock(run_dir):
         try:
             st = read_status(run_dir)
@@ -175,6 +174,7 @@ def run_point(task: dict) -> dict:
             io.write_text(run_dir / "error.txt", traceback.format_exc())
             row = point_row(task, status="failed", error=msg)
     row["point_seconds"] = time.perf_counter() - t0
+    row["point_cpu_seconds"] = time.process_time() - c0  # this process's CPU on the point
     return row
 
 
@@ -187,7 +187,7 @@ def mark_failed(task: dict, msg: str) -> dict:
     return point_row(task, status="failed", error=msg)
 
 
-# -- executors -------------------------------------------------------------------------------
+# -- the Dask executor ------------------------------------------------------------------------
 def default_threads(workers: int) -> int:
     """Each local worker's share of the CPU cores this process may use."""
     try:
@@ -195,48 +195,6 @@ def default_threads(workers: int) -> int:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return max(1, cores // max(1, workers))
-
-
-def _exit_with(sweep: int) -> None:
-    """Worker-side watchdog: end this process as soon as the sweep process ``sweep`` is
-    gone (killed with ``kill -9``, say), so no orphan keeps training a point. The worker's
-    parent is the sweep (spawn) or the fork server, which exits with the sweep: either way
-    the parent changes."""
-    parent = os.getppid()
-    while os.getppid() == parent and _alive(sweep):
-        time.sleep(0.2)
-    os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's (a recycled pid)
-        return True
-    return True
-
-
-def _worker_loop(conn: Any, sweep: int) -> None:
-    """A local sweep worker: run the points sent on ``conn`` and send back their rows,
-    until ``None`` arrives, the pipe closes, or the sweep process ``sweep`` dies."""
-    threading.Thread(target=_exit_with, args=(sweep,), daemon=True).start()
-    try:
-        while True:
-            try:
-                task = conn.recv()
-            except (EOFError, OSError):
-                return
-            if task is None:
-                return
-            row = run_point(task)
-            try:
-                conn.send(row)
-            except OSError:  # the sweep process went away
-                return
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the sweep reports
-        return
 
 
 def death_reason(exitcode: int | None) -> str:
@@ -249,9 +207,11 @@ def death_reason(exitcode: int | None) -> str:
     return f"exit status {exitcode}"
 
 
-# what a worker needs to run a point, imported once in the fork server (seconds of imports:
-# torch, its optimizers' torch._dynamo, matplotlib) instead of in every worker
+# what a worker needs to run a point, imported once in the fork server of a LocalCluster
+# (seconds of imports: torch, its optimizers' torch._dynamo, matplotlib) instead of in every
+# worker and every replacement of a dead one
 WORKER_PRELOAD = (
+    "distributed",
     "bioplaus.sweep_workers",
     "bioplaus.runs",
     "bioplaus.train.trainer",
@@ -259,159 +219,192 @@ WORKER_PRELOAD = (
     "torch._dynamo",
 )
 
+#: exit codes of LocalCluster worker processes that died, by pid (filled by their nannies,
+#: which run in this process): how a KilledWorker says ``signal 9 SIGKILL``
+_EXITS: dict[int, int] = {}
 
-def worker_context() -> Any:
-    """The multiprocessing context of local workers: ``forkserver`` where there is one
-    (workers are forked from a clean server process that has imported
-    :data:`WORKER_PRELOAD` but never run torch, so a worker, or the replacement of one that
-    died, starts in a fraction of a second), else ``spawn``. Neither forks the sweep
-    process's own torch state; both pass on its environment (the thread settings)."""
+#: the dask-jobqueue cluster classes a ``[cluster]`` table's ``kind`` names
+JOBQUEUE = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "htcondor": "HTCondorCluster",
+    "moab": "MoabCluster",
+    "oar": "OARCluster",
+}
+#: ``[cluster]`` keys bioplaus reads itself; the others go to the dask-jobqueue class
+CLUSTER_KEYS = ("kind", "jobs", "minimum_jobs", "maximum_jobs")
+
+
+def _nanny_class(method: str) -> type:
+    """A Nanny that starts its worker processes with ``method`` (its replacements of dead
+    ones too: Dask reads the start method at every start) and records the pid and exit code
+    of each worker process it saw die."""
+    import dask
+    from distributed import Nanny
+
+    class SweepNanny(Nanny):
+        async def instantiate(self):  # type: ignore[override]
+            with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+                out = await super().instantiate()
+            self._bioplaus_pid = getattr(self.process, "pid", None)
+            return out
+
+        def _on_worker_exit_sync(self, exitcode):  # type: ignore[override]
+            pid = getattr(self, "_bioplaus_pid", None)
+            if pid is not None and exitcode is not None:
+                _EXITS[int(pid)] = int(exitcode)
+            return super()._on_worker_exit_sync(exitcode)
+
+    return SweepNanny
+
+
+def _forkserver() -> bool:
+    """Start LocalCluster workers from a fork server that has imported
+    :data:`WORKER_PRELOAD` (so a worker, or the replacement of a dead one, starts in a
+    fraction of a second, not after seconds of imports); where there is no fork server,
+    Dask's default (spawn)."""
     import multiprocessing as mp
 
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # (no effect once it runs)
-        return ctx
-    return mp.get_context("spawn")
+    import dask
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return False
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        get_mp_context()  # Dask's own preload first, so ours below is the one kept
+    mp.get_context("forkserver").set_forkserver_preload(list(WORKER_PRELOAD))
+    return True
 
 
-@dataclass
-class _Slot:
-    """A local worker process, the pipe to it, and the point it is running."""
+def local_cluster(workers: int) -> Any:
+    """A LocalCluster of ``workers`` single-threaded worker processes on 127.0.0.1, whose
+    scheduler fails a dead worker's point at once (``allowed-failures`` 0: :func:`run_dask`
+    re-runs it, counting deaths per point; the scheduler would also count a point that merely
+    waited on the dead worker). Its nannies restart dead workers; the workers exit when this
+    process does."""
+    import dask
+    from dask.distributed import LocalCluster
 
-    proc: Any
-    conn: Any
-    task: dict | None = None
+    method = "forkserver" if _forkserver() else "spawn"
+    with dask.config.set(
+        {
+            "distributed.scheduler.allowed-failures": 0,
+            "distributed.worker.multiprocessing-method": method,
+        }
+    ):
+        return LocalCluster(
+            n_workers=max(1, workers),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            worker_class=_nanny_class(method),
+        )
 
 
-def run_local(
-    tasks: list[dict], workers: int, retries: int = RETRIES, log: Any = print
-) -> Iterator[dict]:
-    """Run ``tasks`` in this process (``workers`` 1) or in ``workers`` spawned processes;
-    yield each point's row as it finishes.
+def check_cluster(table: dict, where: str = "cluster") -> None:
+    """The ``[cluster]`` table's own keys (before anything starts): SpecError naming one."""
+    kind = table.get("kind")
+    if kind not in JOBQUEUE:
+        raise SpecError(f"{where}.kind: expected one of {sorted(JOBQUEUE)} (got {kind!r})")
+    for k in CLUSTER_KEYS[1:]:
+        v = table.get(k, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise SpecError(f"{where}.{k}: expected an integer >= 0 (got {v!r})")
+    if "jobs" in table and ("minimum_jobs" in table or "maximum_jobs" in table):
+        raise SpecError(f"{where}.jobs: give jobs or minimum_jobs/maximum_jobs, not both")
 
-    Each worker runs one point at a time, so when one dies (``kill -9``, the OOM killer)
-    the sweep knows which point it was running: that point is run again in a fresh worker
-    (resuming its checkpoint) up to ``retries`` times, then yielded as ``failed`` with
-    ``worker died (signal 9 SIGKILL) …``. The other workers never notice.
-    """
-    if workers <= 1:
-        for t in tasks:
-            yield run_point(t)
-        return
-    from multiprocessing.connection import wait
 
-    ctx = worker_context()
-    queue = deque(tasks)
-    deaths: Counter[str] = Counter()
-    slots: list[_Slot] = []
+def jobqueue_cluster(table: dict, where: str = "cluster") -> tuple[Any, dict]:
+    """A dask-jobqueue cluster (not yet scaled) from a ``[cluster]`` table: ``kind`` (slurm,
+    pbs, sge, lsf, …), bioplaus's ``jobs`` (or ``minimum_jobs``/``maximum_jobs`` to adapt),
+    and every other key passed to the class (``cores``, ``memory``, ``walltime``, ``queue``,
+    ``account``, ``job_script_prologue``, …). Returns (cluster, scaling). SpecError naming
+    the key on a bad table, an unknown key of the class, or a missing dask-jobqueue."""
+    import inspect
 
-    def give(slot: _Slot) -> None:
-        """Send the next point to ``slot`` (if its worker died while idle: the point goes
-        back to the queue and the slot away)."""
-        slot.task = queue.popleft()
-        try:
-            slot.conn.send(slot.task)
-        except OSError:
-            queue.appendleft(slot.task)
-            slot.proc.join()
-            slot.conn.close()
-            slots.remove(slot)
-
+    check_cluster(table, where)
+    kind = table["kind"]
     try:
-        while queue or any(s.task is not None for s in slots):
-            for s in list(slots):
-                if s.task is None and queue:
-                    give(s)
-            while queue and len(slots) < workers:
-                here, there = ctx.Pipe()
-                proc = ctx.Process(
-                    target=_worker_loop, args=(there, os.getpid()), name="bioplaus-sweep"
-                )
-                proc.start()
-                there.close()  # so a dead worker's pipe reads as closed
-                slots.append(_Slot(proc, here))
-                give(slots[-1])
-            busy = [s for s in slots if s.task is not None]
-            ready = wait([s.conn for s in busy] + [s.proc.sentinel for s in busy])
-            for s in busy:
-                if s.conn not in ready and s.proc.sentinel not in ready:
-                    continue
-                task, s.task = s.task, None
-                try:
-                    row = s.conn.recv()  # never blocks: data, or EOF from a dead worker
-                except Exception:  # noqa: BLE001 — EOF, or a row cut short by the death
-                    row = None
-                if row is not None:
-                    yield row
-                    continue
-                # the worker died with its point: only this point is affected
-                s.proc.join()
-                s.conn.close()
-                slots.remove(s)
-                name = task["name"]
-                deaths[name] += 1
-                why = death_reason(s.proc.exitcode)
-                if deaths[name] <= retries:
-                    log(
-                        f"point {name}: worker died ({why}); running it again "
-                        f"({deaths[name]}/{retries})"
-                    )
-                    queue.appendleft(task)
-                else:
-                    n = deaths[name]
-                    yield mark_failed(
-                        task,
-                        f"worker died ({why}) while running this point, {n} time"
-                        f"{'s' if n > 1 else ''} (retries={retries})",
-                    )
-    finally:
-        for s in slots:  # idle workers stop; busy ones (the sweep was interrupted) are
-            if s.task is None:  # stopped too: their points resume on the next run
-                with contextlib.suppress(OSError):
-                    s.conn.send(None)
-            else:
-                s.proc.terminate()
-        for s in slots:
-            s.proc.join(timeout=10)
-            if s.proc.is_alive():
-                s.proc.kill()
-                s.proc.join()
-            s.conn.close()
-
-
-def dask_connect(scheduler: Any, workers: int) -> tuple[Any, Any, bool]:
-    """(client, cluster or None, whether we close the client) for ``scheduler``: an address,
-    ``"local"`` (a LocalCluster of ``workers`` processes on 127.0.0.1) or a Client.
-
-    The LocalCluster's scheduler has ``allowed-failures`` 0: a worker's death fails its
-    point at once with ``KilledWorker`` and :func:`run_dask` runs it again itself, counting
-    deaths per point (the scheduler would also count a point that merely waited on the dead
-    worker)."""
-    try:
-        import dask
-        from dask.distributed import Client, LocalCluster
+        import dask_jobqueue
     except ImportError:
         raise SpecError(
-            "--scheduler: needs dask[distributed] (pip install 'dask[distributed]')"
+            f"{where}.kind: {kind!r} needs dask-jobqueue (pip install 'bioplaus[cluster]')"
         ) from None
-    if not isinstance(scheduler, str):  # an existing dask.distributed.Client
-        return scheduler, None, False
-    if scheduler == "local":
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-            cluster = LocalCluster(
-                n_workers=max(1, workers),
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
+    cls = getattr(dask_jobqueue, JOBQUEUE[kind])
+    scaling = {k: table[k] for k in CLUSTER_KEYS[1:] if k in table}
+    kwargs = {k: v for k, v in table.items() if k not in CLUSTER_KEYS}
+    allowed = set()
+    for c in (*cls.__mro__, *cls.job_cls.__mro__):  # the job's kwargs pass through **kwargs
+        if "__init__" in vars(c):
+            ps = inspect.signature(vars(c)["__init__"]).parameters.values()
+            allowed |= {p.name for p in ps if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    allowed.discard("self")
+    for k in kwargs:
+        if k not in allowed:
+            raise SpecError(
+                f"{where}.{k}: not an option of dask_jobqueue.{JOBQUEUE[kind]} "
+                f"(e.g. cores, memory, walltime, queue, account, job_script_prologue)"
             )
-        return Client(cluster), cluster, True
+    kwargs.setdefault("processes", 1)  # one worker per job ...
+    kwargs.setdefault("cores", 1)  # ... with one Dask thread: one point at a time
+    import dask
+
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+            cluster = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc).replace("\n", " ")
+        raise SpecError(f"{where}: dask_jobqueue.{JOBQUEUE[kind]}: {msg}") from None
+    return cluster, scaling
+
+
+def dask_connect(
+    scheduler: Any, workers: int, cluster: dict | None = None
+) -> tuple[Any, Any, bool]:
+    """(client, cluster bioplaus started or None, whether we close the client): for a
+    ``[cluster]`` table a dask-jobqueue cluster, scaled; for ``scheduler`` an address, or
+    ``"local"``/None (a LocalCluster of ``workers`` processes); or an existing Client."""
+    from dask.distributed import Client
+
+    if cluster:
+        jq, scaling = jobqueue_cluster(cluster)
+        if "jobs" in scaling or not scaling:
+            jq.scale(jobs=scaling.get("jobs", workers))
+        else:
+            jq.adapt(
+                minimum_jobs=scaling.get("minimum_jobs", 0),
+                maximum_jobs=scaling.get("maximum_jobs", workers),
+            )
+        return Client(jq), jq, True
+    if scheduler is not None and not isinstance(scheduler, str):  # an existing Client
+        return scheduler, None, False
+    if scheduler in (None, "local"):
+        lc = local_cluster(workers)
+        return Client(lc), lc, True
     try:
         return Client(scheduler, timeout=20), None, True
     except (OSError, TimeoutError, ValueError) as exc:
         msg = str(exc).replace("\n", " ")
         raise SpecError(f"--scheduler: cannot connect to {scheduler!r}: {msg}") from None
+
+
+def _why_died(task: dict, wait: float = 5.0) -> str | None:
+    """How the LocalCluster worker that ran ``task`` died (``signal 9 SIGKILL``), from the
+    pid in the point's lock file and its nanny's record; None when unknown (a remote
+    worker)."""
+    pid = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int((Path(task["out"]) / ".lock").read_text().split()[0])
+    if pid is None:
+        return None
+    deadline = time.monotonic() + wait  # the nanny may hear of the death after the scheduler
+    while pid not in _EXITS and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return death_reason(_EXITS[pid]) if pid in _EXITS else None
 
 
 def run_dask(tasks: list[dict], client: Any, retries: int = 0, log: Any = print) -> Iterator[dict]:
@@ -420,9 +413,10 @@ def run_dask(tasks: list[dict], client: Any, retries: int = 0, log: Any = print)
     At most as many points are submitted as the cluster has worker threads (re-counted at
     each submission), so a worker holds only the point it runs. When a worker dies (its
     process killed, its machine lost) the scheduler re-runs its point up to its
-    ``allowed-failures`` times, then gives up with ``KilledWorker``; the point is then
-    submitted again up to ``retries`` times (each run resumes the point's checkpoint), and
-    finally recorded as ``failed`` with ``worker died …``. The other points go on.
+    ``allowed-failures`` times (0 on a cluster bioplaus started), then gives up with
+    ``KilledWorker``; the point is then submitted again up to ``retries`` times (each run
+    resumes the point's checkpoint), and finally recorded as ``failed`` with ``worker died
+    …``. The other points go on.
     """
     from dask.distributed import KilledWorker, as_completed
 
@@ -450,18 +444,17 @@ def run_dask(tasks: list[dict], client: Any, retries: int = 0, log: Any = print)
             name = t["name"]
             deaths[name] += 1
             n, allowed = deaths[name], exc.allowed_failures
+            why = _why_died(t)
+            what = f"{why}, dask KilledWorker" if why else "dask KilledWorker"
             if n <= retries:
-                log(
-                    f"point {name}: worker died (dask KilledWorker); running it again "
-                    f"({n}/{retries})"
-                )
+                log(f"point {name}: worker died ({what}); running it again ({n}/{retries})")
                 pending.appendleft(t)
             else:
                 row = mark_failed(
                     t,
-                    f"worker died while running this point (dask KilledWorker, {n} time"
-                    f"{'s' if n > 1 else ''}; retries={retries}, scheduler allowed-failures="
-                    f"{allowed})",
+                    f"worker died ({why or 'dask KilledWorker'}) while running this point, "
+                    f"{n} time{'s' if n > 1 else ''} (retries={retries}; dask KilledWorker, "
+                    f"scheduler allowed-failures={allowed})",
                 )
         except Exception as exc:  # noqa: BLE001 — e.g. the task could not be sent
             msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]

@@ -1,5 +1,7 @@
 """Sweeps survive dying workers and a killed sweep process (docs/reliability.md, item 4).
 
+Worker processes are those of a Dask LocalCluster, the sweep's one executor (``workers=2``).
+
 A watcher thread finds the process running a point from the point's lock file
 (``points/NAME/.lock`` holds the pid while the point runs) and kills it with SIGKILL
 mid-point; the sweep must lose only that point (run again, or marked failed), finish every
@@ -207,16 +209,19 @@ def reference(tmp_path_factory):
 
 
 def test_killed_local_worker_loses_only_its_point(tmp_path, reference):
+    # --workers 2: a Dask LocalCluster (the one executor), its nannies restarting the killed
+    # worker processes (forked from a fork server that has imported torch once)
     f = make_sweep(tmp_path)
     out = tmp_path / "out"
     with Killer(out, {A: 1, B: 2}) as killer:
         df = run_sweep(f, out, workers=2, progress=False, plot=False)
     err = df.set_index("point").loc[B, "error"]
     assert err.startswith("worker died (signal 9 SIGKILL) while running this point, 2 times")
+    assert "dask KilledWorker" in err  # it ran on Dask
     _check_after_kills(f, out, df, reference, killer)
 
 
-@pytest.mark.slow  # ~50 s here: every killed Dask worker restarts (imports) in its nanny
+@pytest.mark.slow  # the same as above through scheduler="local"
 def test_killed_dask_worker_loses_only_its_point(tmp_path, reference):
     pytest.importorskip("dask.distributed")
     f = make_sweep(tmp_path)

@@ -16,7 +16,42 @@ from .pattern import PatternTask
 from .seq_digits import SeqDigitsTask
 from .synthetic import SyntheticTask
 
-TASKS: dict[str, type[Task]] = {"copy": CopyTask, "mackey_glass": MackeyGlassTask}
+
+class TaskRegistry(dict):
+    """Task classes by name, open to user code (``TASKS["mine"] = MyTask``). A name
+    ``PREFIX:REST`` whose prefix is in :data:`TASK_ADAPTERS` (``neurogym:<EnvId>``) is built
+    on first use by that adapter; an unknown one raises its one-line ValueError."""
+
+    def __missing__(self, name: str) -> type[Task]:
+        prefix, sep, rest = name.partition(":") if isinstance(name, str) else ("", "", "")
+        if not sep or prefix not in TASK_ADAPTERS:
+            raise KeyError(name)
+        cls = TASK_ADAPTERS[prefix](rest)
+        self[name] = cls
+        return cls
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        return isinstance(name, str) and name.partition(":")[0] in TASK_ADAPTERS and ":" in name
+
+    def get(self, name, default=None):  # type: ignore[override]
+        try:
+            return self[name]
+        except (KeyError, ValueError):
+            return default
+
+
+def _neurogym_adapter(env_id: str) -> type[Task]:
+    from .neurogym import neurogym_task
+
+    return neurogym_task(env_id)
+
+
+#: name prefix -> function(rest of the name) -> Task class (raises ValueError if unknown)
+TASK_ADAPTERS = {"neurogym": _neurogym_adapter}
+
+TASKS: dict[str, type[Task]] = TaskRegistry(copy=CopyTask, mackey_glass=MackeyGlassTask)
 TASKS["delayed_match"] = DelayedMatchTask
 TASKS["decision"] = DecisionTask
 TASKS["context"] = ContextTask
@@ -28,6 +63,7 @@ TASKS["seq_digits"] = SeqDigitsTask
 
 __all__ = [
     "TASKS",
+    "TASK_ADAPTERS",
     "Batch",
     "ContextTask",
     "CopyTask",
@@ -66,7 +102,7 @@ def make_task(name: str, **options: object) -> Task:
     """
     if name not in TASKS:
         raise ValueError(f"task: unknown task {name!r} (choose from {sorted(TASKS)})")
-    cls = TASKS[name]
+    cls = TASKS[name]  # an adapter's unknown name raises its own ValueError here
     allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
