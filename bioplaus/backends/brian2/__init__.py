@@ -11,7 +11,22 @@
 brian2 is imported lazily (inside functions), so importing bioplaus does not import brian2.
 """
 
-from .context import DEFAULT_TARGET, TARGETS, brian2_scope
-from .rate import simulate_rate
+import warnings
+
+
+def _quiet_known_warnings() -> None:
+    """brian2 (2.9) calls pyparsing's camelCase API, which pyparsing >= 3.3 deprecates:
+    thousands of PyparsingDeprecationWarnings per run that say nothing about the model."""
+    try:
+        from pyparsing.warnings import PyparsingDeprecationWarning
+    except ImportError:  # an older pyparsing: no such warnings
+        return
+    warnings.filterwarnings("ignore", category=PyparsingDeprecationWarning)
+
+
+_quiet_known_warnings()
+
+from .context import DEFAULT_TARGET, TARGETS, brian2_scope  # noqa: E402
+from .rate import simulate_rate  # noqa: E402
 
 __all__ = ["DEFAULT_TARGET", "TARGETS", "brian2_scope", "simulate_rate"]
