@@ -1,17 +1,29 @@
 # bioplaus — set up and run. `make demo` and `make test` work on a fresh machine.
-PY      ?= python3
-VENV    ?= .venv
-BIN      = $(VENV)/bin
-TORCH   ?= torch==2.13.0
-STAMP    = $(VENV)/.installed
+#
+# torch is installed first: TORCH (a pip requirement) from TORCH_INDEX (empty: pip's usual
+# indexes). From PyPI, Linux x86-64 gets the CUDA build of torch (several GB with its nvidia-*
+# wheels); macOS, Windows, and a pip configured with a local CPU wheel get the CPU build.
+# Choose explicitly (on a fresh clone, or after `make clean`):
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu     # CPU only (~190 MB)
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cu128   # CUDA 12.8 build
+PY          ?= python3
+VENV        ?= .venv
+BIN          = $(VENV)/bin
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
+# pytest-xdist workers for `make test` and `make ci` (auto: one per core; 1: no xdist)
+JOBS        ?= auto
+STAMP        = $(VENV)/.installed
+XDIST        = $(if $(filter 1,$(JOBS)),,-n $(JOBS))
 
-.PHONY: setup demo test lint bench docs clean
+.PHONY: setup demo test ci lint bench docs docs-figures clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first: the pinned CPU wheel, so the range in pyproject pulls no multi-GB CUDA build
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	# torch first, the build you chose (TORCH, TORCH_INDEX above), so the range in
+	# pyproject pulls no other one
+	$(BIN)/python -m pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -21,7 +33,12 @@ demo: $(STAMP)
 	$(BIN)/python analysis/demo.py --out demo_out
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(XDIST)
+
+# CI (.ci/run): the test suite with the docs extra installed, so the docs-build test
+# (mkdocs build --strict) runs instead of skipping, and every tutorial at its small size
+ci:
+	VENV=$(VENV) JOBS=$(JOBS) .ci/run
 
 lint: $(STAMP)
 	$(BIN)/ruff check bioplaus tests analysis benchmarks
@@ -31,6 +48,13 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[docs]" && $(BIN)/mkdocs build --strict
+
+# redraw the figures the tutorial pages show (docs/tutorials/img/) at full size; the
+# tutorials themselves write into runs/tutorials/ unless told --out
+docs-figures: $(STAMP)
+	for t in docs/tutorials/[a-z]_*.py; do \
+	  $(BIN)/python $$t --out docs/tutorials/img --work runs/tutorials || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

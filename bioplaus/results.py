@@ -29,22 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .analysis.labels import METRIC_LABELS, metric_label  # noqa: F401  (re-exported)
 from .protocol import ProtocolSpec, protocol_from_dict
 from .spec import SpecError
-
-#: how summaries spell the tasks' metric names
-METRIC_LABELS = {
-    "nrmse": "NRMSE",
-    "mse": "MSE",
-    "r2": "R²",
-    "error_bits": "error bits",
-    "accuracy": "accuracy",
-}
-
-
-def metric_label(name: str) -> str:
-    """``"nrmse"`` → ``"NRMSE"``: the name a summary line prints."""
-    return METRIC_LABELS.get(name, name.replace("_", " "))
 
 
 @dataclass(eq=False)
@@ -103,7 +90,7 @@ class Run:
 
 def rule_label(protocol: ProtocolSpec) -> str:
     """The rule's name with the decorrelation it trains with (``"anp + decorrelation"``)."""
-    from .analysis.plots import rule_label as label_of
+    from .analysis.labels import rule_label as label_of
 
     return label_of(protocol.model_dump(mode="json"))
 

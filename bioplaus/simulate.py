@@ -41,6 +41,13 @@ def simulate(
     ``noise``: optional standard-normal ξ [T, B, N] so back-ends share one realisation;
     otherwise intrinsic noise (σ = spec.sigma) is drawn from a generator seeded by ``seed``.
     ``params`` default to ``init_params(spec, seed)``.
+
+    Spiking networks (``LIFSpec``): the states are the membrane potentials v [T, B, N];
+    ``spikes=True`` (on both back-ends) returns ``(v, s)`` instead, with s [T, B, N] the
+    spikes as 0/1 floats (s[t, b, i] = 1 where neuron i of trial b fired at step t), e.g.
+    ``v, s = bp.simulate(lif_spec, u, spikes=True)``; firing rates are ``s.mean() / spec.dt``
+    (Hz) and ``bioplaus.analysis.plots.raster(ax, s, dt=spec.dt)`` draws a raster.
+    Other ``backend_options`` go to the back-end (brian2: ``target``, ``recurrence``).
     """
     inputs = check_inputs(spec, inputs)
     T, B, _ = inputs.shape

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import io
+from .labels import metric_label, rule_label
 
 
 def subplots(*args, **kwargs):
@@ -28,16 +29,6 @@ def _run_info(run_dir: Path) -> tuple[pd.DataFrame, dict]:
 def _save(fig, path: Path) -> Path:
     io.atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120, bbox_inches="tight"))
     return path
-
-
-def rule_label(protocol: dict) -> str:
-    """The rule of a resolved protocol (config.json's ``protocol``) as trained: its name,
-    with ``+ decorrelation`` when the run learned decorrelating matrices (train.lr_decor > 0),
-    e.g. ``"anp + decorrelation"`` for DANP."""
-    name = protocol["rule"]["name"]
-    lr_decor = protocol.get("train", {}).get("lr_decor", 0) or 0
-    decor = lr_decor > 0 and name not in ("danp", "dnp", "dinp")
-    return f"{name}{' + decorrelation' if decor else ''}"
 
 
 def _metric_name(cfg: dict, df: pd.DataFrame) -> str:
@@ -63,8 +54,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     a1.legend()
     a2.plot(df["step"], df["metric"], color="C2")
     a2.set_xlabel("update step")
-    a2.set_ylabel(f"held-out {metric}")
-    a2.set_title(f"Task metric: {metric}")
+    a2.set_ylabel(f"held-out {metric_label(metric)}")
+    a2.set_title(f"Task metric: {metric_label(metric)}")
     fig.suptitle(f"{proto['name']} — rule {rule_label(proto)}, task {proto['task']['name']}")
     fig.tight_layout()
     return _save(fig, Path(out) if out else run_dir / "loss.png")
@@ -77,10 +68,13 @@ def plot_comparison(
     title: str | None = None,
     x: str = "step",
     split: str = "eval",
+    baselines: dict[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Learning curves of several runs on one task: loss and metric side by side.
     ``x`` is "step" (updates) or "wall_time" (seconds of training); ``split`` is "eval"
-    (held-out trials) or "train" (the fixed batch of training trials)."""
+    (held-out trials) or "train" (the fixed batch of training trials). ``baselines``:
+    ``{label: (loss, metric)}`` drawn as horizontal dashed lines (e.g. a persistence
+    forecast on the same trials)."""
     if split not in ("eval", "train"):
         raise ValueError(f"split: must be 'eval' or 'train' (got {split!r})")
     where = "held-out" if split == "eval" else "training-set"
@@ -96,14 +90,18 @@ def plot_comparison(
         )
         a1.plot(df[x], df[f"{split}_loss"], label=lab, color=f"C{i}")
         a2.plot(df[x], df[f"{split}_{metric}"], label=lab, color=f"C{i}")
+    for j, (lab, (loss, met)) in enumerate((baselines or {}).items()):
+        style = dict(color="0.4", ls=("--", ":", "-.")[j % 3], lw=1.2, label=lab)
+        a1.axhline(loss, **style)
+        a2.axhline(met, **style)
     xlabel = "update step" if x == "step" else "training wall time (s)"
     a1.set_yscale("log")
     a1.set_xlabel(xlabel)
     a1.set_ylabel(f"{where} loss L")
     a1.set_title(f"{where.capitalize()} loss")
     a2.set_xlabel(xlabel)
-    a2.set_ylabel(f"{where} {metric}")
-    a2.set_title(f"{where.capitalize()} {metric}")
+    a2.set_ylabel(f"{where} {metric_label(metric)}")
+    a2.set_title(f"{where.capitalize()} {metric_label(metric)}")
     a1.legend()
     a2.legend()
     if title:

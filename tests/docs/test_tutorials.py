@@ -4,9 +4,9 @@ shows; the docs site builds with ``mkdocs build --strict`` (no warnings)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import runpy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,10 +62,11 @@ def test_tutorial_pages_render():
 
 
 def test_docs_build_strict(tmp_path):
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("mkdocstrings")
-    if shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists():
-        pytest.skip("mkdocs not installed (pip install -e '.[docs]')")
+    # CI (.ci/run) installs the docs extra and sets BIOPLAUS_REQUIRE_DOCS=1: there a missing
+    # mkdocs fails this test instead of skipping it
+    if os.environ.get("BIOPLAUS_REQUIRE_DOCS") != "1":
+        pytest.importorskip("mkdocs")
+        pytest.importorskip("mkdocstrings")
     res = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=ROOT,
