@@ -200,17 +200,17 @@ def _compare(
     from ..random import numpy_rng
 
     a, b = _finished(run_a), _finished(run_b)
+    kinds = {a.protocol.model.kind, b.protocol.model.kind}
+    if "lif" in kinds and kinds != {"lif"}:
+        raise SpecError(
+            f"compare: a spiking (LIF) and a rate run ({a.path}, {b.path}): compare two "
+            "of a kind, or draw their learning curves with --out FILE.png"
+        )
     _check_same_task(a, b)
     out = Path(out)
     if out.suffix == ".png" or (out.exists() and not out.is_dir()):
         raise SpecError(f"--out: {out} must be a folder for the report")
-    kinds = {a.protocol.model.kind, b.protocol.model.kind}
     if "lif" in kinds:
-        if kinds != {"lif"}:
-            raise SpecError(
-                f"compare: a spiking (LIF) and a rate run ({a.path}, {b.path}): compare two "
-                "of a kind, or draw their learning curves with --out FILE.png"
-            )
         if alignment:
             raise SpecError("--alignment: not available for LIF runs (rate and MLP models only)")
         return _compare_lif(a, b, out, n_trials, seed, x)
