@@ -22,6 +22,8 @@ def pytest_configure(config):
         config.addinivalue_line(
             "filterwarnings", "ignore::pyparsing.warnings.PyparsingDeprecationWarning"
         )
+    # dask.distributed when another process on the machine holds its dashboard port
+    config.addinivalue_line("filterwarnings", "ignore:Port \\d+ is already in use:UserWarning")
 
     # the test networks are small: one thread is fastest, and CI has only 2 cores
     torch.set_num_threads(1)
