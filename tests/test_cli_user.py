@@ -65,24 +65,31 @@ def test_version_from_package_metadata():
     assert r.stdout.strip() == f"bioplaus {version('bioplaus')}"
 
 
-def test_run_seed_summary_names_the_metric_and_sweep_names_its_figure(tmp_path):
+def test_run_seed_summary_names_the_metric_and_sweep_names_its_figure(
+    tmp_path, monkeypatch, capsys
+):
+    # in-process (bioplaus.cli.main): the same code as the `bioplaus` command, without
+    # paying the interpreter's start-up three times; test_version covers the entry point
+    from bioplaus.cli import main
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "p.toml").write_text(TINY)
-    r = cli("run", "p.toml", "--out", "a", "--seed", "7", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert main(["run", "p.toml", "--out", "a", "--seed", "7", "--quiet"]) == 0
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
     assert cfg["protocol"]["seed"] == 7 and cfg["seeds"]["root"] == 7
-    line = r.stdout.strip().splitlines()[-1]
+    line = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(r"completed: a — step 4, held-out loss \S+, error bits \S+", line), line
     assert "metric" not in line
     # a negative seed: one line, exit 2, nothing written
-    r = cli("run", "p.toml", "--out", "b", "--seed", "-1", cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--seed" in r.stderr
+    assert main(["run", "p.toml", "--out", "b", "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--seed" in err
     assert not (tmp_path / "b").exists()
     # the sweep prints where its figure is
     (tmp_path / "s.toml").write_text(SWEEP)
-    r = cli("sweep", "s.toml", "--out", "sw", "--quiet", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "; figure sw/sweep.png" in r.stdout and (tmp_path / "sw" / "sweep.png").is_file()
+    assert main(["sweep", "s.toml", "--out", "sw", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "; figure sw/sweep.png" in out and (tmp_path / "sw" / "sweep.png").is_file()
 
 
 def test_summary_metric_labels():
