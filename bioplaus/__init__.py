@@ -9,6 +9,8 @@ Public API (DESIGN §4)::
     result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
     bp.register_rule(name, options=..., build=..., mechanism="node")   # a user's rule
     bp.register_task(name, TaskClass)                                    # a user's task
+    run    = bp.load_run("runs/copy_anp")            # config, metrics, final params, status
+    table  = bp.load_sweep("runs/sweeps/NAME")       # a sweep's results, one row per point
 """
 
 from . import analysis
@@ -16,6 +18,7 @@ from .estimate import estimate
 from .export import to_xarray
 from .params import init_params
 from .registry import register_rule
+from .results import load_run, load_sweep
 from .rules import RuleSpec
 from .runs import ensure_run, resume, run
 from .simulate import simulate
@@ -34,6 +37,8 @@ __all__ = [
     "load_model",
     "register_rule",
     "register_task",
+    "load_run",
+    "load_sweep",
     "ensure_run",
     "resume",
     "run",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     ap = _Parser(
         prog="bioplaus", description="Biologically plausible training of recurrent networks."
     )
+    ap.add_argument("--version", action="version", version=f"bioplaus {_version()}")
     sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="train a protocol into a run directory")
     r.add_argument("protocol", help="protocol TOML file")
@@ -32,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override a protocol key, e.g. --set train.lr=1e-2 (repeatable)",
+    )
+    r.add_argument(
+        "--seed", type=int, help="the run's root seed (overrides the protocol's seed)"
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("resume", help="continue a run from its last checkpoint")
@@ -95,6 +100,18 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _version() -> str:
+    """The installed distribution's version (package metadata), else the source's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bioplaus")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     from .spec import SpecError
 
@@ -115,8 +132,11 @@ def _dispatch(args) -> int:
     from .spec import SpecError
 
     if args.cmd == "run":
+        if args.seed is not None and args.seed < 0:
+            raise SpecError(f"--seed: expected an integer >= 0 (got {args.seed})")
+        seed = [] if args.seed is None else [f"seed={args.seed}"]
         res = runs.run(
-            args.protocol, out=args.out, overrides=args.overrides, progress=not args.quiet
+            args.protocol, out=args.out, overrides=args.overrides + seed, progress=not args.quiet
         )
         return _report(res)
     if args.cmd == "resume":
@@ -178,6 +198,7 @@ def _sweep(args) -> int:
         print(f"{len(spec.points)} points valid; results would go to {out}")
         return 0
     workers = args.dask_workers if args.scheduler == "local" else args.workers
+    started = time.time() - 1.0  # the figure counts when this sweep (re)drew it
     df = sw.run_sweep(
         spec,
         out,
@@ -188,10 +209,12 @@ def _sweep(args) -> int:
         cluster=cluster,
     )
     counts = df["status"].value_counts().to_dict()
+    fig = out / "sweep.png"
     print(
         f"sweep {spec.name}: {len(df)} points — "
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
         + f"; table {sw.table_path(spec, out)}"
+        + (f"; figure {fig}" if fig.is_file() and fig.stat().st_mtime >= started else "")
     )
     failed = df[df["status"] == "failed"]
     for _, r in failed.iterrows():
@@ -200,11 +223,10 @@ def _sweep(args) -> int:
 
 
 def _report(res) -> int:
-    last = res.metrics.iloc[-1]
-    print(
-        f"{res.status}: {res.out} — step {int(last['step'])}, "
-        f"held-out loss {last['eval_loss']:.4g}, metric {last['metric']:.4g}"
-    )
+    from .results import load_run, metric_label, summary_line
+
+    metric = metric_label(load_run(res.out).metric)  # "NRMSE", not "metric"
+    print(summary_line(res.status, res.out, res.metrics.iloc[-1], metric))
     if res.status == "diverged":
         print(f"reason: {res.reason}", file=sys.stderr)
         return 3

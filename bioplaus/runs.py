@@ -25,10 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import io
 from .params import init_params
+from .progress import progress as progress_bar
 from .protocol import ProtocolSpec, load_protocol, protocol_from_dict
 from .random import child_seed
 from .spec import SpecError
@@ -229,13 +229,12 @@ def _train(
     if sd is None:  # a fresh start (a resumed step-0 checkpoint has its row logged already)
         log(eval_row(None))
         checkpoint()
-    bar = tqdm(
+    bar = progress_bar(
         total=tr.steps,
         initial=trainer.step_count,
         disable=not progress,
         desc=f"{spec.name} [{spec.rule.name}]",
         unit="step",
-        dynamic_ncols=True,
     )
     try:
         while trainer.step_count < tr.steps:
@@ -253,7 +252,7 @@ def _train(
         reason = str(exc)
         status("diverged", reason)
         bar.close()
-        tqdm.write(f"diverged: {reason} (last good checkpoint kept in {out / 'checkpoint.pt'})")
+        bar.write(f"diverged: {reason} (last good checkpoint kept in {out / 'checkpoint.pt'})")
     except KeyboardInterrupt:
         status("interrupted", "KeyboardInterrupt")
         bar.close()

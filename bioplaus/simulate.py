@@ -58,6 +58,13 @@ def simulate(
     ``crossing``: the bridge-crossing uniforms U [T, B, N] of precise spiking (σ_v > 0);
     with a shared ``noise`` they default to draws seeded by ``seed``, so both back-ends see
     one realisation.
+
+    Spiking networks (``LIFSpec``): ``spikes=True`` (on both back-ends) returns ``(v, s)``,
+    with s [T, B, N] the spikes as 0/1 floats (s[t, b, i] = 1 where neuron i of trial b fired
+    at step t), e.g. ``v, s = bp.simulate(lif_spec, u, spikes=True)``; firing rates are
+    ``s.mean() / spec.dt`` (Hz) and ``bioplaus.analysis.plots.raster(ax, s, dt=spec.dt)``
+    draws a raster. Other ``backend_options`` go to the back-end (brian2: ``target``,
+    ``recurrence``).
     """
     inputs = check_inputs(spec, inputs)
     T, B, _ = inputs.shape

@@ -458,7 +458,7 @@ def run_sweep(
     The table is rewritten atomically after every point; a point already finished is
     skipped, so running the same sweep again only does what is missing.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress as progress_bar
 
     sw = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     if workers < 1:
@@ -535,20 +535,19 @@ def run_sweep(
                 "points": [{"name": p.name, "overrides": list(p.overrides)} for p in sw.points],
             },
         )
-        bar = tqdm(
+        bar = progress_bar(
             total=len(tasks),
             initial=len(rows),
             disable=not progress,
             desc=f"sweep {sw.name}",
             unit="run",
-            dynamic_ncols=True,
         )
         n_bad = sum(r["status"] != "completed" for r in rows)
         bar.set_postfix(skipped=len(rows), not_completed=n_bad)
         it = (
             # a cluster started here leaves re-runs to us; another one's scheduler re-runs
             # a lost worker's point itself (its allowed-failures) before we would
-            run_dask(todo, client, retries if started is not None else 0, log=tqdm.write)
+            run_dask(todo, client, retries if started is not None else 0, log=bar.write)
             if client is not None
             else (run_point(t) for t in todo)
         )

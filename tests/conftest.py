@@ -12,6 +12,19 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def pytest_configure(config):
     import torch
 
+    # known third-party noise: brian2 uses pyparsing's deprecated camelCase API (thousands
+    # of warnings per run); the library filters it too (bioplaus/backends/brian2/__init__)
+    try:
+        from pyparsing.warnings import PyparsingDeprecationWarning  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        config.addinivalue_line(
+            "filterwarnings", "ignore::pyparsing.warnings.PyparsingDeprecationWarning"
+        )
+    # dask.distributed when another process on the machine holds its dashboard port
+    config.addinivalue_line("filterwarnings", "ignore:Port \\d+ is already in use:UserWarning")
+
     # the test networks are small: one thread is fastest, and CI has only 2 cores
     torch.set_num_threads(1)
 

@@ -21,7 +21,7 @@ cost nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
 from pathlib import Path
 from typing import Any
 
@@ -30,63 +30,28 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from .. import io  # noqa: E402
-from ..protocol import ProtocolSpec, protocol_from_dict  # noqa: E402
+from ..results import Run, load_run  # noqa: E402  (re-exported: bp.load_run)
 from ..spec import SpecError  # noqa: E402
-from ..tasks.base import Batch, Task  # noqa: E402
+from ..tasks.base import Batch  # noqa: E402
 from . import dynamics as dyn  # noqa: E402
 from .fixed_points import FixedPoints, find_fixed_points  # noqa: E402
-from .plots import _save, plot_comparison  # noqa: E402
+from .plots import _save, plot_comparison, plot_rasters  # noqa: E402
+
+#: a run read back (bioplaus.results.Run); compare needs its final parameters
+LoadedRun = Run
 
 
-@dataclass
-class LoadedRun:
-    """A trained run: its resolved protocol, task, final and initial params, metrics."""
-
-    path: Path
-    protocol: ProtocolSpec
-    task: Task
-    params: dict[str, np.ndarray]
-    init: dict[str, np.ndarray]
-    metrics: pd.DataFrame
-    status: str
-
-    @property
-    def label(self) -> str:
-        p = self.protocol
-        decor = " + decorrelation" if p.train.lr_decor > 0 else ""
-        return f"{p.rule.name}{decor} ({self.path.name})"
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Read a run directory's config.json, params_final.npz and metrics.csv (SpecError,
-    naming the file, when one is missing or unreadable)."""
-    from ..params import init_params
-    from ..random import child_seed
-    from ..tasks.build import task_for
-
-    d = Path(run_dir)
-    cfg_path = d / "config.json"
-    if not cfg_path.is_file():
-        raise SpecError(f"{d}: not a run directory (no config.json)")
-    try:
-        cfg = json.loads(cfg_path.read_text())
-        proto = protocol_from_dict(cfg["protocol"], source=str(cfg_path))
-    except (json.JSONDecodeError, KeyError) as exc:
-        raise SpecError(f"{cfg_path}: unreadable run config ({exc})") from None
-    status = "unknown"
-    if (d / "status.json").is_file():
-        status = json.loads((d / "status.json").read_text()).get("status", "unknown")
-    pf = d / "params_final.npz"
-    if not pf.is_file():
-        raise SpecError(f"{pf}: missing (run status: {status}; only finished runs compare)")
-    with np.load(pf) as z:
-        params = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    init = init_params(proto.model, seed=child_seed(proto.seed, "init_params"))
-    task = task_for(proto.task, proto.model, proto.seed)
-    return LoadedRun(d, proto, task, params, init, pd.read_csv(d / "metrics.csv"), status)
+def _finished(run_dir: str | Path) -> Run:
+    """:func:`load_run` of a run that has final parameters (SpecError naming the file)."""
+    r = load_run(run_dir)
+    if r.params is None:
+        raise SpecError(
+            f"{r.path / 'params_final.npz'}: missing (run status: {r.status}; "
+            "only finished runs compare)"
+        )
+    return r
 
 
 def _check_same_task(a: LoadedRun, b: LoadedRun) -> None:
@@ -234,11 +199,21 @@ def _compare(
 ) -> dict[str, Any]:
     from ..random import numpy_rng
 
-    a, b = load_run(run_a), load_run(run_b)
+    a, b = _finished(run_a), _finished(run_b)
+    kinds = {a.protocol.model.kind, b.protocol.model.kind}
+    if "lif" in kinds and kinds != {"lif"}:
+        raise SpecError(
+            f"compare: a spiking (LIF) and a rate run ({a.path}, {b.path}): compare two "
+            "of a kind, or draw their learning curves with --out FILE.png"
+        )
     _check_same_task(a, b)
     out = Path(out)
     if out.suffix == ".png" or (out.exists() and not out.is_dir()):
         raise SpecError(f"--out: {out} must be a folder for the report")
+    if "lif" in kinds:
+        if alignment:
+            raise SpecError("--alignment: not available for LIF runs (rate and MLP models only)")
+        return _compare_lif(a, b, out, n_trials, seed, x)
     batch = a.task.sample(n_trials, numpy_rng(seed, "compare", "trials"), split="test")
     xa, xb = clean_states(a, batch.inputs), clean_states(b, batch.inputs)
     xa0, xb0 = clean_states(a, batch.inputs, a.init), clean_states(b, batch.inputs, b.init)
@@ -342,9 +317,203 @@ def _compare(
     return res
 
 
+# -- spiking (LIF) runs -------------------------------------------------------------------------
+def lif_activity(
+    run: Run, inputs: np.ndarray, noise: np.ndarray, params: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spikes s and filtered spike trains r (τ_r dr/dt = −r, r_j += 1 per spike), both
+    [T, B, N], of a LIF run's network on ``inputs`` with the background-noise realisation
+    ``noise`` (a LIF network needs σ_v > 0, so "clean" means unperturbed, not noise-free)."""
+    from ..simulate import simulate
+
+    spec = run.protocol.model
+    p = run.params if params is None else params
+    _, s = simulate(spec, inputs, params=p, noise=noise, spikes=True, dtype="float64")
+    beta = math.exp(-spec.dt / spec.tau_r)
+    r = np.empty_like(s)
+    acc = np.zeros(s.shape[1:])
+    for t in range(len(s)):
+        acc = beta * acc + s[t]
+        r[t] = acc
+    return s, r
+
+
+def lif_readout(run: Run, r: np.ndarray, params: dict | None = None) -> np.ndarray:
+    """o = W_out D_rec r + b_out, numpy [T, B, n_out]."""
+    p = run.params if params is None else params
+    z = r @ p["D_rec"].T if "D_rec" in p else r
+    o = z @ p["W_out"].T
+    return o + p["b_out"] if "b_out" in p else o
+
+
+def _compare_lif(a: Run, b: Run, out: Path, n_trials: int, seed: int, x: str) -> dict[str, Any]:
+    """The report for two spiking runs: learning curves, outputs, spike rasters, the
+    similarity of their filtered spike trains, firing rates and W_rec spectra (no fixed
+    points: a spiking network has none to find)."""
+    from ..random import numpy_rng
+
+    batch = a.task.sample(n_trials, numpy_rng(seed, "compare", "trials"), split="test")
+    T, B, _ = batch.inputs.shape
+    rng = numpy_rng(seed, "compare", "lif_noise")
+    # one background-noise realisation, shared when both networks have the same size
+    xi_a = rng.standard_normal((T, B, a.protocol.model.n_rec))
+    n_b = b.protocol.model.n_rec
+    xi_b = xi_a if n_b == xi_a.shape[2] else rng.standard_normal((T, B, n_b))
+    act = {
+        ("A", "final"): lif_activity(a, batch.inputs, xi_a),
+        ("B", "final"): lif_activity(b, batch.inputs, xi_b),
+        ("A", "init"): lif_activity(a, batch.inputs, xi_a, a.init),
+        ("B", "init"): lif_activity(b, batch.inputs, xi_b, b.init),
+    }
+    sc = {k: _scored(v[1], batch) for k, v in act.items()}
+    res: dict[str, Any] = {
+        "runs": {"A": str(a.path), "B": str(b.path)},
+        "labels": {"A": a.label, "B": b.label},
+        "kind": "lif",
+        "task": a.protocol.task,
+        "n_trials": n_trials,
+        "seed": seed,
+        "final": {},
+    }
+    outputs = {}
+    for name, r in (("A", a), ("B", b)):
+        s_, rr = act[(name, "final")]
+        outputs[name] = lif_readout(r, rr)
+        m = r.task.metrics(outputs[name], batch)
+        last = r.metrics.iloc[-1]
+        dt = r.protocol.model.dt
+        res["final"][name] = {
+            "step": int(last["step"]),
+            "eval_loss": float(last["eval_loss"]),
+            r.task.metric: m[r.task.metric],
+            "status": r.status,
+            "wall_time_s": float(last["wall_time"]),
+            "n_rec": r.protocol.model.n_rec,
+            "rate_hz_final": float(s_.mean() / dt),
+            "rate_hz_init": float(act[(name, "init")][0].mean() / dt),
+            "silent_fraction": float((s_.sum((0, 1)) == 0).mean()),
+        }
+    res["similarity"] = {
+        "cka_final": dyn.linear_cka(sc[("A", "final")], sc[("B", "final")]),
+        "procrustes_final": dyn.procrustes_distance(sc[("A", "final")], sc[("B", "final")]),
+        "cka_init": dyn.linear_cka(sc[("A", "init")], sc[("B", "init")]),
+        "procrustes_init": dyn.procrustes_distance(sc[("A", "init")], sc[("B", "init")]),
+        "cka_A_init_vs_final": dyn.linear_cka(sc[("A", "init")], sc[("A", "final")]),
+        "cka_B_init_vs_final": dyn.linear_cka(sc[("B", "init")], sc[("B", "final")]),
+    }
+    res["dimensionality"] = {
+        f"pr_{n}{'' if w == 'final' else '_init'}": dyn.participation_ratio(sc[(n, w)])
+        for n in ("A", "B")
+        for w in ("final", "init")
+    }
+    specs = {
+        name: {
+            "final": np.linalg.eigvals(r.params["W_rec"]),
+            "init": np.linalg.eigvals(r.init["W_rec"]),
+        }
+        for name, r in (("A", a), ("B", b))
+    }
+    res["spectra"] = {
+        name: {
+            "radius_final": float(np.abs(sp["final"]).max()),
+            "radius_init": float(np.abs(sp["init"]).max()),
+        }
+        for name, sp in specs.items()
+    }
+
+    out.mkdir(parents=True, exist_ok=True)
+    figs: dict[str, str] = {}
+    figs["learning_curves"] = plot_comparison(
+        [a.path, b.path], out / "learning_curves.png", labels=[a.label, b.label], x=x,
+        title="Learning curves",
+    ).name  # fmt: skip
+    figs["outputs"] = _plot_outputs_of(a, b, outputs["A"], outputs["B"], batch, out / "outputs.png")
+    dt = a.protocol.model.dt if a.protocol.model.dt == b.protocol.model.dt else None
+    figs["rasters"] = plot_rasters(
+        [act[("A", "final")][0], act[("B", "final")][0]],
+        out / "rasters.png",
+        labels=[f"A: {a.label}", f"B: {b.label}"],
+        dt=dt,
+        title="Spikes on held-out trial 0 (trained networks, same background noise)",
+    ).name
+    figs["spectra"] = _plot_spectra(a, b, specs, out / "spectra.png", "W_rec").name
+    res["figures"] = figs
+    io.write_json(out / "compare.json", res)
+    report = out / "report.md"
+    io.write_text(report, _markdown_lif(res, a, b))
+    res["report"] = str(report)
+    return res
+
+
+def _markdown_lif(res: dict, a: Run, b: Run) -> str:
+    L, fa, fb = res["labels"], res["final"]["A"], res["final"]["B"]
+    metric = a.task.metric
+    s, d, sp = res["similarity"], res["dimensionality"], res["spectra"]
+    lines = [
+        f"# Comparison (spiking networks): {L['A']} vs {L['B']}",
+        "",
+        f"- A: `{res['runs']['A']}`  ",
+        f"- B: `{res['runs']['B']}`  ",
+        f"- task: `{json.dumps(res['task'])}`; {res['n_trials']} held-out trials, one "
+        f"background-noise realisation, no perturbation, analysis seed {res['seed']}.",
+        "",
+        "## Performance and activity",
+        "",
+        "| | A | B |",
+        "|---|---|---|",
+        f"| rule | {a.protocol.rule.name} | {b.protocol.rule.name} |",
+        f"| updates | {fa['step']} | {fb['step']} |",
+        f"| held-out loss (last eval) | {_f(fa['eval_loss'])} | {_f(fb['eval_loss'])} |",
+        f"| held-out {metric} (these trials) | {_f(fa[metric])} | {_f(fb[metric])} |",
+        f"| mean firing rate (Hz), initial → trained | {_f(fa['rate_hz_init'])} → "
+        f"{_f(fa['rate_hz_final'])} | {_f(fb['rate_hz_init'])} → {_f(fb['rate_hz_final'])} |",
+        f"| silent neurons (fraction) | {_f(fa['silent_fraction'])} | "
+        f"{_f(fb['silent_fraction'])} |",
+        f"| training time (s) | {_f(fa['wall_time_s'])} | {_f(fb['wall_time_s'])} |",
+        "",
+        f"![learning curves]({res['figures']['learning_curves']})",
+        f"![outputs]({res['figures']['outputs']})",
+        f"![spike rasters]({res['figures']['rasters']})",
+        "",
+        "## Similarity of the filtered spike trains r",
+        "",
+        "Linear CKA and angular Procrustes distance on the scored steps, as for rate networks.",
+        "",
+        "| | trained A vs B | initial A vs B | A: initial vs trained | B: initial vs trained |",
+        "|---|---|---|---|---|",
+        f"| CKA | {_f(s['cka_final'])} | {_f(s['cka_init'])} | {_f(s['cka_A_init_vs_final'])} "
+        f"| {_f(s['cka_B_init_vs_final'])} |",
+        f"| Procrustes (rad) | {_f(s['procrustes_final'])} | {_f(s['procrustes_init'])} | | |",
+        "",
+        "| participation ratio | A | B |",
+        "|---|---|---|",
+        f"| trained | {_f(d['pr_A'])} | {_f(d['pr_B'])} |",
+        f"| initial | {_f(d['pr_A_init'])} | {_f(d['pr_B_init'])} |",
+        "",
+        "## Recurrent weight spectra",
+        "",
+        f"| spectral radius of W_rec, initial → trained | {_f(sp['A']['radius_init'])} → "
+        f"{_f(sp['A']['radius_final'])} | {_f(sp['B']['radius_init'])} → "
+        f"{_f(sp['B']['radius_final'])} |",
+        "|---|---|---|",
+        "",
+        f"![spectra]({res['figures']['spectra']})",
+        "",
+        "Numbers: `compare.json`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # -- figures -----------------------------------------------------------------------------------
 def _plot_outputs(a, b, xa, xb, batch, path: Path) -> Path:
-    oa, ob = readout(a, xa), readout(b, xb)
+    return _save_outputs(a, b, readout(a, xa), readout(b, xb), batch, path, "noise-free")
+
+
+def _plot_outputs_of(a, b, oa, ob, batch, path: Path) -> str:
+    return _save_outputs(a, b, oa, ob, batch, path, "unperturbed").name
+
+
+def _save_outputs(a, b, oa, ob, batch, path: Path, how: str) -> Path:
     fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
     for i, ax in enumerate(axes):
         ax.plot(batch.targets[:, i, 0], color="k", lw=1.5, label="target")
@@ -357,7 +526,7 @@ def _plot_outputs(a, b, xa, xb, batch, path: Path) -> Path:
         ax.set_ylabel(f"trial {i}: o, y")
     axes[0].legend(fontsize=8, loc="upper right")
     axes[-1].set_xlabel("time step")
-    fig.suptitle("Held-out trials: outputs (noise-free) and targets (grey: washout)")
+    fig.suptitle(f"Held-out trials: outputs ({how}) and targets (grey: washout)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -464,7 +633,7 @@ def _plot_fixed_points(a, b, sa, sb, fps, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _plot_spectra(a, b, specs, path: Path) -> Path:
+def _plot_spectra(a, b, specs, path: Path, matrix: str = "W_rec D_rec") -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     theta = np.linspace(0, 2 * np.pi, 200)
     for ax, (name, r) in zip(axes, (("A", a), ("B", b)), strict=True):
@@ -477,7 +646,7 @@ def _plot_spectra(a, b, specs, path: Path) -> Path:
         )
         ax.set_aspect("equal")
         ax.set_title(f"{name}: {r.label}")
-        ax.set_xlabel("Re λ(W_rec D_rec)")
+        ax.set_xlabel(f"Re λ({matrix})")
         ax.set_ylabel("Im λ")
         ax.legend(fontsize=7)
     fig.suptitle("Eigen-spectra of the recurrent weights (circle: |λ| = 1; dotted: Re λ = 1)")

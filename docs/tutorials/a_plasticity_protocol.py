@@ -35,14 +35,16 @@ import bioplaus as bp
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--small", action="store_true", help="tiny sizes (what the test suite runs)")
-ap.add_argument("--out", help="folder for the figures (default docs/tutorials/img)")
+ap.add_argument(
+    "--out", help="folder for the figures (default runs/tutorials/img; make docs-figures: docs/)"
+)
 ap.add_argument("--work", help="folder for the run directories (default runs/tutorials)")
 args, _ = ap.parse_known_args()
 SMALL = args.small or os.environ.get("BIOPLAUS_TUTORIAL_SMALL") == "1"
 
 here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = next(p for p in (here, *here.parents) if (p / "protocols").is_dir())
-IMG = Path(args.out) if args.out else ROOT / "docs" / "tutorials" / "img"
+IMG = Path(args.out) if args.out else ROOT / "runs" / "tutorials" / "img"
 WORK = Path(args.work) if args.work else ROOT / "runs" / "tutorials"
 IMG.mkdir(parents=True, exist_ok=True)
 
@@ -140,12 +142,16 @@ fig.savefig(IMG / "a_dnms_three_factor.png", dpi=110)
 # the protocol's `train.steps`; on CPU the continuation is bit-identical to an
 # uninterrupted run, including the rule's own state (the reward baselines R̄). To train
 # longer, start a new run with a larger `train.steps`. Reading a finished run back later
-# needs nothing but the folder:
+# needs nothing but the folder: `bp.load_run` returns its config, metrics table, final
+# parameters and status (a folder that is not a run, or a damaged file in it, is one
+# `SpecError` line naming the file):
 
 # %%
-again = pd.read_csv(run_dir / "metrics.csv")
-status = json.loads((run_dir / "status.json").read_text())
-print(status["status"], "at step", int(again["step"].iloc[-1]))
+again = bp.load_run(run_dir)
+print(again.status, "at step", int(again.final["step"]), "|", again.summary())
+print("metric:", again.metric, "| rule:", again.config["protocol"]["rule"]["name"])
+assert again.metrics.equals(pd.read_csv(run_dir / "metrics.csv"))
+print({k: v.shape for k, v in again.params.items()})
 
 # %% [markdown]
 # ## Next

@@ -28,19 +28,21 @@ import numpy as np
 
 import bioplaus as bp
 from bioplaus.analysis import dynamics as dyn
-from bioplaus.analysis.compare import clean_states, compare_runs, load_run
+from bioplaus.analysis.compare import clean_states, compare_runs
 from bioplaus.analysis.fixed_points import find_fixed_points
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--small", action="store_true", help="tiny sizes (what the test suite runs)")
-ap.add_argument("--out", help="folder for the figures (default docs/tutorials/img)")
+ap.add_argument(
+    "--out", help="folder for the figures (default runs/tutorials/img; make docs-figures: docs/)"
+)
 ap.add_argument("--work", help="folder for the run directories (default runs/tutorials)")
 args, _ = ap.parse_known_args()
 SMALL = args.small or os.environ.get("BIOPLAUS_TUTORIAL_SMALL") == "1"
 
 here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = next(p for p in (here, *here.parents) if (p / "protocols").is_dir())
-IMG = Path(args.out) if args.out else ROOT / "docs" / "tutorials" / "img"
+IMG = Path(args.out) if args.out else ROOT / "runs" / "tutorials" / "img"
 WORK = Path(args.work) if args.work else ROOT / "runs" / "tutorials"
 IMG.mkdir(parents=True, exist_ok=True)
 
@@ -132,7 +134,7 @@ for fig in ("learning_curves", "alignment", "pca", "fixed_points"):
 # by the same inputs (their units need not correspond):
 
 # %%
-a, b = load_run(runs["danp"].out), load_run(runs["bptt"].out)
+a, b = bp.load_run(runs["danp"].out), bp.load_run(runs["bptt"].out)
 batch = a.task.sample(8, np.random.default_rng(0), split="test")
 xa, xb = clean_states(a, batch.inputs), clean_states(b, batch.inputs)
 print(

@@ -30,14 +30,16 @@ from bioplaus.tasks.base import Batch, Task
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--small", action="store_true", help="tiny sizes (what the test suite runs)")
-ap.add_argument("--out", help="folder for the figures (default docs/tutorials/img)")
+ap.add_argument(
+    "--out", help="folder for the figures (default runs/tutorials/img; make docs-figures: docs/)"
+)
 ap.add_argument("--work", help="folder for the run directories (default runs/tutorials)")
 args, _ = ap.parse_known_args()
 SMALL = args.small or os.environ.get("BIOPLAUS_TUTORIAL_SMALL") == "1"
 
 here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = next(p for p in (here, *here.parents) if (p / "protocols").is_dir())
-IMG = Path(args.out) if args.out else ROOT / "docs" / "tutorials" / "img"
+IMG = Path(args.out) if args.out else ROOT / "runs" / "tutorials" / "img"
 WORK = Path(args.work) if args.work else ROOT / "runs" / "tutorials"
 IMG.mkdir(parents=True, exist_ok=True)
 

@@ -38,7 +38,7 @@ SMALL = args.small or os.environ.get("BIOPLAUS_TUTORIAL_SMALL") == "1"
 here = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 ROOT = next(p for p in (here, *here.parents) if (p / "protocols").is_dir())
 WORK = Path(args.work) if args.work else ROOT / "runs" / "tutorials"
-IMG = Path(args.out) if args.out else WORK / "img"
+IMG = Path(args.out) if args.out else ROOT / "runs" / "tutorials" / "img"
 IMG.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]

@@ -4,9 +4,9 @@ shows; the docs site builds with ``mkdocs build --strict`` (no warnings)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import runpy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +27,34 @@ def figures_shown(script: Path) -> list[str]:
 def test_every_user_story_has_a_tutorial():
     letters = {p.name[0] for p in TUTORIALS}
     assert letters >= set("abcdefg"), sorted(letters)
+
+
+# tutorials whose default --out is still docs/tutorials/img (strict xfail: moving it to
+# runs/ makes the test pass, and then the name must leave this set)
+_DEFAULT_OUT_IN_DOCS: set[str] = set()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(
+            p,
+            marks=pytest.mark.xfail(strict=True, reason="default --out still in docs/")
+            if p.stem in _DEFAULT_OUT_IN_DOCS
+            else (),
+        )
+        for p in TUTORIALS
+    ],
+    ids=[p.stem for p in TUTORIALS],
+)
+def test_tutorial_writes_into_a_scratch_folder_by_default(script):
+    """Running a tutorial never replaces the figures its page shows: without --out it
+    writes into runs/tutorials/ (git-ignored); `make docs-figures` passes --out docs/..."""
+    text = script.read_text(encoding="utf-8")
+    default = re.search(r"^IMG = Path\(args\.out\) if args\.out else (.+)$", text, re.M)
+    assert default, f"{script.name}: no IMG default"
+    assert '"runs"' in default.group(1) and '"docs"' not in default.group(1), default.group(0)
+    assert "runs/" in (ROOT / ".gitignore").read_text()
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.stem for p in TUTORIALS])
@@ -62,10 +90,11 @@ def test_tutorial_pages_render():
 
 
 def test_docs_build_strict(tmp_path):
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("mkdocstrings")
-    if shutil.which("mkdocs") is None and not (Path(sys.executable).parent / "mkdocs").exists():
-        pytest.skip("mkdocs not installed (pip install -e '.[docs]')")
+    # CI (.ci/run) installs the docs extra and sets BIOPLAUS_REQUIRE_DOCS=1: there a missing
+    # mkdocs fails this test instead of skipping it
+    if os.environ.get("BIOPLAUS_REQUIRE_DOCS") != "1":
+        pytest.importorskip("mkdocs")
+        pytest.importorskip("mkdocstrings")
     res = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=ROOT,

@@ -13,15 +13,30 @@
   device and random state set on entry and restored on exit
 - :mod:`.capabilities` — :data:`CAPABILITIES`, what brian2 can train (network kind → rules),
   asked by protocol validation; imports neither brian2 nor torch
-- :mod:`.trainer`      — :class:`Brian2Trainer`, used for ``backend = "brian2"`` protocols (the
-  only module here that imports torch and the torch back-end's trainer)
+- training on brian2 goes through the one trainer: :mod:`bioplaus.train.brian2_trainer`
+  (``backend = "brian2"`` protocols); nothing here imports torch
 
 brian2 is imported lazily (inside functions), so importing bioplaus does not import brian2.
 """
 
-from .capabilities import CAPABILITIES, SIMULATES, can_train
-from .context import DEFAULT_TARGET, TARGETS, brian2_scope
-from .rate import simulate_rate
+import warnings
+
+
+def _quiet_known_warnings() -> None:
+    """brian2 (2.9) calls pyparsing's camelCase API, which pyparsing >= 3.3 deprecates:
+    thousands of PyparsingDeprecationWarnings per run that say nothing about the model."""
+    try:
+        from pyparsing.warnings import PyparsingDeprecationWarning
+    except ImportError:  # an older pyparsing: no such warnings
+        return
+    warnings.filterwarnings("ignore", category=PyparsingDeprecationWarning)
+
+
+_quiet_known_warnings()
+
+from .capabilities import CAPABILITIES, SIMULATES, can_train  # noqa: E402
+from .context import DEFAULT_TARGET, TARGETS, brian2_scope  # noqa: E402
+from .rate import simulate_rate  # noqa: E402
 
 __all__ = [
     "CAPABILITIES",
