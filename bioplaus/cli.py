@@ -77,40 +77,59 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runs import RunExistsError, RunInterrupted
     from .spec import SpecError
 
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except RunExistsError as exc:
+        print(
+            f"bioplaus: error: --out: {exc.out} already holds a run (continue it with "
+            f"`bioplaus resume {exc.out}`, or choose another --out)",
+            file=sys.stderr,
+        )
+        return 2
     except SpecError as exc:
         print(f"bioplaus: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(
+            f"bioplaus: interrupted by {exc.signal}; checkpoint at step {exc.step} in "
+            f"{exc.out}; continue with: bioplaus resume {exc.out}",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
-        print("bioplaus: interrupted (resume with `bioplaus resume RUN`)", file=sys.stderr)
+        print("bioplaus: interrupted", file=sys.stderr)
         return 130
 
 
 def _dispatch(args) -> int:
-    from . import runs
+    from . import runs, validate
     from .analysis.plots import plot_comparison, plot_run
     from .spec import SpecError
 
     if args.cmd == "run":
+        if args.out is not None:
+            validate.check_out(args.out, key="--out")
         res = runs.run(
             args.protocol, out=args.out, overrides=args.overrides, progress=not args.quiet
         )
         return _report(res)
     if args.cmd == "resume":
-        return _report(runs.resume(args.run, progress=not args.quiet))
+        return _report(runs.resume(args.run, progress=not args.quiet, log=print))
     if args.cmd == "plot":
-        if not (Path(args.run) / "metrics.csv").is_file():
-            raise SpecError(f"{args.run}: not a run directory (no metrics.csv)")
+        runs.check_run_files(args.run)
+        if args.out is not None:
+            validate.check_out(Path(args.out).parent, key="--out")
+            if Path(args.out).is_dir():
+                raise SpecError(f"--out: {args.out} is a folder (give a .png path)")
         print(plot_run(args.run, args.out))
         return 0
     if args.cmd == "compare":
         for rd in args.runs:
-            if not (Path(rd) / "metrics.csv").is_file():
-                raise SpecError(f"{rd}: not a run directory (no metrics.csv)")
+            runs.check_run_files(rd, params=not args.out.endswith(".png"))
         if args.out.endswith(".png"):
             print(plot_comparison(args.runs, args.out, x=args.x))
             return 0

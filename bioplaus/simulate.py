@@ -8,6 +8,7 @@ import torch
 from .params import Params, check_params, init_params
 from .random import torch_generator
 from .spec import ModelSpec, SpecError
+from .validate import check_simulate
 
 BACKENDS = ("torch", "brian2")
 
@@ -34,14 +35,18 @@ def simulate(
     x0: np.ndarray | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    allow_nonfinite: bool = False,
     **backend_options,
 ) -> np.ndarray:
     """States x_0 … x_{T−1} of ``spec`` driven by ``inputs`` [T, B, n_in] → numpy [T, B, N].
 
     ``noise``: optional standard-normal ξ [T, B, N] so back-ends share one realisation;
     otherwise intrinsic noise (σ = spec.sigma) is drawn from a generator seeded by ``seed``.
-    ``params`` default to ``init_params(spec, seed)``.
+    ``params`` default to ``init_params(spec, seed)``. Arguments are checked first
+    (``bioplaus.validate.check_simulate``): NaN/Inf in params, noise or x0 is refused unless
+    ``allow_nonfinite=True``; an unknown keyword is a TypeError.
     """
+    check_simulate(spec, inputs, params, backend, noise, seed, x0, device, dtype, backend_options, allow_nonfinite)  # fmt: skip  # noqa: E501
     inputs = check_inputs(spec, inputs)
     T, B, _ = inputs.shape
     if params is None:

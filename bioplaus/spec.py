@@ -26,7 +26,11 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+    # allow_inf_nan=False: no float field of a model takes NaN or ±inf (a frozen τ = inf
+    # network or a LIF that never spikes would otherwise run as nonsense)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class RateSpec(_Strict):
@@ -235,6 +239,11 @@ class LIFSpec(_Strict):
     def _consistent(self) -> LIFSpec:
         if not self.v_reset < self.theta:
             raise ValueError(f"v_reset must be < theta (got {self.v_reset} >= {self.theta})")
+        for key in ("tau_m", "tau_s", "tau_r"):
+            if self.dt > getattr(self, key):
+                raise ValueError(
+                    f"dt must be <= {key} (got dt={self.dt}, {key}={getattr(self, key)})"
+                )
         n = self.t_ref / self.dt
         if abs(n - round(n)) > 1e-6:
             raise ValueError(f"t_ref must be a whole number of dt (got t_ref/dt = {n:g})")
@@ -272,7 +281,9 @@ def read_toml(path: str | Path) -> dict:
     """Read a TOML file into a dict, turning I/O and syntax errors into :class:`SpecError`."""
     p = Path(path)
     if not p.is_file():
-        raise SpecError(f"{p}: file not found")
+        if p.is_dir():
+            raise SpecError(f"{p}: is a folder, not a TOML file")
+        raise SpecError(f"{p}: file not found{did_you_mean_file(p)}")
     try:
         with p.open("rb") as fh:
             return tomllib.load(fh)
@@ -280,6 +291,23 @@ def read_toml(path: str | Path) -> dict:
         raise SpecError(f"{p}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{p}: not a UTF-8 text file") from None
+
+
+def did_you_mean_file(p: Path) -> str:
+    """`` (did you mean X?)`` with the closest files next to ``p`` (same suffix), or ""."""
+    import difflib
+
+    folder = p.parent
+    if not folder.is_dir():
+        return ""
+    try:
+        names = [f.name for f in folder.iterdir() if f.is_file() and f.suffix == p.suffix]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(p.name, names, n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(str(folder / c) for c in close) + "?)"
 
 
 def spec_from_dict(data: dict, source: str | None = None, prefix: str = "") -> ModelSpec:
