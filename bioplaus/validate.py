@@ -445,6 +445,14 @@ def check_estimate(
         raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")
     check_device(device, key="device")
     options = dict(options or {})
+    unknown = sorted(set(options) - set(RuleSpec.model_fields) - {"name"})
+    if unknown:
+        raise TypeError(
+            f"estimate() got an unexpected keyword argument {unknown[0]!r} (rule options: "
+            f"{', '.join(k for k in RuleSpec.model_fields if k != 'name')})"
+        )
+    if "name" in options:
+        raise TypeError("estimate(): name the rule with the first argument, not name=")
     if isinstance(rule, RuleSpec):
         data = {**rule.model_dump(), **options}
     elif isinstance(rule, str):
@@ -454,7 +462,8 @@ def check_estimate(
     try:
         rs = RuleSpec(**data)
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, "rule")) from None
+        msg = format_validation_error(err, "rule").replace("rule: (top level): ", "rule: ")
+        raise SpecError(msg) from None
     except TypeError as exc:
         raise TypeError(f"rule: {exc}") from None
     check_rule_options(rs)

@@ -71,9 +71,7 @@ CASES = [
     ),
     (
         "mlp on a sequence task",
-        patched(
-            model={"kind": "mlp", "sizes": [10, 8, 10], "output": "linear_mse", "_replace": 1}
-        ),
+        patched(model={"kind": "mlp", "sizes": [10, 8, 10], "output": "linear_mse", "_replace": 1}),
         "sequence task",
     ),
     (
@@ -264,7 +262,9 @@ SWEEP_BAD = [
 ]
 
 
-@pytest.mark.parametrize("extra,needle", SWEEP_BAD, ids=[s[1] + str(i) for i, s in enumerate(SWEEP_BAD)])
+@pytest.mark.parametrize(
+    "extra,needle", SWEEP_BAD, ids=[s[1] + str(i) for i, s in enumerate(SWEEP_BAD)]
+)
 def test_bad_sweep_file(tmp_path, capsys, monkeypatch, extra, needle):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "p.toml").write_text(dumps(BASE))
