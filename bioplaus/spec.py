@@ -263,8 +263,10 @@ def format_validation_error(
 ) -> str:
     """One line: ``source: key: problem`` for the first error pydantic reports; ``prefix``
     is prepended to the key (e.g. ``model.``)."""
+    import re
+
     first = err.errors()[0]
-    loc = prefix + ".".join(str(p) for p in first["loc"]) or "(top level)"
+    parts = [str(p) for p in first["loc"]]
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -273,8 +275,20 @@ def format_validation_error(
     elif "input" in first and first["type"] not in ("value_error",):
         msg = f"{msg} (got {first['input']!r})"
     msg = msg.removeprefix("Value error, ")
-    prefix = f"{source}: " if source else ""
-    return f"{prefix}{loc}: {msg}"
+    if first["type"] == "value_error":
+        # a model validator's "dt must be <= tau …" / "backend: …" names its key first
+        m = re.match(r"^([A-Za-z_][\w.]*)(?:: (.*)| (must .*|> .*))$", msg)
+        if m:
+            key = m[1]
+            if not parts or not key.startswith(parts[0] + "."):
+                parts.append(key)
+            else:
+                parts = [key]
+            msg = m[2] if m[2] is not None else m[3]
+    loc = ".".join(parts)
+    loc = (prefix + loc) if loc else (prefix.rstrip(".") or "(top level)")
+    head = f"{source}: " if source else ""
+    return f"{head}{loc}: {msg}"
 
 
 def read_toml(path: str | Path) -> dict:
