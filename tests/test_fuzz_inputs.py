@@ -282,7 +282,8 @@ SWEEP_BAD = [
     'name = ".hidden"\n', 'retries = -1\n', "retries = true\n", 'table = "xlsx"\n',
     "[plot]\ncolour = 1\n", '[plot]\nx = 3\n', "frobnicate = 1\n", 'protocol = "nope.toml"\n',
     "[random]\nsamples = 0\n", '[random]\nsamples = 2\n', "[fixed]\nx = {a = 1}\n",
-    '[fixed]\n"train.momentum" = nan\n', '[fixed]\n"model.sigma" = -4\n', '[fixed]\n"rule.name" = "xx"\n',
+    '[fixed]\n"train.momentum" = nan\n', '[fixed]\n"model.sigma" = -4\n',
+    '[fixed]\n"rule.name" = "xx"\n',
     '[fixed]\n"train.device" = "foo"\n', '[fixed]\n"model.tau" = inf\n',
 ]  # fmt: skip
 GRIDS = [
