@@ -109,6 +109,8 @@ RUN_FILES = (
 )  # fmt: skip
 #: hidden files a folder may hold and still count as empty (locks of a run or sweep point)
 _LOCKS = {LOCK, ".lock"}
+#: what a sweep worker leaves in a point whose run failed before it wrote config.json
+_FAILED_START = {"status.json", "error.txt"}
 
 
 class RunExistsError(SpecError):
@@ -220,7 +222,13 @@ def _folder_state(out: Path) -> str:
     if (out / "config.json").exists():
         return "run"
     names = [p.name for p in out.iterdir()]
-    rest = [n for n in names if n not in _LOCKS and not (n.startswith(".") and n.endswith(".tmp"))]
+    rest = [
+        n
+        for n in names
+        if n not in _LOCKS
+        and n not in _FAILED_START
+        and not (n.startswith(".") and n.endswith(".tmp"))
+    ]
     return "foreign" if rest else "empty"
 
 
@@ -517,6 +525,9 @@ def _continue(spec: ProtocolSpec, out: Path, progress: bool) -> RunResult:
             "overwrite=True to replace it, or choose another out",
             out,
         )
+    st = read_status(out).get("status")
+    if st == "diverged" or (st == "completed" and (out / "params_final.npz").is_file()):
+        return load_result(out)  # finished: returned as it is, nothing written
     return resume(out, progress=progress)
 
 

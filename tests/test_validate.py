@@ -310,3 +310,24 @@ def test_estimate_memory_grows_with_sizes():
     assert 0 < small < big
     assert big >= 1200**2 * 4 * 2  # at least W_rec and its estimate
     assert np.isfinite(small)
+
+
+@pytest.mark.slow
+def test_thread_count_changes_results_at_rounding_level(tmp_path):
+    """docs/reliability.md, "Threads and determinism": 50 ANP updates of a 256-unit rate RNN
+    with 1 and 2 torch threads differ at rounding level only (prints the differences)."""
+    import bioplaus as bp
+
+    proto = patched(
+        model={"n_rec": 256},
+        task={"length": 10, "delay": 5},
+        train={"steps": 50, "batch_size": 32, "eval_every": 50, "eval_batch": 8},
+    )
+    for dtype, bound in (("float64", 1e-12), ("float32", 1e-4)):
+        res = {}
+        for t in (1, 2):
+            p = {**proto, "train": {**proto["train"], "threads": t, "dtype": dtype}}
+            res[t] = bp.run(p, out=tmp_path / f"{dtype}-{t}", progress=False).params
+        diff = max(float(np.max(np.abs(res[1][k] - res[2][k]))) for k in res[1])
+        print(f"{dtype}: max |W(threads=1) - W(threads=2)| = {diff:.2g}")
+        assert diff < bound

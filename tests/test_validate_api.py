@@ -184,3 +184,35 @@ def test_exist_ok_resumes_an_interrupted_run(tmp_path, monkeypatch):
     res = bp.run(PROTO, out=tmp_path / "r", progress=False, exist_ok=True)
     assert np.array_equal(res.params["W_rec"], full.params["W_rec"])
     assert list(res.metrics["step"]) == list(full.metrics["step"])
+
+
+def test_exist_ok_keeps_a_diverged_run(tmp_path):
+    proto = {
+        **PROTO,
+        "rule": {"name": "bptt"},
+        "train": {**PROTO["train"], "steps": 30, "lr": 1e6, "max_abs_weight": 100.0},
+    }
+    first = bp.run(proto, out=tmp_path / "d", progress=False)
+    assert first.status == "diverged"
+    before = {f.name: f.read_bytes() for f in (tmp_path / "d").iterdir()}
+    again = bp.run(proto, out=tmp_path / "d", progress=False, exist_ok=True)
+    assert again.status == "diverged" and again.reason == first.reason
+    assert {f.name: f.read_bytes() for f in (tmp_path / "d").iterdir()} == before
+
+
+def test_cli_messages_give_cli_advice(tmp_path, capsys):
+    from bioplaus import cli
+    from bioplaus.tomlwrite import dumps
+
+    p = tmp_path / "p.toml"
+    p.write_text(dumps(PROTO))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(p), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(p), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"bioplaus: error: --out: {out} already holds a run (continue it with "
+        f"`bioplaus resume {out}`, or choose another --out)"
+    )
+    assert "exist_ok" not in err and "bp." not in err
