@@ -462,6 +462,8 @@ def run(
     """
     if sum(map(bool, (exist_ok, resume, overwrite))) > 1:
         raise ValueError("exist_ok, resume and overwrite: pass at most one of them")
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out: expected a folder path (got {type(out).__name__})")
     source = str(protocol) if isinstance(protocol, str | Path) else None
     spec = _resolve(protocol, overrides)
     task = build_task(spec, source)  # validates everything (bioplaus.validate)
@@ -569,6 +571,8 @@ def resume(
     when ``progress``). Damaged files (config.json, checkpoint.pt, metrics.csv), a missing
     checkpoint of a run that had progressed, and a folder in use are one-line errors that
     change nothing."""
+    if not isinstance(run_dir, str | os.PathLike):
+        raise TypeError(f"run_dir: expected a folder path (got {type(run_dir).__name__})")
     run_dir = Path(run_dir)
     if log is None:
         log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else None

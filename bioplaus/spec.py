@@ -11,6 +11,7 @@ The rate network of DESIGN §1::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -293,6 +294,8 @@ def format_validation_error(
 
 def read_toml(path: str | Path) -> dict:
     """Read a TOML file into a dict, turning I/O and syntax errors into :class:`SpecError`."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path: expected a file path (got {type(path).__name__})")
     p = Path(path)
     if not p.is_file():
         if p.is_dir():

@@ -281,10 +281,10 @@ def check_protocol(protocol: Any, source: str | None = None, task: Any = None) -
     check_rule_options(rs, head=head)
     check_rule_model(rs, m, protocol.backend, head=head)
     check_device(tr.device, key=f"{head}train.device")
-    limit = float(np.finfo(np.float32 if tr.dtype == "float32" else np.float64).max)
+    fi = np.finfo(np.float32 if tr.dtype == "float32" else np.float64)
     for section, obj in (("train", tr), ("model", m), ("rule", rs)):
         for key, v in obj.model_dump().items():
-            if isinstance(v, float) and abs(v) > limit:
+            if isinstance(v, float) and (abs(v) > fi.max or 0 < abs(v) < fi.tiny):
                 raise SpecError(
                     f"{head}{section}.{key}: {v:g} does not fit train.dtype {tr.dtype!r}"
                 )
@@ -341,6 +341,11 @@ def _numeric(name: str, a: Any) -> np.ndarray:
 def _finite_array(name: str, arr: np.ndarray, allow_nonfinite: bool) -> None:
     if not allow_nonfinite and arr.size and not np.all(np.isfinite(arr)):
         raise SpecError(f"{name}: contains NaN or Inf (pass allow_nonfinite=True to allow it)")
+
+
+def check_spec_type(spec: Any) -> None:
+    """``spec`` is a model spec object (TypeError naming ``spec`` otherwise)."""
+    _check_spec(spec, "init_params")
 
 
 def _check_spec(spec: Any, what: str) -> None:

@@ -216,3 +216,20 @@ def test_cli_messages_give_cli_advice(tmp_path, capsys):
         f"`bioplaus resume {out}`, or choose another --out)"
     )
     assert "exist_ok" not in err and "bp." not in err
+
+
+def test_seed_spec_and_path_types_elsewhere_in_the_api(tmp_path):
+    with pytest.raises(TypeError, match="seed"):
+        bp.init_params(SPEC, seed=1.5)
+    with pytest.raises(TypeError, match="spec"):
+        bp.init_params(dict(SPEC), 0)
+    assert set(bp.init_params(SPEC, seed=np.int64(3))) == {"W_in", "W_rec", "W_out"}
+    with pytest.raises(TypeError, match="out"):
+        bp.run(PROTO, out=123)
+    with pytest.raises(TypeError, match="protocol"):
+        bp.run(42, out=tmp_path / "x")
+    with pytest.raises(TypeError, match="path"):
+        bp.load_model(3)
+    with pytest.raises(TypeError, match="run_dir"):
+        bp.resume(None)
+    assert not (tmp_path / "x").exists()
