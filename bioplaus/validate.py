@@ -282,9 +282,10 @@ def check_protocol(protocol: Any, source: str | None = None, task: Any = None) -
     check_rule_model(rs, m, protocol.backend, head=head)
     check_device(tr.device, key=f"{head}train.device")
     fi = np.finfo(np.float32 if tr.dtype == "float32" else np.float64)
+    big, tiny = float(fi.max), float(fi.tiny)
     for section, obj in (("train", tr), ("model", m), ("rule", rs)):
         for key, v in obj.model_dump().items():
-            if isinstance(v, float) and (abs(v) > fi.max or 0 < abs(v) < fi.tiny):
+            if isinstance(v, float) and (abs(v) > big or 0 < abs(v) < tiny):
                 raise SpecError(
                     f"{head}{section}.{key}: {v:g} does not fit train.dtype {tr.dtype!r}"
                 )
