@@ -131,6 +131,10 @@ def _dispatch(args) -> int:
         for rd in args.runs:
             runs.check_run_files(rd, params=not args.out.endswith(".png"))
         if args.out.endswith(".png"):
+            validate.check_out(Path(args.out).parent, key="--out")
+        else:
+            validate.check_out(args.out, key="--out")
+        if args.out.endswith(".png"):
             print(plot_comparison(args.runs, args.out, x=args.x))
             return 0
         if len(args.runs) != 2:
@@ -162,6 +166,7 @@ def _dispatch(args) -> int:
 
 def _sweep(args) -> int:
     from . import sweep as sw
+    from . import validate
     from .spec import SpecError
 
     if args.workers < 1:
@@ -170,6 +175,7 @@ def _sweep(args) -> int:
         raise SpecError(f"--threads: expected an integer >= 1 (got {args.threads})")
     spec = sw.load_sweep(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    validate.check_out(out, key="--out")
     if args.dry_run:
         sw.validate(spec, out)
         for p in spec.points:

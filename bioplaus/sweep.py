@@ -434,6 +434,9 @@ def run_sweep(
     if retries < 0:
         raise SpecError(f"--retries: expected an integer >= 0 (got {retries})")
     out = Path(out) if out is not None else Path("runs") / "sweeps" / sw.name
+    from .validate import check_out
+
+    check_out(out, key="out")
     rules = validate(sw, out)  # nothing is written before every point validates
     from .protocol import load_protocol
     from .runs import build_task

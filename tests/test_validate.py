@@ -331,3 +331,21 @@ def test_thread_count_changes_results_at_rounding_level(tmp_path):
         diff = max(float(np.max(np.abs(res[1][k] - res[2][k]))) for k in res[1])
         print(f"{dtype}: max |W(threads=1) - W(threads=2)| = {diff:.2g}")
         assert diff < bound
+
+
+def test_sweep_and_compare_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "p.toml").write_text(dumps(BASE))
+    s = tmp_path / "s.toml"
+    s.write_text('protocol = "p.toml"\n[grid]\n"train.lr" = [0.01]\n')
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert cli.main(["sweep", str(s), "--out", str(f), "--quiet"]) == 2
+    assert f"--out: {f} is a file" in capsys.readouterr().err
+    import bioplaus as bp
+
+    bp.run(BASE, out=tmp_path / "a", progress=False)
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(f)]) == 2
+    assert f"--out: {f} is a file" in capsys.readouterr().err
+    assert cli.main(["plot", str(tmp_path / "a"), "--out", str(f / "x.png")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert f.read_text() == "x"
