@@ -586,7 +586,12 @@ def resume(
         metrics = read_metrics(run_dir)
         ckpt = run_dir / "checkpoint.pt"
         finished = st.get("status") in ("completed", "diverged")
-        if st.get("status") == "completed" and (run_dir / "params_final.npz").is_file():
+        last = int(metrics["step"].max()) if metrics is not None and len(metrics) else 0
+        if (
+            st.get("status") == "completed"
+            and (run_dir / "params_final.npz").is_file()
+            and last >= spec.train.steps  # (a config extended to more steps trains on)
+        ):
             res = load_result(run_dir)
             if log:
                 log(f"{run_dir}: already completed at step {int(res.metrics['step'].iloc[-1])}")
@@ -601,7 +606,6 @@ def resume(
                     f"{trainer.step_count}; nothing was changed"
                 )
         else:
-            last = int(metrics["step"].max()) if metrics is not None and len(metrics) else 0
             done = int(st.get("checkpoint_step") or 0)
             if finished or last > 0 or done > 0:
                 what = f"status.json says {st['status']}" if finished else (
