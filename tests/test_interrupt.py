@@ -61,13 +61,14 @@ def test_signal_mid_run_checkpoints_that_step_and_resume_is_bit_identical(
         return info
 
     monkeypatch.setattr(trainer_mod.Trainer, "step", step)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(RunInterrupted) as e:
         bp.run(PROTO, out=tmp_path / "cut", progress=False)
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # handlers restored
     assert e.value.step == 13 and e.value.signal == signal.Signals(sig).name
     st = json.loads((tmp_path / "cut" / "status.json").read_text())
     assert st["status"] == "interrupted" and st["checkpoint_step"] == 13 and st["step"] == 13
     monkeypatch.setattr(trainer_mod.Trainer, "step", real)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
     lines = []
     res = bp.resume(tmp_path / "cut", progress=False, log=lines.append)
     assert lines == [f"resuming {tmp_path / 'cut'} from step 13 of 30"]
