@@ -161,7 +161,8 @@ def test_ctrl_c_on_the_command_line_then_resume_is_bit_identical(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1].endswith(f"continue with: bioplaus resume {cut}")
     st = json.loads((cut / "status.json").read_text())
-    assert st["status"] == "interrupted" and st["checkpoint_step"] == st["step"] > 50
+    assert st["status"] == "interrupted" and st["checkpoint_step"] == st["step"]
+    assert 0 < st["step"] < 800
     r = subprocess.run(
         [sys.executable, "-m", "bioplaus", "resume", str(cut), "--quiet"],
         capture_output=True,
