@@ -204,11 +204,14 @@ def _sweep(args) -> int:
 
 
 def _report(res) -> int:
-    last = res.metrics.iloc[-1]
-    print(
-        f"{res.status}: {res.out} — step {int(last['step'])}, "
-        f"held-out loss {last['eval_loss']:.4g}, metric {last['metric']:.4g}"
-    )
+    if len(res.metrics):
+        last = res.metrics.iloc[-1]
+        print(
+            f"{res.status}: {res.out} — step {int(last['step'])}, "
+            f"held-out loss {last['eval_loss']:.4g}, metric {last['metric']:.4g}"
+        )
+    else:
+        print(f"{res.status}: {res.out} — at step 0, nothing logged")
     if res.status == "diverged":
         print(f"reason: {res.reason}", file=sys.stderr)
         return 3

@@ -26,7 +26,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .rules import RuleSpec
 from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec_from_dict
@@ -72,12 +79,17 @@ class TrainSpec(BaseModel):
         description="Torch CPU threads for this run (None: torch's default). Small "
         "networks run fastest on 1; give each parallel run its share of the cores.",
     )
-    device: str = Field(
-        "cpu",
-        pattern=r"^(cpu|mps|cuda(:\d+)?)$",
-        description="Torch device: cpu, cuda, cuda:N or mps.",
-    )
+    device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N or mps.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"unknown device {v!r} (choose cpu, cuda, cuda:N or mps)")
+        return v
 
 
 class ProtocolSpec(BaseModel):

@@ -804,8 +804,11 @@ def _train(
     final = trainer.params_numpy()
     if reason is None:
         io.write_npz(out / "params_final.npz", final)
-    metrics_df = pd.read_csv(metrics_path)
-    plot_run(out)
+    if metrics_path.is_file() and metrics_path.stat().st_size > 0:
+        metrics_df = pd.read_csv(metrics_path)
+        plot_run(out)
+    else:  # diverged at the step-0 evaluation: nothing logged, nothing to draw
+        metrics_df = pd.DataFrame(columns=["step", "loss", "eval_loss", "metric"])
     return RunResult(metrics_df, final, out, "diverged" if reason else "completed", reason)
 
 

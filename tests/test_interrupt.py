@@ -177,3 +177,18 @@ def test_ctrl_c_on_the_command_line_then_resume_is_bit_identical(tmp_path):
         assert np.array_equal(full.params[k], b[k]), k
     mb = pd.read_csv(cut / "metrics.csv")
     assert list(full.metrics["step"]) == list(mb["step"])
+
+
+def test_non_finite_step_0_evaluation_marks_the_run_diverged(tmp_path, monkeypatch):
+    """Before issue 17 a DivergedError at the step-0 evaluation left status.json 'running'."""
+
+    def bad_eval(self):
+        raise trainer_mod.DivergedError("non-finite evaluation loss at step 0")
+
+    monkeypatch.setattr(trainer_mod.Trainer, "evaluate", bad_eval)
+    p = tmp_path / "p.toml"
+    p.write_text(dumps(PROTO))
+    out = tmp_path / "r"
+    assert cli.main(["run", str(p), "--out", str(out), "--quiet"]) == 3
+    st = json.loads((out / "status.json").read_text())
+    assert st["status"] == "diverged" and "step 0" in st["reason"]
