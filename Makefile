@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python analysis/demo.py --out demo_out
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -462,7 +462,7 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "_one":
 def baseline_rss_mb() -> float:
     """Peak RSS of a child that only imports torch and bioplaus (what every run pays)."""
     code = (
-        "import resource, torch, bioplaus, bioplaus.backends.torch.trainer; "
+        "import resource, torch, bioplaus, bioplaus.train.trainer; "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -20,6 +20,33 @@ from bioplaus.backends.torch.rate import consts_of, to_torch
 from bioplaus.backends.torch.rollout import noise_source, rollout
 
 
+def rollout_jobs(N: int, B: int, T: int, dev: str, dt: torch.dtype = torch.float32):
+    """(rollout, matmul, flops): a no-grad rollout of T steps of a rate RNN (N units, batch
+    B, noise on) and T back-to-back ``addmm`` of [B, N] × [N, N] on ``dev``, as closures,
+    and the FLOPs 2·B·N²·T both are credited with."""
+    spec = bp.RateSpec(n_in=4, n_rec=N, n_out=4, tau=0.02, dt=0.002, sigma=1e-3)
+    p = to_torch(bp.init_params(spec, 0), dev, dt)
+    c = consts_of(spec)
+    g = torch.Generator(device=dev).manual_seed(0)
+    u = torch.randn(T, B, 4, generator=g, device=dev, dtype=dt)
+    xi = noise_source((B, N), generator=g, device=dev, dtype=dt)
+
+    def roll():
+        with torch.no_grad():
+            rollout(p, c, u, xi, keep_states=False, keep_outputs=False)
+
+    x = torch.randn(B, N, device=dev, dtype=dt)
+    bias = torch.zeros(B, N, device=dev, dtype=dt)
+    W = p.W_rec.T.contiguous()
+
+    def mm():
+        y = x
+        for _ in range(T):
+            y = torch.addmm(bias, y, W)
+
+    return roll, mm, 2.0 * B * N * N * T
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1024)
@@ -35,28 +62,9 @@ def main() -> None:
     dt = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     dev = args.device
     N, B, T = args.n, args.batch, args.steps
-    spec = bp.RateSpec(n_in=4, n_rec=N, n_out=4, tau=0.02, dt=0.002, sigma=1e-3)
-    p = to_torch(bp.init_params(spec, 0), dev, dt)
-    c = consts_of(spec)
-    g = torch.Generator(device=dev).manual_seed(0)
-    u = torch.randn(T, B, 4, generator=g, device=dev, dtype=dt)
-    xi = noise_source((B, N), generator=g, device=dev, dtype=dt)
+    roll, mm, flops = rollout_jobs(N, B, T, dev, dt)
     sync = torch.cuda.synchronize if dev.startswith("cuda") else (lambda: None)
 
-    def roll():
-        with torch.no_grad():
-            rollout(p, c, u, xi, keep_states=False, keep_outputs=False)
-
-    x = torch.randn(B, N, device=dev, dtype=dt)
-    bias = torch.zeros(B, N, device=dev, dtype=dt)
-    W = p.W_rec.T.contiguous()
-
-    def mm():
-        y = x
-        for _ in range(T):
-            y = torch.addmm(bias, y, W)
-
-    flops = 2.0 * B * N * N * T
     res = {}
     for _ in range(args.repeats):  # interleaved
         for name, f in (("rollout", roll), ("matmul", mm)):

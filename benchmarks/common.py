@@ -29,8 +29,25 @@ def problem(
     return spec, p, u, y
 
 
+def parse_rule(rule: str) -> tuple[str, dict]:
+    """``"anp:signal=trace,trace_decay=0.9"`` → ("anp", {"signal": "trace", "trace_decay": 0.9})."""
+    import tomllib
+
+    name, _, opts = rule.partition(":")
+    kw = {}
+    for item in filter(None, opts.split(",")):
+        key, _, raw = item.partition("=")
+        try:
+            kw[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            kw[key] = raw
+    return name, kw
+
+
 def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], None]:
-    """One training update: the rule's estimate (+ decorrelation for 'danp'), then SGD."""
+    """One training update: the rule's estimate (+ decorrelation for 'danp'), then SGD.
+    ``rule`` may carry options, ``name:key=value,...`` (e.g. ``np:K=4``)."""
+    rule, opts = parse_rule(rule)
     c = consts_of(spec)
     weights = {k: getattr(p, k).clone().requires_grad_(True) for k in ("W_in", "W_rec", "W_out")}
     opt = torch.optim.SGD(weights.values(), lr=1e-3)
@@ -44,7 +61,7 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
                 q, c, u, y, None, "mse", decor=("D_rec",) if rule == "dbptt" else ()
             )
         else:
-            rs = RuleSpec(name="anp" if rule in ("anp", "danp") else rule)
+            rs = RuleSpec(name="anp" if rule in ("anp", "danp") else rule, **opts)
             res = perturbation_estimate(
                 q,
                 c,
@@ -54,6 +71,7 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
                 None,
                 "mse",
                 gen,
+                K=rs.K,
                 decor=("D_rec",) if rule == "danp" else (),
             )
         for k, w in weights.items():
@@ -78,3 +96,74 @@ def best_time(
         sync()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def lif_problem(N: int, B: int, T: int, n_in: int = 8, n_out: int = 4, device: str = "cpu",
+                seed: int = 0):  # fmt: skip
+    """A LIF network (models/lif_pattern.toml's constants, N units, decorrelated readout)
+    with random inputs and targets, as torch tensors on ``device``."""
+    from bioplaus.backends.torch import lif
+
+    spec = bp.LIFSpec(n_in=n_in, n_rec=N, n_out=n_out, dt=0.002, sigma=0.1, sigma_v=0.5,
+                      bias_current=0.7, in_gain=2.0, decorrelate_rec=True)  # fmt: skip
+    p = lif.to_torch(bp.init_params(spec, seed=seed), device)
+    g = torch.Generator(device=device).manual_seed(seed)
+    u = torch.randn(T, B, n_in, generator=g, device=device)
+    y = torch.randn(T, B, n_out, generator=g, device=device) * 0.1
+    return spec, p, u, y
+
+
+def lif_update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], None]:
+    """One LIF training update: 'anp' / 'np' (paired passes, lif_perturb.py) or 'bptt'
+    (surrogate BPTT, lif_bptt.py), then SGD; the background noise from one generator."""
+    from bioplaus.backends.torch import lif
+    from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
+    from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
+
+    c = lif.consts_of(spec)
+    weights = {k: getattr(p, k).clone().requires_grad_(True) for k in ("W_in", "W_rec", "W_out")}
+    opt = torch.optim.SGD(weights.values(), lr=1e-3)
+    gen = torch.Generator(device=device).manual_seed(1)
+
+    def step() -> None:
+        q = p._replace(**{k: v.detach() for k, v in weights.items()})
+        if rule == "bptt":
+            res = lif_bptt_estimate(q, c, u, y, None, "mse", generator=gen)
+        else:
+            res = lif_perturbation_estimate(
+                q, c, make_rule(RuleSpec(name=rule), network="lif"), u, y, None, "mse", gen,
+                delta=spec.delta,
+            )
+        for k, w in weights.items():
+            w.grad = res.grads[k]
+        opt.step()
+
+    return step
+
+
+def device_time(fn: Callable[[], None], device: str, repeats: int = 3, warmup: int = 1) -> dict:
+    """Median wall time of ``fn`` over ``repeats`` calls after ``warmup`` calls: CUDA events
+    around each call on a CUDA device, ``time.perf_counter`` on the CPU. Returns
+    {"seconds": median, "all": [...], "first": seconds of the first warm-up call}."""
+    cuda = str(device).startswith("cuda")
+    first = None
+    for _ in range(max(warmup, 0)):
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        first = time.perf_counter() - t0 if first is None else first
+    times = []
+    for _ in range(repeats):
+        if cuda:
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return {"seconds": float(np.median(times)), "all": times, "first": first}

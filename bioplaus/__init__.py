@@ -7,15 +7,19 @@ Public API (DESIGN §4)::
     x      = bp.simulate(spec, inputs, params=params, backend="torch")
     g      = bp.estimate("anp", spec, params, inputs, targets, seed=0)
     result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
+    bp.register_rule(name, options=..., build=..., mechanism="node")   # a user's rule
+    bp.register_task(name, TaskClass)                                    # a user's task
 """
 
 from . import analysis
 from .estimate import estimate
 from .params import init_params
+from .registry import register_rule
 from .rules import RuleSpec
 from .runs import ensure_run, resume, run
 from .simulate import simulate
 from .spec import LIFSpec, MLPSpec, RateSpec, SpecError, load_model
+from .tasks import register_task
 
 __all__ = [
     "LIFSpec",
@@ -27,6 +31,8 @@ __all__ = [
     "estimate",
     "init_params",
     "load_model",
+    "register_rule",
+    "register_task",
     "ensure_run",
     "resume",
     "run",

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from .loss import LOSSES
 from .params import LEARNABLE, Params, check_params
 from .random import torch_generator
-from .rules import RuleSpec, make_rule
+from .rules import RuleOptionError, RuleSpec, make_rule, rule_options
 from .simulate import check_inputs
 from .spec import ModelSpec, SpecError, format_validation_error
 from .validate import check_estimate
@@ -19,12 +19,18 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def rule_spec(rule: str | RuleSpec, options: dict) -> RuleSpec:
     """Validate a rule name and its options into a :class:`RuleSpec` (SpecError on bad input)."""
-    if isinstance(rule, RuleSpec):
-        return rule.model_copy(update=options) if options else rule
+    if isinstance(rule, RuleSpec):  # re-validated with the options given here
+        data = {**rule.model_dump(), **options}
+    elif isinstance(rule, str):
+        data = {"name": rule, **options}
+    else:
+        raise SpecError(f"rule: expected a rule name or a bp.RuleSpec (got {type(rule).__name__})")
     try:
-        return RuleSpec(name=rule, **options)
+        return rule_options(data)
+    except RuleOptionError as exc:
+        raise SpecError(f"rule.{exc.key}: {exc.problem}") from None
     except ValidationError as err:
-        raise SpecError(format_validation_error(err, "rule")) from None
+        raise SpecError(format_validation_error(err, None, prefix="rule.")) from None
 
 
 def check_targets(
@@ -80,6 +86,8 @@ def _estimate_mlp(rs: RuleSpec, spec, params, inputs, targets, seed, mask, loss,
         )
     if rs.name == "tbptt":
         raise SpecError("rule: 'tbptt' needs a recurrent model (use 'bp' for an MLP)")
+    if "mlp" not in rs.entry.networks:
+        raise SpecError(f"rule: {rs.name!r} is not written for feed-forward (mlp) models")
     u, y = check_mlp_data(spec, inputs, targets, mask)
     check_params(spec, params)
     p = mlp_to_torch(params, spec.n_layers, device, td)
@@ -161,7 +169,7 @@ def estimate(
     y = torch.as_tensor(targets, device=device, dtype=td)
     m = None if mask is None else torch.as_tensor(mask, device=device, dtype=td)
     if rs.is_gradient:
-        res = bptt_estimate(p, c, u, y, m, loss, k=rs.k if rs.name == "tbptt" else None)
+        res = bptt_estimate(p, c, u, y, m, loss, k=rs.option("k"))
     else:
         res = perturbation_estimate(
             p,

@@ -30,8 +30,6 @@ def init_params(spec: ModelSpec, seed: int = 0) -> Params:
 
         return init_mlp_params(spec, seed)
     if spec.kind == "lif":  # spiking network: W_rec with zero diagonal, input/readout gains
-        from .backends.torch.lif import init_lif_params
-
         return init_lif_params(spec, seed)
     rng = numpy_rng(seed, "init_params")
     p: Params = {
@@ -47,6 +45,37 @@ def init_params(spec: ModelSpec, seed: int = 0) -> Params:
         p["D_in"] = np.eye(spec.n_in)
     if spec.decorrelate_rec:
         p["D_rec"] = np.eye(spec.n_rec)
+    return p
+
+
+def init_lif_params(spec, seed: int = 0) -> Params:
+    """Initial LIF parameters (float64 numpy): W_in std in_gain/√n_in, W_rec std rec_gain/√N
+    with zero diagonal (no autapses), W_out std out_gain/√N (``normal``; ``xavier_normal``
+    uses √(2/(fan_in+fan_out)) times the same gains); b, b_out zeros; D_in, D_rec identity
+    when the spec decorrelates."""
+    rng = numpy_rng(seed, "init_params", "lif")
+
+    def w(n_out: int, n_in: int, gain: float) -> np.ndarray:
+        xavier = spec.weight_init == "xavier_normal"
+        std = np.sqrt(2.0 / (n_in + n_out)) if xavier else 1 / np.sqrt(n_in)
+        return rng.standard_normal((n_out, n_in)) * std * gain
+
+    N = spec.n_rec
+    W_rec = w(N, N, spec.rec_gain)
+    np.fill_diagonal(W_rec, 0.0)
+    p = {
+        "W_in": w(N, spec.n_in, spec.in_gain),
+        "W_rec": W_rec,
+        "W_out": w(spec.n_out, N, spec.out_gain),
+    }
+    if spec.bias:
+        p["b"] = np.zeros(N)
+    if spec.out_bias:
+        p["b_out"] = np.zeros(spec.n_out)
+    if spec.decorrelate_input:
+        p["D_in"] = np.eye(spec.n_in)
+    if spec.decorrelate_rec:
+        p["D_rec"] = np.eye(N)
     return p
 
 

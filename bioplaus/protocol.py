@@ -30,12 +30,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .rules import RuleSpec
+from .registry import load_plugin
+from .rules import RuleOptionError, RuleSpec, rule_options
 from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec_from_dict
 
 
@@ -81,6 +83,12 @@ class TrainSpec(BaseModel):
     )
     device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N or mps.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
+    precision: Literal["float32", "tf32", "bf16"] = Field(
+        "float32",
+        description="Matmul precision of the estimate (float32 weights): float32, tf32 (CUDA "
+        "TF32 matmuls) or bf16 (bfloat16 autocast, CPU or CUDA); tf32/bf16 for the gradient "
+        "rules bp, bptt, tbptt only (backends/torch/precision.py).",
+    )
 
     @field_validator("device")
     @classmethod
@@ -98,6 +106,12 @@ class ProtocolSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = Field("run", description="Protocol name (recorded in the run).")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="User modules to import before the rule and task are looked up: .py "
+        "files (relative to the protocol file; recorded as absolute paths) or module names. "
+        "A rule or task they register is named in [rule] / [task] like a built-in.",
+    )
     seed: int = Field(0, ge=0, description="Root seed: every random stream derives from it.")
     backend: Literal["torch", "brian2"] = Field(
         "torch",
@@ -110,14 +124,32 @@ class ProtocolSpec(BaseModel):
     task: dict[str, Any] = Field(
         description="Task name and options, e.g. {name = 'copy', length = 10}."
     )
-    rule: RuleSpec = Field(description="The learning rule and its options ([rule] table).")
+    rule: SerializeAsAny[RuleSpec] = Field(
+        description="The learning rule and its options ([rule] table), validated by the "
+        "options model of the rule it names."
+    )
     train: TrainSpec = Field(description="The training schedule ([train] table).")
+
+    @field_validator("rule", mode="before")
+    @classmethod
+    def _rule_table(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            try:
+                return rule_options(v)
+            except RuleOptionError as exc:
+                raise ValueError(f"{exc.key}: {exc.problem}") from None
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ProtocolSpec:
         if "name" not in self.task:
             raise ValueError("task.name: missing key")
         decor = self.model.decorrelate_input or self.model.decorrelate_rec
+        if "lr_decor" in self.rule.entry.preset.get("train", {}) and not self.train.lr_decor > 0:
+            raise ValueError(
+                f"train.lr_decor: rule {self.rule.name!r} learns decorrelation and needs "
+                f"lr_decor > 0 (got {self.train.lr_decor})"
+            )
         if self.train.lr_decor > 0 and not decor:
             raise ValueError(
                 "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
@@ -129,11 +161,35 @@ class ProtocolSpec(BaseModel):
                 "rule.alignment: logged for rate and MLP models with a perturbation or "
                 "gradient rule on the torch back-end only"
             )
+        check_precision(self)
         if self.backend == "brian2":
-            from .backends.brian2.trainer import check_brian2_protocol
+            from .backends.brian2.capabilities import check_brian2_protocol
 
             check_brian2_protocol(self)
         return self
+
+
+def check_precision(protocol: ProtocolSpec) -> None:
+    """``train.precision`` tf32/bf16 lowers the float32 matmuls of an autograd estimate; refuse
+    what it cannot honour (docs/design-decisions.md, "Precision")."""
+    tr, rule = protocol.train, protocol.rule.name
+    prec = tr.precision
+    if prec == "float32":
+        return
+    if tr.dtype != "float32":
+        raise ValueError(f"train.precision: {prec!r} applies to train.dtype = 'float32' "
+                         f"(got {tr.dtype!r})")  # fmt: skip
+    if protocol.backend != "torch":
+        raise ValueError(f"train.precision: {prec!r} needs backend 'torch' "
+                         f"(got {protocol.backend!r})")  # fmt: skip
+    if not protocol.rule.is_gradient:
+        raise ValueError(
+            f"train.precision: {prec!r} is for the gradient rules (bp, bptt, tbptt): rule "
+            f"{rule!r} correlates perturbations of size σ√α, below {prec} rounding (use 'float32')"
+        )
+    if prec == "tf32" and not tr.device.startswith("cuda"):
+        raise ValueError(f"train.precision: 'tf32' is a CUDA matmul mode (train.device = "
+                         f"{tr.device!r}); use 'bf16' or 'float32' off CUDA")  # fmt: skip
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -170,6 +226,16 @@ def protocol_from_dict(
     """Validate a protocol dict; a string ``model`` is a TOML path relative to ``base_dir``."""
     data = dict(data)
     _check_sections(data, source)
+    data["plugins"] = load_plugins(data.get("plugins", []), source, base_dir)
+    preset = rule_preset(data)
+    if isinstance(data.get("rule"), dict):
+        data = apply_rule_preset(data)
+        try:
+            data["rule"] = rule_options(data["rule"])
+        except RuleOptionError as exc:
+            raise SpecError(f"{source}: rule.{exc.key}: {exc.problem}") from None
+        except ValidationError as err:
+            raise SpecError(format_validation_error(err, source, prefix="rule.")) from None
     model = data.get("model")
     if isinstance(model, str):
         data["model"] = _read_model(model, base_dir)
@@ -179,7 +245,9 @@ def protocol_from_dict(
         rest = {k: v for k, v in model.items() if k != "base"}
         data["model"] = {**_read_model(model["base"], base_dir), **rest}
     if isinstance(data.get("model"), dict):
-        data["model"] = spec_from_dict(data["model"], source=source, prefix="model.")
+        data["model"] = spec_from_dict(
+            model_preset(data["model"], preset), source=source, prefix="model."
+        )
     elif "model" not in data:
         raise SpecError(f"{source}: model: missing key")
     else:
@@ -205,6 +273,51 @@ def _check_sections(data: dict, source: str) -> None:
         if close:
             hint = f" (did you mean [{close[0]}]?)" if table else f" (did you mean {close[0]}?)"
         raise SpecError(f"{source}: {what}{hint}; sections: model, task, rule, train")
+
+
+def load_plugins(refs: Any, source: str, base_dir: Path | None) -> list[str]:
+    """Import a protocol's ``plugins`` (once per process); their resolved references."""
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise SpecError(f"{source}: plugins: expected a list of .py files or module names")
+    out = []
+    for ref in refs:
+        try:
+            out.append(load_plugin(ref, base_dir))
+        except ValueError as exc:
+            raise SpecError(f"{source}: plugins: {exc}") from None
+    return out
+
+
+def rule_preset(data: dict) -> dict[str, dict]:
+    """The preset of the rule a protocol dict names (e.g. ``danp``: decorrelation on), or {}."""
+    from .registry import RULES
+
+    rule = data.get("rule")
+    name = rule.get("name") if isinstance(rule, dict) else getattr(rule, "name", None)
+    return RULES.get(name).preset if name in RULES else {}
+
+
+def apply_rule_preset(data: dict) -> dict:
+    """A rule's preset fills keys of the ``[train]`` table that the protocol leaves unset (the
+    model's keys: :func:`model_preset`); what the protocol says wins."""
+    preset = rule_preset(data)
+    data = dict(data)
+    for table, values in preset.items():
+        if table != "model" and isinstance(data.get(table, {}), dict):
+            data[table] = {**values, **data.get(table, {})}
+    return data
+
+
+def model_preset(model: dict, preset: dict[str, dict]) -> dict:
+    """The resolved model table with the preset's model keys: the rule defines them (DANP *is*
+    ANP with decorrelation), so they win over the model file. On an MLP, ``decorrelate_rec``
+    means ``decorrelate`` (every layer's input)."""
+    values = dict(preset.get("model", {}))
+    if not values:
+        return model
+    if model.get("kind", "rate") == "mlp" and "decorrelate_rec" in values:
+        values = {"decorrelate": values.pop("decorrelate_rec"), **values}
+    return {**model, **values}
 
 
 def _read_model(path: str, base_dir: Path | None) -> dict:

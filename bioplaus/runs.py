@@ -59,39 +59,11 @@ class RunResult(NamedTuple):
 
 
 def build_task(protocol: ProtocolSpec, source: str | None = None) -> Task:
-    """Instantiate the protocol's task and check its sizes against the model.
+    """Instantiate the protocol's task and check its sizes against the model (and that the
+    protocol's device exists). Errors are one line, ``source: task.<key>: problem``."""
+    from .tasks.build import task_for
 
-    Errors are one line, ``source: task.<key>: problem``."""
-    import inspect
-
-    from .tasks import TASKS, make_task
-
-    head = f"{source}: " if source else ""
-    name = protocol.task["name"]
-    if not isinstance(name, str) or name not in TASKS:
-        raise SpecError(f"{head}task.name: unknown task {name!r} (choose from {sorted(TASKS)})")
-    opts = {k: v for k, v in protocol.task.items() if k != "name"}
-    if "seed" in inspect.signature(TASKS[name]).parameters:
-        # the task's own data seed derives from the run's root seed unless given
-        opts.setdefault("seed", child_seed(protocol.seed, "task", "data"))
-    try:
-        task = make_task(name, **opts)
-    except (ValueError, TypeError) as exc:
-        msg = str(exc)
-        words = msg.replace("'", " ").replace(":", " ").split()
-        key = next((w for w in words if w in opts), None)
-        raise SpecError(f"{head}task{'.' + key if key else ''}: {msg}") from None
-    m = protocol.model
-    for key, want in (("n_in", task.n_in), ("n_out", task.n_out)):
-        if getattr(m, key) != want:
-            raise SpecError(
-                f"{head}model.{key}: {getattr(m, key)} does not match task {name!r} ({key}={want})"
-            )
-    if m.kind == "mlp" and task.loss != m.loss:
-        raise SpecError(
-            f"{head}model.output: {m.output!r} uses loss {m.loss!r} but task {name!r} is "
-            f"scored with {task.loss!r}"
-        )
+    task = task_for(protocol.task, protocol.model, protocol.seed, source)
     validate.check_protocol(protocol, source, task)  # cross-field rules, device, memory
     return task
 
@@ -407,12 +379,12 @@ def _load_checkpoint(run_dir: Path, trainer, steps: int) -> dict:
 
 
 def _make_trainer(spec: ProtocolSpec, task: Task, params):
-    from .backends.torch.trainer import Trainer
+    from .train.trainer import Trainer
 
     if spec.model.kind == "mlp":  # feed-forward models: same trainer contract
-        from .backends.torch.mlp_trainer import MLPTrainer as Trainer
+        from .train.mlp_trainer import MLPTrainer as Trainer
     if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
-        from .backends.brian2.trainer import Brian2Trainer as Trainer
+        from .train.brian2_trainer import Brian2Trainer as Trainer
     try:
         return Trainer(spec, task, params)
     except (ValueError, TypeError) as exc:  # a check the run layer missed: still one line
@@ -687,7 +659,7 @@ def _train(
     metrics: pd.DataFrame | None = None,
 ) -> RunResult:
     from .analysis.plots import plot_run
-    from .backends.torch.trainer import DivergedError
+    from .train.trainer import DivergedError
 
     tr = spec.train
     wall = 0.0

@@ -185,7 +185,10 @@ class LIFSpec(_Strict):
     v_rest: float = Field(0.0, description="Resting potential v_rest.")
     v_reset: float = Field(0.0, description="Reset potential v_reset (< θ).")
     t_ref: float = Field(
-        0.004, ge=0, description="Refractory period t_ref, seconds (a whole number of dt)."
+        0.004,
+        ge=0,
+        description="Refractory period t_ref, seconds: v is clamped at v_reset for exactly "
+        "t_ref after a spike (with spiking = 'grid' a whole number of dt).",
     )
     sigma_v: float = Field(
         0.5,
@@ -230,6 +233,14 @@ class LIFSpec(_Strict):
     detach_reset: bool = Field(
         True, description="BPTT: no gradient through the reset (snnTorch's default)."
     )
+    spiking: Literal["grid", "precise"] = Field(
+        "grid",
+        description="Spike timing: 'grid' (spikes at step ends, threshold checked at step "
+        "ends) or 'precise' (threshold crossings between steps: interpolated crossing time "
+        "and the Ornstein-Uhlenbeck bridge-crossing probability of the membrane noise; "
+        "spikes carry their offset within the step, reset, refractoriness and the traces "
+        "start there; converges to continuous time, docs/lif.md).",
+    )
     delta: Literal["drive", "v", "spike"] = Field(
         "spike",
         description="ANP's δ between noisy and clean pass: the spikes s (default, best "
@@ -246,13 +257,16 @@ class LIFSpec(_Strict):
                     f"dt must be <= {key} (got dt={self.dt}, {key}={getattr(self, key)})"
                 )
         n = self.t_ref / self.dt
-        if abs(n - round(n)) > 1e-6:
-            raise ValueError(f"t_ref must be a whole number of dt (got t_ref/dt = {n:g})")
+        if self.spiking == "grid" and abs(n - round(n)) > 1e-6:
+            raise ValueError(
+                f"t_ref must be a whole number of dt with spiking = 'grid' (got t_ref/dt = "
+                f"{n:g}; spiking = 'precise' takes any t_ref)"
+            )
         return self
 
     @property
     def n_ref(self) -> int:
-        """Refractory period in steps, round(t_ref/dt)."""
+        """Refractory period in whole steps, round(t_ref/dt) (the grid's clamp length)."""
         return int(round(self.t_ref / self.dt))
 
 

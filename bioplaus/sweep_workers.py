@@ -254,7 +254,7 @@ def death_reason(exitcode: int | None) -> str:
 WORKER_PRELOAD = (
     "bioplaus.sweep_workers",
     "bioplaus.runs",
-    "bioplaus.backends.torch.trainer",
+    "bioplaus.train.trainer",
     "bioplaus.analysis.plots",
     "torch._dynamo",
 )

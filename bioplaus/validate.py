@@ -2,8 +2,8 @@
 a run needs, the run folder, and the arguments of ``bp.simulate`` / ``bp.estimate``.
 
 Everything a pydantic model cannot see alone lives here, in one place: which rule runs on
-which network type and back-end (:data:`CAPABILITIES`), which rules need σ > 0, the device
-string, finite numbers in rule options, sizes against the machine's memory. The run layer
+which network type (:func:`capabilities`, from the rule registry), which rules need σ > 0,
+the device string, finite numbers in rule options, sizes against the machine's memory. The run layer
 calls :func:`check_protocol` before it creates the run folder, so a bad protocol ends with one
 line (``source: key: problem``) and nothing written.
 
@@ -25,21 +25,24 @@ import numpy as np
 from .spec import LIFSpec, MLPSpec, RateSpec, SpecError
 
 # -- capabilities --------------------------------------------------------------------------
-#: Which rule trains which network type on which back-end. One table, so the rules' and
-#: back-ends' own declarations can replace it later (issue 16). ``sigma``: the rule needs a
-#: perturbation σ > 0 (the rule's, else the model's). ``three-factor`` needs σ > 0 only with
-#: Gaussian exploration (kicks explore without it).
-CAPABILITIES: dict[str, dict[str, Any]] = {
-    "bp": {"models": {"rate", "lif", "mlp"}, "backends": {"torch"}, "sigma": False},
-    "bptt": {"models": {"rate", "lif", "mlp"}, "backends": {"torch"}, "sigma": False},
-    "tbptt": {"models": {"rate", "lif"}, "backends": {"torch"}, "sigma": False},
-    "np": {"models": {"rate", "lif", "mlp"}, "backends": {"torch"}, "sigma": True},
-    "anp": {"models": {"rate", "lif", "mlp"}, "backends": {"torch", "brian2"}, "sigma": True},
-    "inp": {"models": {"rate", "mlp"}, "backends": {"torch"}, "sigma": True},
-    "wp": {"models": {"rate", "mlp"}, "backends": {"torch"}, "sigma": True},
-    "rtg-np": {"models": {"rate", "lif", "mlp"}, "backends": {"torch"}, "sigma": True},
-    "three-factor": {"models": {"rate", "lif"}, "backends": {"torch", "brian2"}, "sigma": None},
-}
+#: Which rule trains which network type, and whether it needs a perturbation σ > 0, derived
+#: from the rule registry's declarations (``networks``, ``mechanism``): node and weight
+#: perturbation need σ > 0, the online three-factor rule only with Gaussian exploration
+#: (kicks explore without it), gradient rules never. Back-end limits are the back-ends' own
+#: (``backends/brian2/capabilities.py``, called by ``ProtocolSpec``).
+_SIGMA = {"node": True, "weight": True, "online": None, "gradient": False}
+
+
+def capabilities() -> dict[str, dict[str, Any]]:
+    """``{rule: {"models": {...}, "sigma": True | False | None}}`` for every registered rule."""
+    from .registry import RULES
+
+    return {
+        name: {"models": set(e.networks), "sigma": _SIGMA.get(e.mechanism, False)}
+        for name, e in RULES.items()
+    }
+
+
 #: options a network type cannot honour: (model kind, option, allowed values, why)
 MODEL_OPTION_LIMITS: tuple[tuple[str, str, tuple, str], ...] = (
     ("lif", "baseline", ("clean",), "the LIF driver has only a clean (unperturbed) baseline"),
@@ -238,20 +241,16 @@ def check_rule_options(rs: Any, error: type[Exception] = SpecError, head: str = 
 
 def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = "") -> None:
     """The rule can run on this network type and back-end, with the σ it needs."""
-    cap = CAPABILITIES.get(rs.name)
-    if cap is None:  # a user's rule: its own checks apply
+    caps = capabilities()
+    cap = caps.get(rs.name)
+    if cap is None:  # not registered: its own checks apply
         return
     kind = model.kind
     if kind not in cap["models"]:
-        ok = sorted(r for r, c in CAPABILITIES.items() if kind in c["models"])
+        ok = sorted(r for r, c in caps.items() if kind in c["models"])
         raise SpecError(
             f"{head}rule.name: rule {rs.name!r} does not run on a {kind} model (rules for "
             f"{kind}: {', '.join(ok)})"
-        )
-    if backend not in cap["backends"]:
-        raise SpecError(
-            f"{head}backend: rule {rs.name!r} does not run on backend {backend!r} "
-            f"(it runs on {', '.join(sorted(cap['backends']))})"
         )
     for mkind, opt, allowed, why in MODEL_OPTION_LIMITS:
         if kind == mkind and getattr(rs, opt, allowed[0]) not in allowed:
@@ -399,12 +398,13 @@ def check_simulate(
         raise SpecError(f"device: backend 'brian2' runs on the CPU (got {device!r})")
     options = dict(options or {})
     if backend == "torch":
-        allowed = {"spikes"} if isinstance(spec, LIFSpec) else set()
+        allowed = {"spikes", "spike_times", "crossing"} if isinstance(spec, LIFSpec) else set()
         unknown = sorted(set(options) - allowed)
         if unknown:
+            takes = ", ".join(sorted(allowed)) if allowed else "no backend options"
             raise TypeError(
-                f"simulate() got an unexpected keyword argument {unknown[0]!r} (backend 'torch'"
-                f"{' takes spikes' if allowed else ' takes no backend options'})"
+                f"simulate() got an unexpected keyword argument {unknown[0]!r} (backend "
+                f"'torch' takes {takes})"
             )
     arr = _numeric("inputs", inputs)
     if arr.ndim != 3:
@@ -442,7 +442,7 @@ def check_estimate(
     device, dtype, finite params and mask."""
     from pydantic import ValidationError
 
-    from .rules import RuleSpec
+    from .rules.options import RuleOptionError, RuleSpec, rule_options
     from .spec import format_validation_error
 
     _check_spec(spec, "estimate")
@@ -451,27 +451,25 @@ def check_estimate(
         raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")
     check_device(device, key="device")
     options = dict(options or {})
-    unknown = sorted(set(options) - set(RuleSpec.model_fields) - {"name"})
-    if unknown:
-        raise TypeError(
-            f"estimate() got an unexpected keyword argument {unknown[0]!r} (rule options: "
-            f"{', '.join(k for k in RuleSpec.model_fields if k != 'name')})"
-        )
     if "name" in options:
         raise TypeError("estimate(): name the rule with the first argument, not name=")
-    if isinstance(rule, RuleSpec):
+    if isinstance(rule, RuleSpec):  # validated again with the options given here
         data = {**rule.model_dump(), **options}
     elif isinstance(rule, str):
         data = {"name": rule, **options}
     else:
         raise TypeError(f"rule: expected a rule name or a bp.RuleSpec (got {type(rule).__name__})")
     try:
-        rs = RuleSpec(**data)
+        rs = rule_options(data)
+    except RuleOptionError as exc:
+        if exc.key in options and exc.problem.startswith("unknown key"):
+            raise TypeError(
+                f"estimate() got an unexpected keyword argument {exc.key!r} (rule "
+                f"{data['name']!r}: {exc.problem})"
+            ) from None
+        raise SpecError(f"rule.{exc.key}: {exc.problem}") from None
     except ValidationError as err:
-        msg = format_validation_error(err, "rule").replace("rule: (top level): ", "rule: ")
-        raise SpecError(msg) from None
-    except TypeError as exc:
-        raise TypeError(f"rule: {exc}") from None
+        raise SpecError(format_validation_error(err, None, prefix="rule.")) from None
     check_rule_options(rs)
     if rs.name == "three-factor":
         raise SpecError(

@@ -42,11 +42,13 @@ def model_spec_classes() -> list[type[BaseModel]]:
 
 
 def protocol_spec_classes() -> list[type[BaseModel]]:
-    """The protocol file's spec classes: ProtocolSpec, RuleSpec, TrainSpec."""
+    """The protocol file's spec classes: ProtocolSpec, RuleSpec and every registered rule's
+    own options model (the ``[rule]`` table is validated by the rule it names), TrainSpec."""
     from bioplaus.protocol import ProtocolSpec, TrainSpec
     from bioplaus.rules import RuleSpec
+    from bioplaus.rules.options import rule_field_docs
 
-    return [ProtocolSpec, RuleSpec, TrainSpec]
+    return [ProtocolSpec, RuleSpec, *rule_field_docs(), TrainSpec]
 
 
 def all_spec_classes() -> list[type[BaseModel]]:

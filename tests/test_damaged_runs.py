@@ -12,7 +12,7 @@ import torch
 
 import bioplaus as bp
 from bioplaus import cli
-from bioplaus.backends.torch import trainer as trainer_mod
+from bioplaus.train import trainer as trainer_mod
 
 PROTO = {
     "name": "dmg",

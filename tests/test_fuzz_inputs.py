@@ -30,10 +30,9 @@ from hypothesis import strategies as st
 
 from bioplaus import cli
 from bioplaus.protocol import TrainSpec
-from bioplaus.rules import RuleSpec
 from bioplaus.spec import LIFSpec, MLPSpec, RateSpec
 from bioplaus.tomlwrite import dumps, value
-from bioplaus.validate import CAPABILITIES
+from bioplaus.validate import capabilities
 
 RATE = {"kind": "rate", "n_in": 10, "n_rec": 12, "n_out": 10, "tau": 1.0, "dt": 1.0}
 LIF = {"kind": "lif", "n_in": 10, "n_rec": 12, "n_out": 10}
@@ -130,9 +129,14 @@ def field_cases() -> list[tuple[str, str, str, object]]:
         for v in bad_values(f):
             cases.append(("rate", "train", key, v))
     cases += [("rate", "train", "device", v) for v in ("foo", "meta", "", "cuda:x", "gpu")]
-    for key, f in RuleSpec.model_fields.items():
-        for v in bad_values(f):
-            cases.append(("rate", "rule", key, v))
+    from bioplaus.registry import RULES
+
+    for name, entry in RULES.items():
+        for key, f in entry.options.model_fields.items():
+            if key == "name":
+                continue
+            for v in bad_values(f):
+                cases.append(("rate", f"rule:{name}", key, v))
     cases += [("mlp", "model", "sizes", v) for v in ([], [3], [64, 0, 10], [64, -1, 10], "8")]
     for key, vals in {"length": [0, -1, 2.5, "3", math.nan], "delay": [-1, "1", 0.5]}.items():
         cases += [("rate", "task", key, v) for v in vals]
@@ -148,7 +152,7 @@ FIELD_CASES = field_cases()
 def cross_cases() -> list[tuple[str, dict]]:
     """Combinations each field allows alone but not together."""
     out = []
-    for rule, cap in CAPABILITIES.items():
+    for rule, cap in capabilities().items():
         for kind in ("rate", "lif", "mlp"):
             if kind not in cap["models"]:
                 out.append((kind, {"rule": {"name": rule}}))
@@ -197,6 +201,8 @@ def build(kind_idx: int, family: int, idx: int, via_set: bool) -> tuple[dict, li
                 return d, [f"{key}={value(v)}"]
             d[key] = v
             return d, []
+        if section.startswith("rule:"):
+            section, d["rule"] = "rule", {"name": section.split(":", 1)[1]}
         if via_set and not isinstance(v, dict) and key != "kind":
             return d, [f"{section}.{key}={value(v)}"]
         d[section] = {**d[section], key: v}

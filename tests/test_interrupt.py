@@ -17,9 +17,9 @@ import pytest
 
 import bioplaus as bp
 from bioplaus import cli
-from bioplaus.backends.torch import trainer as trainer_mod
 from bioplaus.runs import RunInterrupted
 from bioplaus.tomlwrite import dumps
+from bioplaus.train import trainer as trainer_mod
 
 PROTO = {
     "name": "intr",

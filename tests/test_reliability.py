@@ -290,8 +290,8 @@ def test_two_runs_same_seed_identical_bytes(tmp_path, n):
 def test_resume_from_the_step_0_checkpoint_logs_step_0_once(tmp_path, monkeypatch):
     """A run killed after its first checkpoint (step 0) but before its first update resumes
     to the same metrics as an uninterrupted run (step 0 is not logged twice)."""
-    from bioplaus.backends.torch.trainer import Trainer
     from bioplaus.runs import resume, run
+    from bioplaus.train.trainer import Trainer
 
     full = run(VALID, out=tmp_path / "full", progress=False)
     step = Trainer.step

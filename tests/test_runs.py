@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bioplaus as bp
-from bioplaus.backends.torch import trainer as trainer_mod
+from bioplaus.train import trainer as trainer_mod
 
 
 def tiny(rule="anp", steps=20, **train):

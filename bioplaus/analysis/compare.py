@@ -65,7 +65,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     naming the file, when one is missing or unreadable)."""
     from ..params import init_params
     from ..random import child_seed
-    from ..runs import build_task
+    from ..tasks.build import task_for
 
     d = Path(run_dir)
     cfg_path = d / "config.json"
@@ -85,9 +85,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     with np.load(pf) as z:
         params = {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
     init = init_params(proto.model, seed=child_seed(proto.seed, "init_params"))
-    return LoadedRun(
-        d, proto, build_task(proto), params, init, pd.read_csv(d / "metrics.csv"), status
-    )
+    task = task_for(proto.task, proto.model, proto.seed)
+    return LoadedRun(d, proto, task, params, init, pd.read_csv(d / "metrics.csv"), status)
 
 
 def _check_same_task(a: LoadedRun, b: LoadedRun) -> None:
@@ -103,10 +102,10 @@ def _check_same_task(a: LoadedRun, b: LoadedRun) -> None:
 
 def clean_states(run: LoadedRun, inputs: np.ndarray, params: dict | None = None) -> np.ndarray:
     """Noise-free hidden states x [T, B, N] of a run's network (final params by default)."""
-    import bioplaus as bp
+    from ..simulate import simulate
 
     T, B, _ = inputs.shape
-    return bp.simulate(
+    return simulate(
         run.protocol.model,
         inputs,
         params=run.params if params is None else params,
@@ -119,7 +118,7 @@ def readout(run: LoadedRun, x: np.ndarray, params: dict | None = None) -> np.nda
     """o = W_out D_rec φ(x) + b_out, numpy [T, B, n_out]."""
     import torch
 
-    from ..backends.torch.rate import PHI
+    from ..nonlinearities import PHI
 
     p = run.params if params is None else params
     r = PHI[run.protocol.model.nonlinearity](torch.as_tensor(x)).numpy()
@@ -145,11 +144,11 @@ def gradient_alignment(
     matrix); reported for single estimates (mean, std over ``n_rep`` noise seeds) and for
     their mean ĝ̄ (variance averaged away, bias left).
     """
-    import bioplaus as bp
+    from ..estimate import estimate
 
     spec, task = run.protocol.model, run.task
     kw = dict(mask=batch.mask, loss=task.loss, dtype="float64")
-    g = bp.estimate("bptt", spec, params, batch.inputs, batch.targets, seed=seed, **kw)
+    g = estimate("bptt", spec, params, batch.inputs, batch.targets, seed=seed, **kw)
     keys = [k for k in g if np.any(g[k] != 0) or k.startswith("W")]
     flat = np.concatenate([g[k].ravel() for k in keys])
 
@@ -158,9 +157,7 @@ def gradient_alignment(
         return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
 
     ests = [
-        bp.estimate(
-            run.protocol.rule, spec, params, batch.inputs, batch.targets, seed=seed + i, **kw
-        )
+        estimate(run.protocol.rule, spec, params, batch.inputs, batch.targets, seed=seed + i, **kw)
         for i in range(n_rep)
     ]
     singles = [cos(np.concatenate([e[k].ravel() for k in keys]), flat) for e in ests]

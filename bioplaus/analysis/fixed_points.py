@@ -42,7 +42,7 @@ class FixedPoints(NamedTuple):
 
 
 def _phi(name: str):
-    from ..backends.torch.rate import PHI
+    from ..nonlinearities import PHI
 
     return PHI[name]
 

@@ -30,6 +30,42 @@ class StepRecord(NamedTuple):
     out_on: Tensor | None = None  # [P]
 
 
+class BlockRecord(NamedTuple):
+    """n consecutive steps t0 … t0+n−1 of P paired samples, time-major: every field is
+    [n, P, ·] (``dl`` [n, P]) and means what the same field of :class:`StepRecord` means.
+
+    A driver that computes a chunk of steps at once (the fast path) hands a rule one block;
+    a rule with ``accumulate_block`` consumes it with large GEMMs, any other rule gets its
+    steps one by one (:func:`accumulate_block`)."""
+
+    t0: int
+    z_hid: Tensor  # [n, P, M_h]
+    z_out: Tensor  # [n, P, M_o]
+    dx: Tensor  # [n, P, N]
+    do: Tensor  # [n, P, n_out]
+    eps_x: Tensor  # [n, P, N]
+    eps_o: Tensor  # [n, P, n_out]
+    dl: Tensor  # [n, P]
+
+    def step(self, k: int) -> StepRecord:
+        """Step t0 + k as a :class:`StepRecord`."""
+        return StepRecord(
+            self.t0 + k, self.z_hid[k], self.z_out[k], self.dx[k], self.do[k],
+            self.eps_x[k], self.eps_o[k], self.dl[k],
+        )  # fmt: skip
+
+
+def accumulate_block(rule, state: object, block: BlockRecord, ctx: Context) -> object:
+    """Feed a block of steps to ``rule``: through its own ``accumulate_block`` when it has
+    one, else step by step through ``accumulate`` (the same estimate, every rule)."""
+    fn = getattr(rule, "accumulate_block", None)
+    if fn is not None:
+        return fn(state, block, ctx)
+    for k in range(block.dl.shape[0]):
+        state = rule.accumulate(state, block.step(k), ctx)
+    return state
+
+
 class Context(NamedTuple):
     """Constants of the estimate: α, σ, and the noise-variance factor (1 with a clean
     baseline, 2 when pass B is noisy too)."""
@@ -54,6 +90,16 @@ class PerturbationRule(Protocol):
     def accumulate(self, state: object, rec: StepRecord, ctx: Context) -> object: ...
 
     def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...
+
+
+def anp_scale(scale: str | float, n_units: int) -> float:
+    """The ANP constant c for ``n_units`` perturbed units: c = n (``"n"``), √n
+    (``"sqrt_n"``, the RNN seed paper's code) or the given number."""
+    if scale == "n":
+        return float(n_units)
+    if scale == "sqrt_n":
+        return float(n_units) ** 0.5
+    return float(scale)
 
 
 def check_pass_options(sigma: float, baseline: str, K: int) -> None:

@@ -31,6 +31,8 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from .base import anp_scale
+
 Tensor = torch.Tensor
 _TINY = 1e-30
 Kind = Literal["np", "anp", "inp"]
@@ -66,12 +68,7 @@ class GradState(NamedTuple):
     b: list[Tensor]
 
 
-def _scale(scale: str | float, n: int) -> float:
-    if scale == "n":
-        return float(n)
-    if scale == "sqrt_n":
-        return float(n) ** 0.5
-    return float(scale)
+_scale = anp_scale  # c = n, √n or a number (rules/base.py)
 
 
 class LayeredNodePerturbation:
@@ -137,6 +134,8 @@ class LayeredWeightPerturbation:
 
     name = "wp"
     iterative = False
+    #: the layered driver perturbs weights for this rule (WeightRecord), not nodes
+    perturbs = "weights"
 
     def init(self, shapes: list[tuple[int, int]], like: Tensor) -> GradState:
         return GradState(

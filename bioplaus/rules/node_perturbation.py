@@ -36,8 +36,11 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import Field, model_validator
 
-from .base import Context, Estimate, StepRecord
+from ..registry import register_rule
+from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale
+from .options import PairedPassOptions
 
 Tensor = torch.Tensor
 Signal = Literal["local", "trial", "rtg", "trace"]
@@ -86,13 +89,25 @@ class NodePerturbation:
         #: INP: the driver runs one perturbed pass per layer (hidden only, readout only)
         self.iterative = kind == "inp"
 
+    def block_steps(self, P: int) -> int | None:
+        """Steps per block this rule prefers from a chunking driver (None: the driver's
+        choice). The per-sample traces of trial / rtg / trace signals ([P, N, M] memory) are
+        read and written once per block, so longer blocks pay: 128 steps, or fewer when P is
+        large (~32k rows a block)."""
+        if self.signal == "local":
+            return None
+        return max(16, min(128, 32768 // max(P, 1)))
+
+    @property
+    def linear_in_z(self) -> bool:
+        """The estimate is linear in the presynaptic records z, so a driver may hand z in
+        another basis (φ instead of r̂ = D φ) and map the estimate back. A subclass that
+        changes :meth:`accumulate` is not assumed to be."""
+        return type(self).accumulate is NodePerturbation.accumulate
+
     # -- postsynaptic signals -------------------------------------------------------------
     def _c(self, n_units: int) -> float:
-        if self.scale == "n":
-            return float(n_units)
-        if self.scale == "sqrt_n":
-            return float(n_units) ** 0.5
-        return float(self.scale)
+        return anp_scale(self.scale, n_units)
 
     def signals(self, rec: StepRecord, ctx: Context) -> tuple[Tensor, Tensor]:
         """e_hid [P, N], e_out [P, n_out] for one step."""
@@ -146,6 +161,60 @@ class NodePerturbation:
             state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
         return state
 
+    def accumulate_block(self, state: NPState, blk: BlockRecord, ctx: Context) -> NPState:
+        """Add n steps at once (the same estimate as n calls of :meth:`accumulate`, up to
+        rounding), as GEMMs over the block's n·P rows. With λ = ``trace_decay`` (1 for
+        trial / rtg) and k = 0 … n−1 the steps of the block::
+
+            local : G += Σ_k (e_k δℓ_k)ᵀ z_k
+            traces: c_k = Σ_{j≥k} λ^{j−k} δℓ_j (per sample), s = Σ_k λ^{k+1} δℓ_k
+                    G += Σ_p s_p E_p + Σ_k (c_k e_k)ᵀ z_k          (rtg, trace)
+                    E ← λⁿ E + Σ_k λ^{n−1−k} e_k z_kᵀ              (per sample)
+
+        A subclass that overrides :meth:`accumulate` gets its steps one by one."""
+        if type(self).accumulate is not NodePerturbation.accumulate:
+            for k in range(blk.dl.shape[0]):
+                state = self.accumulate(state, blk.step(k), ctx)
+            return state
+        if self.iterative:
+            raise ValueError("inp: its passes perturb one layer each (StepRecord.hid_on)")
+        n, P = blk.dl.shape
+        rows = n * P
+        flat = StepRecord(
+            blk.t0, None, None, blk.dx.reshape(rows, -1), blk.do.reshape(rows, -1),
+            blk.eps_x.reshape(rows, -1), blk.eps_o.reshape(rows, -1), blk.dl.reshape(rows),
+        )  # fmt: skip
+        e_h, e_o = self.signals(flat, ctx)
+        Zh, Zo = blk.z_hid.reshape(rows, -1), blk.z_out.reshape(rows, -1)
+        if self.signal == "local":
+            d = flat.dl[:, None]
+            state.G_hid.addmm_((e_h * d).T, Zh)
+            state.G_out.addmm_((e_o * d).T, Zo)
+            return state
+        lam = self.trace_decay if self.signal == "trace" else 1.0
+        dl = blk.dl
+        if self.signal in ("rtg", "trace"):
+            c = torch.empty_like(dl)  # c_k = δℓ_k + λ c_{k+1}
+            acc = torch.zeros_like(dl[0])
+            for k in range(n - 1, -1, -1):
+                acc = dl[k] + lam * acc
+                c[k] = acc
+            powers = lam ** torch.arange(1, n + 1, device=dl.device, dtype=dl.dtype)
+            s = (dl * powers[:, None]).sum(0)  # [P]
+            for G, E, e, Z in (
+                (state.G_hid, state.E_hid, e_h, Zh),
+                (state.G_out, state.E_out, e_o, Zo),
+            ):
+                G.add_(torch.einsum("p,pnm->nm", s, E))
+                G.addmm_((e * c.reshape(rows, 1)).T, Z)
+        w = lam ** torch.arange(n - 1, -1, -1, device=dl.device, dtype=dl.dtype)  # λ^{n−1−k}
+        for E, e, Z in ((state.E_hid, e_h, Zh), (state.E_out, e_o, Zo)):
+            if lam != 1.0:
+                E.mul_(lam**n)
+            e3 = (e.view(n, P, -1) * w[:, None, None]).permute(1, 2, 0)  # [P, N, n]
+            E.baddbmm_(e3, Z.view(n, P, -1).permute(1, 0, 2))  # += Σ_k w_k e_k z_kᵀ
+        return state
+
     def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:
         """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K."""
         if self.signal == "trial":
@@ -154,3 +223,100 @@ class NodePerturbation:
         else:
             G_hid, G_out = state.G_hid, state.G_out
         return Estimate(G_hid / norm, G_out / norm)
+
+
+# -- options and registration ---------------------------------------------------------------
+class NodePerturbationOptions(PairedPassOptions):
+    """Options of the node-perturbation family (np, anp, inp, rtg-np; danp and dnp are
+    anp and np with decorrelation turned on)."""
+
+    name: Literal["np", "anp", "inp", "rtg-np", "danp", "dnp"] = Field(
+        description="np | anp | inp (iterative NP: one noisy pass per layer, only that layer "
+        "perturbed) | rtg-np (reward-to-go NP) | danp / dnp (anp / np with decorrelation: "
+        "sets model.decorrelate_rec and train.lr_decor = 1e-3 unless given)."
+    )
+    signal: Literal["local", "trial", "rtg", "trace"] | None = Field(
+        None,
+        description="Credit signal: local δℓ_t (default for np, anp), whole-trial δL, "
+        "reward-to-go Σ_{s≥t} δℓ_s (default for rtg-np), or a decaying eligibility trace "
+        "Σ_{s≥t} λ^{s−t} δℓ_s (λ = trace_decay; np, anp).",
+    )
+    trace_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="λ of signal 'trace': E ← λE + e zᵀ, G = Σ_t δℓ_t E_t (1: reward-to-go).",
+    )
+    scale: Literal["n", "sqrt_n"] | float = Field(
+        "n", description="ANP scale c: number of perturbed units, its square root, or a number."
+    )
+    norm: Literal["joint", "layer"] = Field(
+        "joint", description="ANP normalisation ‖δ‖²: joint over all layers, or per layer."
+    )
+    noise_access: Literal["difference", "own"] = Field(
+        "difference",
+        description="NP with a noisy baseline (feed-forward models): the noise NP correlates "
+        "with δℓ — the difference of both passes' noise (exact, v = 2) or only the perturbed "
+        "pass's own noise (v = 1; the paper's DNP in a system whose baseline noise is unknown).",
+    )
+
+    @model_validator(mode="after")
+    def _fit(self) -> NodePerturbationOptions:
+        if self.noise_access != "difference" and (
+            self.kind != "np" or self.baseline != "noisy" or self.name == "rtg-np"
+        ):
+            raise ValueError(
+                "option 'noise_access' applies only to rule 'np' with baseline 'noisy'"
+            )
+        if self.name == "rtg-np" and self.signal not in (None, "rtg"):
+            raise ValueError("signal: rule 'rtg-np' uses signal 'rtg'")
+        if self.signal == "trace" and self.kind == "inp":
+            raise ValueError("signal 'trace' applies to rules 'np' and 'anp'")
+        if self.trace_decay != 1.0 and self.signal != "trace":
+            raise ValueError("option 'trace_decay' applies only to signal 'trace'")
+        if not isinstance(self.scale, str) and not self.scale > 0:
+            raise ValueError(f"scale: must be 'n', 'sqrt_n' or a number > 0 (got {self.scale})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """np | anp | inp: the estimator (rtg-np and dnp are np, danp is anp)."""
+        return {"rtg-np": "np", "dnp": "np", "danp": "anp"}.get(self.name, self.name)
+
+
+def build_node_perturbation(opts: NodePerturbationOptions, network: str):
+    """The estimator of ``opts`` for a network type (``mlp``: the layered version, where the
+    credit signal is moot since T = 1)."""
+    if network == "mlp":
+        from .layered import LayeredNodePerturbation
+
+        return LayeredNodePerturbation(
+            kind=opts.kind, scale=opts.scale, norm=opts.norm, own_noise=opts.noise_access == "own"
+        )
+    if opts.noise_access == "own":
+        raise ValueError("noise_access 'own' is implemented for feed-forward (mlp) models only")
+    signal = opts.signal or ("rtg" if opts.name == "rtg-np" else "local")
+    return NodePerturbation(
+        kind=opts.kind, signal=signal, scale=opts.scale, norm=opts.norm,
+        trace_decay=opts.trace_decay,
+    )  # fmt: skip
+
+
+_DECOR = {"model": {"decorrelate_rec": True}, "train": {"lr_decor": 1e-3}}
+for _name, _summary, _preset in (
+    ("np", "node perturbation: δℓ · ε zᵀ / σ²", {}),
+    ("anp", "activity-based node perturbation: c δℓ · δx zᵀ / ‖δx‖²", {}),
+    ("inp", "iterative NP: one noisy pass per layer", {}),
+    ("rtg-np", "reward-to-go NP (unbiased for full BPTT)", {}),
+    ("danp", "ANP with decorrelation (lateral inhibition)", _DECOR),
+    ("dnp", "NP with decorrelation (lateral inhibition)", _DECOR),
+):
+    register_rule(
+        _name,
+        options=NodePerturbationOptions,
+        build=build_node_perturbation,
+        mechanism="node",
+        networks=("rate", "mlp") if _name == "inp" else ("rate", "lif", "mlp"),
+        summary=_summary,
+        preset=_preset,
+    )

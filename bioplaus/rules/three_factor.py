@@ -54,6 +54,10 @@ import math
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import Field
+
+from ..registry import register_rule
+from .options import RuleSpec
 
 Tensor = torch.Tensor
 Reward = Literal["trial", "step"]
@@ -267,3 +271,71 @@ def _first_reward(idx: Tensor, R: Tensor, rbar: Tensor) -> Tensor:
             out[i] = r
             done[i] = True
     return out
+
+
+# -- options and registration ---------------------------------------------------------------
+class ThreeFactorOptions(RuleSpec):
+    """Options of the online three-factor rule."""
+
+    name: Literal["three-factor"] = Field(
+        description="three-factor: online, eligibility × reward (rules/three_factor.py)."
+    )
+    sigma: float | None = Field(
+        None, gt=0, description="Exploration noise σ; default: the model's sigma."
+    )
+    tau_e: float | None = Field(
+        None,
+        gt=0,
+        description="three-factor: eligibility time constant τ_e, s (None: "
+        "accumulate over the trial, Miconi 2017).",
+    )
+    tau_b: float = Field(
+        0.05, gt=0, description="three-factor: time constant τ_b of the running activity mean, s."
+    )
+    tau_r: float = Field(
+        5.0,
+        gt=0,
+        description="three-factor: reward-baseline time constant τ_r (trials for "
+        "reward 'trial', seconds for 'step').",
+    )
+    reward: Literal["trial", "step"] = Field(
+        "trial", description="three-factor: reward −L at trial end, or −ℓ_t every scored step."
+    )
+    noise: Literal["gaussian", "kicks"] = Field(
+        "gaussian",
+        description="three-factor: exploration as intrinsic noise σ√α ξ or sparse random kicks.",
+    )
+    kick_rate: float = Field(3.0, gt=0, description="three-factor: kicks per unit per second, Hz.")
+    kick_amplitude: float = Field(
+        1.0, gt=0, description="three-factor: a kick adds U(−A, A) to x; this is A."
+    )
+    supralinear: float | None = Field(
+        None,
+        gt=0,
+        description="three-factor: exponent p of S(y) = sign(y)|y|^p on the "
+        "Hebbian term (3: Miconi's y³; None: linear).",
+    )
+    normalise: bool = Field(
+        False, description="three-factor: divide M by ‖x − x̄‖² (times the number of units)."
+    )
+
+
+def build_three_factor(opts: ThreeFactorOptions, network: str, dt: float | None = None):
+    """The online rule for a model with step ``dt`` (seconds)."""
+    if dt is None:
+        raise ValueError("rule 'three-factor' needs the model's dt")
+    keys = ("tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude")
+    return ThreeFactor(
+        dt, **{k: getattr(opts, k) for k in keys}, supralinear=opts.supralinear,
+        normalise=opts.normalise,
+    )  # fmt: skip
+
+
+register_rule(
+    "three-factor",
+    options=ThreeFactorOptions,
+    build=build_three_factor,
+    mechanism="online",
+    networks=("rate", "lif"),
+    summary="online three-factor: eligibility × (R − R̄)",
+)

@@ -20,8 +20,11 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+from pydantic import Field
 
+from ..registry import register_rule
 from .base import Estimate
+from .options import PairedPassOptions
 
 Tensor = torch.Tensor
 Signal = Literal["local", "trial", "rtg"]
@@ -48,6 +51,8 @@ class WeightPerturbation:
 
     iterative = False
     kind = "wp"
+    #: the paired-pass driver perturbs weights for this rule (WPRecord), not nodes
+    perturbs = "weights"
 
     def __init__(self, signal: Signal = "local") -> None:
         if signal not in ("local", "trial", "rtg"):
@@ -87,3 +92,34 @@ class WeightPerturbation:
         else:
             G_hid, G_out = state.G_hid, state.G_out
         return Estimate(G_hid / norm, G_out / norm)
+
+
+# -- options and registration ---------------------------------------------------------------
+class WeightPerturbationOptions(PairedPassOptions):
+    """Options of weight perturbation."""
+
+    name: Literal["wp"] = Field(description="wp: weight perturbation.")
+    signal: Literal["local", "trial", "rtg"] | None = Field(
+        None,
+        description="Credit signal: local δℓ_t (default), whole-trial δL, or reward-to-go "
+        "Σ_{s≥t} δℓ_s.",
+    )
+
+
+def build_weight_perturbation(opts: WeightPerturbationOptions, network: str):
+    """WP for the rate RNN, or its layered version for an MLP."""
+    if network == "mlp":
+        from .layered import LayeredWeightPerturbation
+
+        return LayeredWeightPerturbation()
+    return WeightPerturbation(signal=opts.signal or "local")
+
+
+register_rule(
+    "wp",
+    options=WeightPerturbationOptions,
+    build=build_weight_perturbation,
+    mechanism="weight",
+    networks=("rate", "mlp"),
+    summary="weight perturbation: δL · ΔW / σ²",
+)

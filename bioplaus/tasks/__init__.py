@@ -38,7 +38,24 @@ __all__ = [
     "SeqDigitsTask",
     "Task",
     "make_task",
+    "register_task",
 ]
+
+
+def register_task(name: str, cls: type[Task], replace: bool = False) -> type[Task]:
+    """Register a :class:`Task` subclass under ``name`` so protocols can name it (its
+    constructor's keyword arguments are the ``[task]`` table's options). Returns ``cls``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"task name must be a non-empty string (got {name!r})")
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TypeError(f"task {name!r}: expected a subclass of bioplaus.tasks.Task (got {cls!r})")
+    old = TASKS.get(name)
+    if old is not None and old is not cls and not replace:
+        same = (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__)
+        if not same:
+            raise ValueError(f"task {name!r} is already registered (pass replace=True)")
+    TASKS[name] = cls
+    return cls
 
 
 def make_task(name: str, **options: object) -> Task:

@@ -36,6 +36,10 @@ def test_the_reference_covers_every_spec_class():
     classes = GEN.all_spec_classes()
     for cls in (*typing.get_args(spec.ModelSpec), RuleSpec, TrainSpec, ProtocolSpec):
         assert cls in classes, cls.__name__
+    from bioplaus.registry import RULES
+
+    for name, entry in RULES.items():  # every rule's own options model is documented
+        assert entry.options in classes, name
     assert spec.RateSpec in classes
 
 

@@ -73,10 +73,10 @@ def test_invalid_options_are_named(kw, option):
 
 def test_a_rate_rnn_trains_on_it_with_the_task_loss():
     """The trainer uses the instance's loss (here ce, not the class default mse)."""
-    from bioplaus.backends.torch.trainer import Trainer
     from bioplaus.params import init_params
     from bioplaus.protocol import protocol_from_dict
     from bioplaus.runs import build_task
+    from bioplaus.train.trainer import Trainer
 
     spec = protocol_from_dict(
         {

@@ -37,54 +37,114 @@ preallocated [T, B·N] array (one Python call per step); the synapse path copies
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from ...params import Params, check_params
 from ...spec import RateSpec
 from .context import DEFAULT_TARGET, brian2_scope, check_target
-from .equations import (
-    check_spec,
-    namespace,
-    noise_kind,
-    rate_equations,
-    recurrent_synapses_model,
+from .equations import PHI_NUMPY, check_spec, namespace, noise_kind, recurrent_synapses_model
+from .network import (
+    Recording,
+    block_connect,
+    checked_array,
+    effective_recurrence,
+    hidden_units,
+    input_drive,
+    timed,
+    white_noise,
 )
+
+__all__ = ["PHI_NUMPY", "RECURRENCES", "effective_recurrence", "input_drive", "simulate_rate"]
 
 RECURRENCES = ("matmul", "synapses")
 
-#: φ for the matmul recurrence, written with the same overflow-free formulas as
-#: :data:`.equations.PHI_EXPRESSIONS` (tests check both recurrences agree)
-PHI_NUMPY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "tanh": np.tanh,
-    "relu": lambda v: np.maximum(v, 0.0),
-    "softplus": lambda v: np.maximum(v, 0.0) + np.log1p(np.exp(-np.abs(v))),
-    "sigmoid": lambda v: np.exp(np.minimum(v, 0.0)) / (1.0 + np.exp(-np.abs(v))),
-    "linear": lambda v: v,
-}
+
+def check_recurrence(recurrence: str | None, target: str) -> str:
+    """The recurrence for ``target`` (default: synapses for cpp_standalone, else matmul)."""
+    if recurrence is None:
+        recurrence = "synapses" if target == "cpp_standalone" else "matmul"
+    if recurrence not in RECURRENCES:
+        raise ValueError(f"recurrence: unknown {recurrence!r} (choose from {list(RECURRENCES)})")
+    if recurrence == "matmul" and target == "cpp_standalone":
+        raise ValueError(
+            "recurrence: 'matmul' needs a runtime target (numpy or cython); "
+            "cpp_standalone uses 'synapses'"
+        )
+    return recurrence
 
 
-def _array(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.shape != shape:
-        raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: contains NaN or Inf")
-    return arr
+def _namespace(spec: RateSpec, params: Params, inputs, noise) -> tuple[dict, str]:
+    """Constants, the drive I_in and (given ξ) the white noise η; the noise kind."""
+    T, B, _ = inputs.shape
+    dt, M = float(spec.dt), B * spec.n_rec
+    drive = input_drive(params, checked_array("inputs", inputs, inputs.shape)).reshape(T, M)
+    kind = noise_kind(spec, external=noise is not None)
+    ns = namespace(spec)
+    ns["I_in"] = timed(drive, dt, name="bioplaus_drive")
+    if kind == "external":
+        xi = checked_array("noise", noise, (T, B, spec.n_rec)).reshape(T, M)
+        ns["eta"] = white_noise(xi, dt, name="bioplaus_eta")
+    return ns, kind
 
 
-def input_drive(params: Params, inputs: np.ndarray) -> np.ndarray:
-    """I_in = W_in D_in u for all steps and copies: [T, B, n_in] → [T, B, N] (as torch)."""
-    u = inputs if params.get("D_in") is None else inputs @ np.asarray(params["D_in"]).T
-    return u @ np.asarray(params["W_in"]).T
+def _initial_state(x0, B: int, N: int) -> np.ndarray:
+    if x0 is None:
+        return np.zeros((B, N))
+    if np.ndim(x0) == 1:
+        return np.broadcast_to(checked_array("x0", x0, (N,)), (B, N))
+    return checked_array("x0", x0, (B, N))
 
 
-def effective_recurrence(params: Params) -> np.ndarray:
-    """W_eff = W_rec D_rec (W_rec when there is no D_rec): I_rec = W_eff φ(x)."""
-    W = np.asarray(params["W_rec"], dtype=np.float64)
-    D = params.get("D_rec")
-    return W if D is None else W @ np.asarray(D, dtype=np.float64)
+def _synapse_recurrence(scope, group, spec: RateSpec, W_eff, ns: dict, T: int) -> Any:
+    """Recurrent Synapses (B dense blocks) with I_rec a summed variable; records x at ``end``
+    (a Recording; a StateMonitor on cpp_standalone)."""
+    from brian2 import StateMonitor, Synapses
+
+    N = spec.n_rec
+    B = group.N // N
+    syn = Synapses(group, group, recurrent_synapses_model(spec), namespace=ns, name="bioplaus_rec")
+    block_connect(syn, N, N, np.arange(B))  # pre → post (within copy b): W_eff[post, pre]
+    syn.w = np.tile(W_eff.ravel(), B)
+    scope.network.add(syn)
+    if scope.standalone:
+        rec = StateMonitor(group, "x", record=True, when="end", name="bioplaus_x")
+        scope.network.add(rec)
+        return rec
+    rec = Recording({"x": group.variables["x"]}, T, "bioplaus_record")
+    scope.network.add(rec.operation)
+    return rec
+
+
+class _MatmulRecurrence:
+    """One Python operation per step: record x_{n−1} (the previous step's result) and form
+    I_rec = φ(x_{n−1}) W_effᵀ before the state update of step n."""
+
+    def __init__(self, scope, group, spec: RateSpec, W_eff, T: int):
+        from brian2 import network_operation
+
+        N = spec.n_rec
+        B = group.N // N
+        self.T, self.steps, self.x = T, 0, np.empty((T, group.N))
+        phi, W_effT = PHI_NUMPY[spec.nonlinearity], np.ascontiguousarray(W_eff.T)
+        self._x_var, i_var = group.variables["x"], group.variables["I_rec"]
+
+        @network_operation(when="before_groups", name="bioplaus_recurrence")
+        def _recurrence() -> None:
+            X = self._x_var.get_value()
+            if self.steps > 0:
+                self.x[self.steps - 1] = X
+            self.steps += 1
+            np.matmul(phi(X.reshape(B, N)), W_effT, out=i_var.get_value().reshape(B, N))
+
+        scope.network.add(_recurrence)
+
+    def result(self) -> np.ndarray:
+        self.x[self.T - 1] = self._x_var.get_value()
+        if self.steps != self.T:
+            raise RuntimeError(f"brian2 ran {self.steps} steps, expected {self.T}")
+        return self.x
 
 
 def simulate_rate(
@@ -108,101 +168,37 @@ def simulate_rate(
     only choice for ``cpp_standalone``). directory: standalone project directory
     (default: a temporary one, removed afterwards).
     """
-    from brian2 import NeuronGroup, StateMonitor, Synapses, TimedArray, network_operation, second
-
     check_spec(spec)
     check_target(target)
-    if recurrence is None:
-        recurrence = "synapses" if target == "cpp_standalone" else "matmul"
-    if recurrence not in RECURRENCES:
-        raise ValueError(f"recurrence: unknown {recurrence!r} (choose from {list(RECURRENCES)})")
-    if recurrence == "matmul" and target == "cpp_standalone":
-        raise ValueError(
-            "recurrence: 'matmul' needs a runtime target (numpy or cython); "
-            "cpp_standalone uses 'synapses'"
-        )
+    recurrence = check_recurrence(recurrence, target)
     check_params(spec, params)
     inputs = np.asarray(inputs, dtype=np.float64)
     if inputs.ndim != 3 or inputs.shape[2] != spec.n_in or 0 in inputs.shape[:2]:
         raise ValueError(f"inputs: expected shape [T, B, n_in={spec.n_in}], got {inputs.shape}")
     T, B, _ = inputs.shape
     N, M = spec.n_rec, B * spec.n_rec
-    dt = float(spec.dt)
-
-    drive = input_drive(params, _array("inputs", inputs, inputs.shape)).reshape(T, M)
-    kind = noise_kind(spec, external=noise is not None)
-    ns = namespace(spec)
-    ns["I_in"] = TimedArray(drive, dt=dt * second, name="bioplaus_drive")
-    if kind == "external":
-        xi = _array("noise", noise, (T, B, N)).reshape(T, M)
-        # piecewise-constant white noise of unit intensity: ξ_t/√dt held over one step
-        ns["eta"] = TimedArray(xi / np.sqrt(dt) * second**-0.5, dt=dt * second, name="bioplaus_eta")
-    if x0 is None:
-        x_init = np.zeros((B, N))
-    elif np.ndim(x0) == 1:
-        x_init = np.broadcast_to(_array("x0", x0, (N,)), (B, N))
-    else:
-        x_init = _array("x0", x0, (B, N))
+    ns, kind = _namespace(spec, params, inputs, noise)
+    x_init = _initial_state(x0, B, N)
     W_eff = effective_recurrence(params)
 
-    with brian2_scope(dt, target=target, seed=seed) as scope:
-        group = NeuronGroup(
-            M, rate_equations(spec, kind), method="euler", namespace=ns, name="bioplaus_rate"
-        )
+    with brian2_scope(float(spec.dt), target=target, seed=seed) as scope:
+        group = hidden_units(spec, M, kind, ns, name="bioplaus_rate")
         group.x = x_init.reshape(M)
         if spec.bias:
             group.b = np.tile(np.asarray(params["b"], dtype=np.float64), B)
         scope.network.add(group)
-        x_var = group.variables["x"]
-        out = np.empty((T, M))
-        step = [0]  # steps started so far (runtime targets)
-
         if recurrence == "synapses":
-            syn = Synapses(
-                group, group, recurrent_synapses_model(spec), namespace=ns, name="bioplaus_rec"
-            )
-            # synapse pre → post (within copy b) carries W_eff[post, pre]
-            post, pre = np.indices((N, N)).reshape(2, -1)
-            offsets = (np.arange(B) * N)[:, None]
-            syn.connect(i=(offsets + pre).ravel(), j=(offsets + post).ravel())
-            syn.w = np.tile(W_eff.ravel(), B)
-            scope.network.add(syn)
-            if scope.standalone:
-                monitor = StateMonitor(group, "x", record=True, when="end", name="bioplaus_x")
-                scope.network.add(monitor)
-            else:
-
-                @network_operation(when="end", name="bioplaus_record")
-                def _record() -> None:
-                    out[step[0]] = x_var.get_value()
-                    step[0] += 1
-
-                scope.network.add(_record)
+            rec = _synapse_recurrence(scope, group, spec, W_eff, ns, T)
         else:
-            phi = PHI_NUMPY[spec.nonlinearity]
-            W_effT = np.ascontiguousarray(W_eff.T)
-            i_var = group.variables["I_rec"]
-
-            # one Python operation per step: record x_{n−1} (the previous step's result)
-            # and form I_rec = φ(x_{n−1}) W_effᵀ before the state update of step n
-            @network_operation(when="before_groups", name="bioplaus_recurrence")
-            def _recurrence() -> None:
-                X = x_var.get_value()
-                if step[0] > 0:
-                    out[step[0] - 1] = X
-                step[0] += 1
-                np.matmul(phi(X.reshape(B, N)), W_effT, out=i_var.get_value().reshape(B, N))
-
-            scope.network.add(_recurrence)
-
-        scope.run(T, dt)
+            rec = _MatmulRecurrence(scope, group, spec, W_eff, T)
+        scope.run(T, float(spec.dt))
         if scope.standalone:
-            out = np.asarray(monitor.x_[:]).T.copy()
+            out = np.asarray(rec.x_[:]).T.copy()
+        elif recurrence == "synapses":
+            rec.check()
+            out = rec.arrays["x"]
         else:
-            if recurrence == "matmul":
-                out[T - 1] = x_var.get_value()
-            if step[0] != T:
-                raise RuntimeError(f"brian2 ran {step[0]} steps, expected {T}")
+            out = rec.result()
     if out.shape != (T, M):
         raise RuntimeError(f"brian2 recorded {out.shape}, expected {(T, M)}")
     return out.reshape(T, B, N)

@@ -13,7 +13,7 @@ import torch
 
 from .autograd_pass import Forward, autograd_estimate
 from .lif import LIFConsts, LIFParams, decorrelate
-from .lif_rollout import background, rollout
+from .lif_rollout import background, rollout, uniform_source
 from .perturb import PassResult
 
 Tensor = torch.Tensor
@@ -34,12 +34,15 @@ def lif_bptt_estimate(
     x0: Tensor | None = None,
     noise: Tensor | None = None,
     spike_fn: str = "surrogate",
+    uniform: Tensor | None = None,
 ) -> PassResult:
     """Surrogate gradient of L by autograd (``k``: truncate every k steps).
 
     Background noise ξ: ``noise`` [T, B, N] if given, else drawn from ``generator`` (None:
-    no background noise). ``spike_fn="smooth"`` differentiates the smooth surrogate model
-    instead (tests)."""
+    no background noise); with precise spiking the bridge-crossing uniforms likewise
+    (``uniform`` [T, B, N] or ``generator``). Spike times are not differentiated (the
+    surrogate acts on v at the step's end). ``spike_fn="smooth"`` differentiates the smooth
+    surrogate model instead (tests)."""
     if k is not None and k < 1:
         raise ValueError(f"k: truncation must be >= 1 (got {k})")
     B = inputs.shape[1]
@@ -47,11 +50,16 @@ def lif_bptt_estimate(
         c, (B, p.W_rec.shape[0]), noise=noise, generator=generator,
         device=inputs.device, dtype=inputs.dtype,
     )  # fmt: skip
+    un = uniform_source(
+        c, (B, p.W_rec.shape[0]), uniform=uniform, generator=generator,
+        device=inputs.device, dtype=inputs.dtype,
+    )  # fmt: skip
 
     def forward(q: LIFParams) -> Forward:
         out = rollout(
-            q, c, inputs, xi, v0=x0, keep_states=bool(decor), spike_fn=spike_fn, detach_every=k
-        )
+            q, c, inputs, xi, v0=x0, keep_states=bool(decor), spike_fn=spike_fn, detach_every=k,
+            uniform=un,
+        )  # fmt: skip
         r_hat = None if out.r is None else decorrelate(p.D_rec, out.r)
         return Forward(out.o, r_hat)
 

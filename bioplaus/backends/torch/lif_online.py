@@ -16,6 +16,7 @@ from ...loss import step_loss
 from ...rules.three_factor import Baseline, ThreeFactor
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
 from .online import OnlineResult, OnlineThreeFactor, end_trials, explore
+from .pass_common import add_decor_, decor_sums, noise_sigma
 
 Tensor = torch.Tensor
 
@@ -37,7 +38,7 @@ def lif_three_factor_pass(
 ) -> OnlineResult:
     """B exploratory trials → the rule's update as a gradient (−ΔW/η), as
     :func:`.online.three_factor_pass` for the rate network."""
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype
@@ -50,16 +51,20 @@ def lif_three_factor_pass(
         ext = external_drive(p, c, inputs)
         u_hat_all = decorrelate(p.D_in, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt)
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         step_base = base if rule.reward == "step" else None
         for t in range(T):
-            noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt)
-            noise = noise + explore(rule, (B, N), sigma, generator, dev, dt)
+            if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
+                bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                un = torch.rand(B, N, generator=generator, device=dev, dtype=dt)
+                noise = explore(rule, (B, N), sigma, generator, dev, dt)
+                kw = {"bg": bg, "uniform": un if c.needs_uniform else None}
+            else:
+                noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                noise = noise + explore(rule, (B, N), sigma, generator, dev, dt)
+                kw = {}
             q_prev = st.q
-            st, J = lif_step(p, c, st, ext[t], noise)
+            st, J = lif_step(p, c, st, ext[t], noise, **kw)
             r_hat = decorrelate(p.D_rec, st.r)
             o = readout(p, st.r)
             if sigma > 0:
@@ -70,10 +75,7 @@ def lif_three_factor_pass(
             z_hid = torch.cat([u_hat_all[t], c.kappa * q_prev, *ones_h], 1)
             z_out = torch.cat([r_hat, *ones_o], 1)
             ts, step_base = rule.step(ts, J, z_hid, o, z_out, step_base, -ell, m)
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat_all[t].T, u_hat_all[t])
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat.T, r_hat)
+            add_decor_(yy, u_hat_all[t], r_hat)
     return end_trials(rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, [])
 
 

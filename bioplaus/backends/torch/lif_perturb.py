@@ -31,8 +31,8 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.base import Context, PerturbationRule, StepRecord
-from ...rules.node_perturbation import NodePerturbation
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
+from .pass_common import add_decor_, decor_sums, noise_sigma
 from .perturb import PassResult, split_grads
 
 Tensor = torch.Tensor
@@ -57,7 +57,7 @@ def lif_perturbation_estimate(
     x0: Tensor | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     if not sigma > 0:
         raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
     if baseline != "clean":
@@ -66,10 +66,10 @@ def lif_perturbation_estimate(
         raise ValueError(f"delta: must be 'drive', 'v' or 'spike' (got {delta!r})")
     if K < 1:
         raise ValueError(f"K: must be >= 1 (got {K})")
-    if not isinstance(rule, NodePerturbation) or getattr(rule, "iterative", False):
+    if getattr(rule, "perturbs", "nodes") != "nodes" or getattr(rule, "iterative", False):
         raise ValueError(
             f"rule: {getattr(rule, 'name', rule)!r} is not implemented for LIF networks "
-            "(np, anp, rtg-np, three-factor and bptt are)"
+            "(node-perturbation rules with one perturbed pass, three-factor and bptt are)"
         )
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
@@ -92,16 +92,21 @@ def lif_perturbation_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
-            xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt) * c.g_v
-            eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
-            noise = torch.cat([xi_bg, xi_bg[src[B:] if K > 1 else slice(None)] + eta])
+            if c.precise:  # ξ^bg as the exact OU increment, and the shared bridge draws
+                xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt)
+                un = torch.rand(B, N, generator=generator, device=dev, dtype=dt)[src]
+                eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
+                noise = torch.cat([torch.zeros(B, N, device=dev, dtype=dt), eta])
+                kw = {"bg": xi_bg[src], "uniform": un if c.needs_uniform else None}
+            else:
+                xi_bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt) * c.g_v
+                eta = sigma * torch.randn(P, N, generator=generator, device=dev, dtype=dt)
+                noise = torch.cat([xi_bg, xi_bg[src[B:] if K > 1 else slice(None)] + eta])
+                kw = {}
             q_prev = st.q
-            st, J = lif_step(p, c, st, ext[t][src] if K > 1 else ext[t].repeat(2, 1), noise)
+            st, J = lif_step(p, c, st, ext[t][src] if K > 1 else ext[t].repeat(2, 1), noise, **kw)
             r_hat = decorrelate(p.D_rec, st.r)
             xo = sigma * torch.randn(P, n_out, generator=generator, device=dev, dtype=dt)
             o = readout(p, st.r) + torch.cat([zeros_bo, xo])
@@ -134,10 +139,7 @@ def lif_perturbation_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat_all[t].T, u_hat_all[t])
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat_all[t], r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(

@@ -18,7 +18,7 @@ from .lif import consts_of, to_torch
 from .lif_bptt import lif_bptt_estimate
 from .lif_online import LIFOnlineThreeFactor
 from .lif_perturb import lif_perturbation_estimate
-from .lif_rollout import background, eval_outputs, rollout
+from .lif_rollout import background, eval_outputs, simulate_fast, uniform_source
 from .perturb import PassResult
 
 Tensor = torch.Tensor
@@ -34,26 +34,38 @@ def simulate_lif_torch(
     device: str,
     dtype: str,
     spikes: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Membrane potentials v [T, B, N] (and spikes, with ``spikes=True``) on torch."""
+    spike_times: bool = False,
+    crossing: np.ndarray | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Membrane potentials v [T, B, N], spikes (``spikes``) and spike times in seconds
+    (``spike_times``; NaN where none) on torch, as tensors of the compute dtype; only what
+    is asked for is kept (:func:`.lif_rollout.simulate_fast`)."""
     td = {"float32": torch.float32, "float64": torch.float64}[dtype]
     p = to_torch(params, device, td)
     c = consts_of(spec)
     u = torch.as_tensor(inputs, device=device, dtype=td)
     T, B, _ = inputs.shape
+    gen = torch_generator(seed, "simulate", device=device)
     xi = background(
         c,
         (B, spec.n_rec),
         noise=None if noise is None else torch.as_tensor(noise, device=device, dtype=td),
-        generator=torch_generator(seed, "simulate", device=device),
+        generator=gen,
         device=device,
         dtype=td,
     )
+    un = uniform_source(
+        c, (B, spec.n_rec), generator=gen, device=device, dtype=td,
+        uniform=None if crossing is None else torch.as_tensor(crossing, device=device, dtype=td),
+    )  # fmt: skip
     v0_t = None if v0 is None else torch.as_tensor(v0, device=device, dtype=td)
-    with torch.no_grad():
-        out = rollout(p, c, u, xi, v0=v0_t, keep_outputs=False)
-    v = out.v.cpu().double().numpy()
-    return (v, out.s.cpu().double().numpy()) if spikes else v
+    keep = ("v",) + (("s",) if spikes or spike_times else ()) + (("d",) if spike_times else ())
+    out = simulate_fast(p, c, u, xi, v0=v0_t, uniform=un, keep=keep)
+    ts = None
+    if spike_times:
+        t_end = torch.arange(1, T + 1, device=device, dtype=td)[:, None, None] * spec.dt
+        ts = torch.where(out.s > 0, t_end - out.d * spec.dt, torch.full_like(out.d, float("nan")))
+    return out.v, out.s, ts
 
 
 def lif_estimate(
@@ -73,13 +85,13 @@ def lif_estimate(
     c = consts_of(spec)
     if rs.is_gradient:
         res = lif_bptt_estimate(
-            p, c, u, y, m, loss, k=rs.k if rs.name == "tbptt" else None,
+            p, c, u, y, m, loss, k=rs.option("k"),
             generator=torch_generator(seed, "estimate", device=device),
         )  # fmt: skip
     else:
         try:
             res = lif_perturbation_estimate(
-                p, c, make_rule(rs), u, y, m, loss,
+                p, c, make_rule(rs, network="lif"), u, y, m, loss,
                 torch_generator(seed, "estimate", device=device),
                 sigma=rs.sigma, K=rs.K, baseline=rs.baseline, delta=spec.delta,
             )  # fmt: skip
@@ -90,11 +102,11 @@ def lif_estimate(
 
 def make_online(protocol: Any, task: Any) -> LIFOnlineThreeFactor:
     """The trainer's online three-factor handle for a LIF protocol."""
-    from ...rules import make_three_factor
+    from ...rules import make_online
 
     rs = protocol.rule
     return LIFOnlineThreeFactor(
-        make_three_factor(rs, protocol.model.dt),
+        make_online(rs, "lif", protocol.model.dt),
         rs.sigma,
         int(getattr(task, "n_trial_types", 1)),
         protocol.train.batch_size,
@@ -119,7 +131,7 @@ def trainer_estimate(
         return trainer.online.estimate(p, c, u, y, m, loss_kind, trainer.gen_noise, types, decor)
     if trainer.rule is None:
         return lif_bptt_estimate(
-            p, c, u, y, m, loss_kind, k=rs.k if rs.name == "tbptt" else None,
+            p, c, u, y, m, loss_kind, k=rs.option("k"),
             generator=trainer.gen_noise, decor=decor,
         )  # fmt: skip
     return lif_perturbation_estimate(

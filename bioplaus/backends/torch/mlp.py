@@ -27,6 +27,7 @@ from ...loss import step_loss
 from ...rules.base import check_pass_options
 from ...rules.layered import LayeredContext, LayerRecord, WeightRecord
 from ...spec import MLPSpec
+from .pass_common import noise_sigma
 
 Tensor = torch.Tensor
 
@@ -182,12 +183,12 @@ def mlp_perturbation_estimate(
     max_rows: int = 65536,
 ) -> MLPResult:
     """A perturbation rule's estimate of ∂L at the current weights (module docstring)."""
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     B = x.shape[0]
     L = len(p.W)
     dev, dt = x.device, x.dtype
-    weight = rule.name == "wp"
+    weight = getattr(rule, "perturbs", "nodes") == "weights"  # the WeightRecord contract
     G = L if rule.iterative else 1  # groups of perturbed passes per resample
     noisy_base = baseline == "noisy"
     ctx = LayeredContext(sigma, 2.0 if noisy_base else 1.0)

@@ -22,14 +22,15 @@ import torch
 
 from ...loss import normaliser, step_loss
 from ...rules.three_factor import Baseline, ThreeFactor
+from .pass_common import add_decor_, decor_sums, noise_sigma
 from .perturb import PassResult, split_grads
 from .rate import (
     RateConsts,
     RateParams,
-    RateState,
     decorrelate,
     init_state,
     input_drive,
+    rate_step,
     readout,
 )
 
@@ -134,7 +135,7 @@ def three_factor_pass(
     ``base`` is the reward baseline before these trials ([n_types] for reward "trial",
     [B] for "step"); ``types`` [B] the trial types (None: all type 0).
     """
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     dev, dt = inputs.device, inputs.dtype
@@ -148,18 +149,15 @@ def three_factor_pass(
         drive = input_drive(p, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         step_base = base if rule.reward == "step" else None
         for t in range(T):
             r_prev = s.r_hat
-            pre = torch.addmm(drive[t], r_prev, p.W_rec.T)
-            x = torch.lerp(s.x, pre, c.alpha) if c.alpha != 1.0 else pre
-            x = x + exploration(rule, (B, N), c, sigma, generator, dev, dt)
-            r_hat = decorrelate(p.D_rec, c.phi(x))
-            s = RateState(x, r_hat)
+            s = rate_step(
+                p, c, s, drive[t], None,
+                added_t=exploration(rule, (B, N), c, sigma, generator, dev, dt),
+            )  # fmt: skip
+            x, r_hat = s.x, s.r_hat
             o = readout(p, r_hat)
             if sigma > 0:
                 o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt)
@@ -172,10 +170,7 @@ def three_factor_pass(
             ts, step_base = rule.step(ts, x, z_hid, o, z_out, step_base, -ell, m)
             if keep_outputs:
                 outs.append(o)
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat.T, r_hat)
+            add_decor_(yy, u_hat, r_hat)
     return end_trials(
         rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, outs
     )  # fmt: skip

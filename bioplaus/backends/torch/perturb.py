@@ -10,8 +10,8 @@ perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, exc
 (iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
 the readout (group 1); a noisy baseline row carries the same pattern as its partner.
 
-The common case — K = 1, clean baseline, NP or ANP with the time-local signal — takes the
-chunked fast path of perturb_fast.py (the same estimator, one GEMM per step).
+Every node-perturbation rule with a clean baseline (any K, any credit signal) takes the
+chunked fast path of perturb_fast.py (the same estimator, fed to the rule in blocks of steps).
 
 Weight perturbation (rule "wp") runs the same layout with per-row weight noise ΔW instead
 of node noise (:func:`weight_perturbation_estimate`).
@@ -19,25 +19,16 @@ of node noise (:func:`weight_perturbation_estimate`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 
 from ...loss import normaliser, step_loss
+from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
-from ...rules.node_perturbation import NodePerturbation
 from ...rules.weight_perturbation import WPRecord
-from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, readout
+from .pass_common import add_decor_, decor_sums, noise_sigma
+from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, rate_step, readout
 
 Tensor = torch.Tensor
-
-
-class PassResult(NamedTuple):
-    grads: dict[str, Tensor]  # estimate of ∂L for each learnable parameter
-    loss: float  # L of the baseline pass (the clean loss with a clean baseline)
-    loss_perturbed: float  # L of the perturbed pass(es)
-    outputs: Tensor | None  # [T, B, n_out] of the baseline pass, when kept
-    decor: dict[str, tuple[Tensor, float]]  # "D_in"/"D_rec": (Σ y yᵀ, count) of the baseline
 
 
 def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
@@ -69,18 +60,18 @@ def perturbation_estimate(
     x0: Tensor | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
-    if getattr(rule, "kind", None) == "wp":
+    if getattr(rule, "perturbs", "nodes") == "weights":  # the WPRecord contract
         return weight_perturbation_estimate(
             p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     if has_fast_path(rule, K, baseline):
         from .perturb_fast import local_estimate_fast  # imports this module
 
         return local_estimate_fast(
-            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma,
+            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
     return generic_estimate(
@@ -90,18 +81,14 @@ def perturbation_estimate(
 
 
 def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
-    """K = 1, clean baseline, a non-iterative NP/ANP rule with the time-local signal: the
-    chunked loop of perturb_fast.py computes the same estimator. Only bioplaus's own
-    :class:`NodePerturbation` (not a subclass or a user's rule, whose ``accumulate`` the
-    fast path would bypass)."""
+    """The chunked loop of perturb_fast.py serves every node-perturbation rule with a clean
+    baseline and one perturbed pass per resample (any K, any credit signal): it hands the
+    rule blocks of steps (``accumulate_block``, or step by step for a rule without it).
+    A noisy baseline and iterative (per-layer) passes run the generic loop."""
     return (
-        type(rule) is NodePerturbation
-        and K == 1
-        and baseline == "clean"
+        baseline == "clean"
+        and getattr(rule, "perturbs", "nodes") == "nodes"
         and not bool(getattr(rule, "iterative", False))
-        and getattr(rule, "signal", None) == "local"
-        and getattr(rule, "kind", None) in ("np", "anp")
-        and callable(getattr(rule, "signals", None))
     )
 
 
@@ -144,7 +131,8 @@ def generic_estimate(
     gain = sigma * c.alpha**0.5
 
     with torch.no_grad():
-        cc = c._replace(sigma=0.0)  # noise is added here, row-wise, not by rate_step
+        cc = c._replace(sigma=0.0)
+        c_pass = c._replace(sigma=sigma)  # the pass's σ; baseline rows get ξ = 0 (clean)
         ones_h = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b is not None else []
         ones_o = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b_out is not None else []
         M_h = p.W_in.shape[1] + N + len(ones_h)
@@ -158,10 +146,7 @@ def generic_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
             u_hat = decorrelate(p.D_in, inputs[t])  # [B, n_in]
             drive_b = u_hat @ p.W_in.T
@@ -179,14 +164,8 @@ def generic_estimate(
                 if noisy_base:
                     xi_b = xi_b * hid_on[:, None]
             r_prev = s.r_hat
-            x = (
-                torch.lerp(s.x, torch.addmm(drive, r_prev, p.W_rec.T), c.alpha)
-                if c.alpha != 1.0
-                else torch.addmm(drive, r_prev, p.W_rec.T)
-            )
-            x = x + gain * torch.cat([xi_b, xi_a])
-            r_hat = decorrelate(p.D_rec, c.phi(x))
-            s = RateState(x, r_hat)
+            s = rate_step(p, c_pass, s, drive, torch.cat([xi_b, xi_a]))  # σ √α ξ row-wise
+            x, r_hat = s.x, s.r_hat
             xo_a = torch.randn(P, n_out, generator=generator, device=dev, dtype=dt)
             xo_b = (
                 torch.randn(Bb, n_out, generator=generator, device=dev, dtype=dt)
@@ -236,10 +215,7 @@ def generic_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat, r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(
@@ -273,7 +249,7 @@ def weight_perturbation_estimate(
 
         x_t = (1 − α) x_{t−1} + α (W_hid + ΔW_t) [û_t; r̂_{t−1}; 1] ,  o_t = (W_o + ΔV_t) [r̂_t; 1]
     """
-    sigma = c.sigma if sigma is None else sigma
+    sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
@@ -302,10 +278,7 @@ def weight_perturbation_estimate(
         sum_lb = torch.zeros((), device=dev, dtype=dt)
         sum_la = torch.zeros((), device=dev, dtype=dt)
         outs = []
-        yy = {
-            k: torch.zeros((N, N) if k == "D_rec" else (p.W_in.shape[1],) * 2, device=dev, dtype=dt)
-            for k in decor
-        }
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         lo = 0 if noisy_base else Bb  # first row that carries weight noise
         for t in range(T):
             u_hat = decorrelate(p.D_in, inputs[t])
@@ -335,10 +308,7 @@ def weight_perturbation_estimate(
             dS += dl
             if keep_outputs:
                 outs.append(o[:B])
-            if "D_in" in yy:
-                yy["D_in"].addmm_(u_hat.T, u_hat)
-            if "D_rec" in yy:
-                yy["D_rec"].addmm_(r_hat[:B].T, r_hat[:B])
+            add_decor_(yy, u_hat, r_hat[:B])
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state_rule, dS, norm_b * K)
     return PassResult(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from ...loss import normaliser, step_loss
-from ...rules.base import Context, PerturbationRule, StepRecord
+from ...rules.base import BlockRecord, Context, PerturbationRule, accumulate_block
 from . import rate
 from .perturb import PassResult, split_grads
 from .rate import RateConsts, RateParams, decorrelate
@@ -90,31 +90,42 @@ def local_estimate_fast(
     generator: torch.Generator,
     *,
     sigma: float,
+    K: int = 1,
     keep_outputs: bool = False,
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
     chunk: int | None = None,
 ) -> PassResult:
-    """The estimate of :func:`~.perturb.perturbation_estimate` for K = 1, a clean baseline
-    and a time-local NP/ANP rule (see the module docstring). Rows: [clean B | perturbed B]."""
+    """The estimate of :func:`~.perturb.perturbation_estimate` for a clean baseline, K ≥ 1
+    resamples and any non-iterative node-perturbation rule (see the module docstring); the
+    rule consumes one :class:`~bioplaus.rules.base.BlockRecord` per chunk. Rows:
+    [clean B | perturbed K·B], perturbed row i pairs with clean row i mod B."""
     T, B, n_in = inputs.shape
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    P = K * B
+    S = B + P
     dev, dt = inputs.device, inputs.dtype
     a = float(c.alpha)
     gain = sigma * a**0.5
-    Tc = chunk_len(T, B) if chunk is None else max(1, min(chunk, T))
+    hint = getattr(rule, "block_steps", None)
+    hint = hint(P) if callable(hint) else None  # a rule with per-sample traces likes long blocks
+    if chunk is None:
+        Tc = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
+    else:
+        Tc = max(1, min(chunk, T))
     ctx = Context(c.alpha, sigma, 1.0)
     with torch.no_grad():
         D = p.D_rec
         k_, a_, c_, g = phi_affine(c.phi, dev)
         # fold D into W_rec (2N³ once) when that beats r̂ = D φ every step (4BN² per step),
-        # and unfold the sums at the end (6N³) when that beats r̂ = D φ per chunk (2BN²/step)
+        # and hand the rule φ instead of r̂ (unfolding its estimate at the end, 6N³) when the
+        # rule is linear in z and that beats r̂ = D φ per chunk (2BN²/step)
         fold_rec = D is not None and N < 2 * B * T
-        fold_sums = D is not None and 3 * N < B * T
+        fold_sums = D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
         R = p.W_rec @ D if fold_rec else p.W_rec  # W_rec D (or W_rec, D applied per step)
         V = p.W_out if D is None else p.W_out @ D  # W_out D
         RT, r_scale = R.T, k_ * a * a_  # y += kαa s_{t−1} (W_rec D)ᵀ
-        tmp = None if D is None or fold_rec else torch.empty(2 * B, N, device=dev, dtype=dt)
+        tmp = None if D is None or fold_rec else torch.empty(S, N, device=dev, dtype=dt)
         VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
         bo = V.sum(1) * c_ if c_ != 0.0 else None
         if p.b_out is not None:
@@ -126,43 +137,42 @@ def local_estimate_fast(
         if p.b is not None:
             bh = p.b * (k_ * a) if bh is None else bh + p.b * (k_ * a)
         new = dict(device=dev, dtype=dt)
-        # slot 0 of yb / sb holds step t0 − 1 of the chunk; rows [clean B | perturbed B]
-        yb = torch.empty(Tc + 1, 2 * B, N, **new)  # y = k x
-        sb = torch.empty(Tc + 1, 2 * B, N, **new)  # s = g(y)
-        eps = torch.empty(Tc, B, N, **new)
-        eo = torch.empty(Tc, B, n_out, **new)
+        # slot 0 of yb / sb holds step t0 − 1 of the chunk; rows [clean B | perturbed K·B]
+        yb = torch.empty(Tc + 1, S, N, **new)  # y = k x
+        sb = torch.empty(Tc + 1, S, N, **new)  # s = g(y)
+        eps = torch.empty(Tc, P, N, **new)
+        eo = torch.empty(Tc, P, n_out, **new)
         # per-chunk work buffers (no allocation churn inside the loop: the peak stays flat in T)
         drive_b = torch.empty(Tc, B, N, **new)
-        dx_b = torch.empty(Tc, B, N, **new)
+        dx_b = torch.empty(Tc, K, B, N, **new)
         z_b = torch.empty((Tc + 1) * B, N, **new)
         zh_b = torch.empty((Tc + 1) * B, N, **new) if D is not None and not fold_sums else None
-        yb[0] = 0.0 if x0 is None else x0.repeat(2, 1) * k_
+        ones = [torch.ones(Tc, B, 1, **new)]
+        yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
         g_into(g, yb[0], sb[0])
-        G_in = torch.zeros(N, n_in, **new)
-        G_rec = torch.zeros(N, N, **new)  # Σ E φ_{t−1}ᵀ (D_recᵀ applied at the end)
-        G_b = torch.zeros(N, **new)
-        G_out = torch.zeros(n_out, N, **new)
-        G_bo = torch.zeros(n_out, **new)
+        M_h = n_in + N + (p.b is not None)
+        M_o = N + (p.b_out is not None)
+        state = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
         yy_rec = torch.zeros(N, N, **new) if "D_rec" in decor else None  # Σ φ φᵀ
         yy_in = torch.zeros(n_in, n_in, **new) if "D_in" in decor else None
-        dS = torch.zeros(B, **new)
+        dS = torch.zeros(P, **new)
         sum_lb = torch.zeros((), **new)
         sum_la = torch.zeros((), **new)
         outs = []
         for t0 in range(0, T, Tc):
             n = min(Tc, T - t0)
-            for k in range(n):  # the generic loop's order: ξ_t [B, N], then ξ_o,t [B, n_out]
-                torch.randn(B, N, generator=generator, out=eps[k])
-                torch.randn(B, n_out, generator=generator, out=eo[k])
+            for k in range(n):  # the generic loop's order: ξ_t [P, N], then ξ_o,t [P, n_out]
+                torch.randn(P, N, generator=generator, out=eps[k])
+                torch.randn(P, n_out, generator=generator, out=eo[k])
             ex = eps[:n].mul_(gain)  # ε_x = √α σ ξ
             ox = eo[:n].mul_(sigma)  # ε_o = σ ξ_o
             uh = decorrelate(p.D_in, inputs[t0 : t0 + n])  # [n, B, n_in]
-            Y = yb[1 : n + 1].view(n, 2, B, N)
+            Y = yb[1 : n + 1].view(n, 1 + K, B, N)
             drive = torch.matmul(uh, WinT, out=drive_b[:n])  # kα (W_in û_t + b + c R 1)
             if bh is not None:
                 drive.add_(bh)
             Y[:, 0].copy_(drive)
-            torch.add(drive, ex, alpha=k_, out=Y[:, 1])  # … + k ε_x on the perturbed rows
+            torch.add(drive[:, None], ex.view(n, K, B, N), alpha=k_, out=Y[:, 1:])  # + k ε_x
             for k in range(n):  # y_t = drive_t + (1 − α) y_{t−1} + kαa R s_{t−1}
                 yk = yb[k + 1]
                 if a != 1.0:
@@ -171,45 +181,42 @@ def local_estimate_fast(
                     sb[k] if tmp is None else torch.mm(sb[k], D.T, out=tmp), RT, alpha=r_scale
                 )
                 g_into(g, yk, sb[k + 1])
-            o = torch.matmul(sb[1 : n + 1], VsT).view(n, 2, B, n_out)
+            o = torch.matmul(sb[1 : n + 1], VsT).view(n, 1 + K, B, n_out)
             if bo is not None:
                 o.add_(bo)
-            o[:, 1].add_(ox)
-            ell = step_loss(loss_kind, o, targets[t0 : t0 + n, None])  # [n, 2, B]
+            o[:, 1:].add_(ox.view(n, K, B, n_out))
+            ell = step_loss(loss_kind, o, targets[t0 : t0 + n, None])  # [n, 1 + K, B]
             if mask is not None:
                 ell = ell * mask[t0 : t0 + n, None]
             sum_lb += ell[:, 0].sum()
-            sum_la += ell[:, 1].sum()
-            dl = ell[:, 1] - ell[:, 0]  # [n, B]
+            sum_la += ell[:, 1:].sum()
+            dl = (ell[:, 1:] - ell[:, :1]).reshape(n, P)  # [n, P]
             dS += dl.sum(0)
-            rec = StepRecord(
-                t=t0,
-                z_hid=None,  # not used by signals(); the sums below use φ directly
-                z_out=None,
-                dx=torch.sub(Y[:, 1], Y[:, 0], out=dx_b[:n]).mul_(1.0 / k_).view(n * B, N),
-                do=(o[:, 1] - o[:, 0]).reshape(n * B, n_out),
-                eps_x=ex.reshape(n * B, N),
-                eps_o=ox.reshape(n * B, n_out),
-                dl=dl.reshape(n * B),
-            )
-            e_h, e_o = rule.signals(rec, ctx)  # row-wise: [n·B, N], [n·B, n_out]
-            d = rec.dl[:, None]
-            Eh = e_h.mul_(d)  # in place: every field of rec is a temporary of this chunk
-            Eo = e_o.mul_(d)
-            Zall = z_b[: (n + 1) * B]  # φ of the clean rows
+            Zall = z_b[: (n + 1) * B]  # φ of the clean rows, steps t0 − 1 … t0 + n − 1
             torch.mul(sb[0 : n + 1, :B], a_, out=Zall.view(n + 1, B, N))
             if c_ != 0.0:
                 Zall.add_(c_)
             if zh_b is not None:
                 Zall = torch.mm(Zall, D.T, out=zh_b[: (n + 1) * B])  # r̂ = D φ
-            Zp, Zc = Zall[: n * B], Zall[B:]  # φ_{t−1}, φ_t (or r̂)
-            G_rec.addmm_(Eh.T, Zp)
-            G_in.addmm_(Eh.T, uh.reshape(n * B, n_in))
-            G_b += Eh.sum(0)
-            G_out.addmm_(Eo.T, Zc)
-            G_bo += Eo.sum(0)
+            Zs = Zall.view(n + 1, B, N)
+            bias_h = ones[:1] if p.b is not None else []
+            bias_o = ones[:1] if p.b_out is not None else []
+            z_hid = torch.cat([uh, Zs[:n], *(o_[:n] for o_ in bias_h)], 2)  # [n, B, M_h]
+            z_out = torch.cat([Zs[1:], *(o_[:n] for o_ in bias_o)], 2)  # [n, B, M_o]
+            dx = torch.sub(Y[:, 1:], Y[:, :1], out=dx_b[:n]).mul_(1.0 / k_)
+            blk = BlockRecord(
+                t0=t0,
+                z_hid=z_hid if K == 1 else z_hid.repeat(1, K, 1),
+                z_out=z_out if K == 1 else z_out.repeat(1, K, 1),
+                dx=dx.view(n, P, N),
+                do=(o[:, 1:] - o[:, :1]).reshape(n, P, n_out),
+                eps_x=ex,
+                eps_o=ox,
+                dl=dl,
+            )
+            state = accumulate_block(rule, state, blk, ctx)
             if yy_rec is not None:
-                gram_upper_(yy_rec, Zc)
+                gram_upper_(yy_rec, Zall[B:])
             if yy_in is not None:
                 uf = uh.reshape(n * B, n_in)
                 yy_in.addmm_(uf.T, uf)
@@ -219,32 +226,28 @@ def local_estimate_fast(
             sb[0].copy_(sb[n])
             # free this chunk's temporaries before the next chunk allocates its own, so every
             # chunk starts from the same heap (otherwise the peak creeps up with T)
-            del rec, e_h, e_o, Eh, Eo, d, o, ell, dl, Zall, Zp, Zc, drive, uh
-        if fold_sums:  # unfold: r̂ = D φ
-            G_rec = G_rec @ D.T
-            G_out = G_out @ D.T
+            del blk, z_hid, z_out, dx, o, ell, dl, Zall, Zs, drive, uh
+        norm_b = normaliser(mask, T, B)
+        est = rule.finalize(state, dS, norm_b * K)
+        G_hid, G_out = est.hid, est.out
+        if fold_sums:  # the rule saw φ: unfold r̂ = D φ in its (linear) estimate
+            G_hid = torch.cat(
+                [G_hid[:, :n_in], G_hid[:, n_in : n_in + N] @ D.T, G_hid[:, n_in + N :]], 1
+            )
+            G_out = torch.cat([G_out[:, :N] @ D.T, G_out[:, N:]], 1)
         if yy_rec is not None:
             yy_rec = symmetrize(yy_rec)
             if fold_sums:
                 yy_rec = D @ yy_rec @ D.T
-        parts_h = [G_in, G_rec] + ([G_b[:, None]] if p.b is not None else [])
-        parts_o = [G_out] + ([G_bo[:, None]] if p.b_out is not None else [])
-        M_h = n_in + N + (p.b is not None)
-        M_o = N + (p.b_out is not None)
-        state = rule.init(B, M_h, N, M_o, n_out, p.W_rec)
-        state.G_hid.copy_(torch.cat(parts_h, 1))
-        state.G_out.copy_(torch.cat(parts_o, 1))
-        norm_b = normaliser(mask, T, B)
-        est = rule.finalize(state, dS, norm_b)
     yy = {}
     if yy_in is not None:
         yy["D_in"] = (yy_in, float(T * B))
     if yy_rec is not None:
         yy["D_rec"] = (yy_rec, float(T * B))
     return PassResult(
-        grads=split_grads(p, est.hid, est.out),
+        grads=split_grads(p, G_hid, G_out),
         loss=float(sum_lb) / norm_b,
-        loss_perturbed=float(sum_la) / norm_b,
+        loss_perturbed=float(sum_la) / (norm_b * K),
         outputs=torch.cat(outs) if keep_outputs else None,
         decor=yy,
     )

@@ -16,17 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ...nonlinearities import PHI as _PHI
 from ...spec import RateSpec
 
 Tensor = torch.Tensor
 
-PHI: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "softplus": torch.nn.functional.softplus,
-    "sigmoid": torch.sigmoid,
-    "linear": lambda x: x,
-}
+#: φ by name: the neutral table of bioplaus.nonlinearities (re-exported for the back-end)
+PHI = _PHI
 
 
 class RateParams(NamedTuple):
@@ -102,13 +98,27 @@ def input_drive(p: RateParams, u: Tensor) -> Tensor:
 
 
 def rate_step(
-    p: RateParams, c: RateConsts, state: RateState, drive_t: Tensor, xi_t: Tensor | None
+    p: RateParams,
+    c: RateConsts,
+    state: RateState,
+    drive_t: Tensor,
+    xi_t: Tensor | None,
+    *,
+    added_t: Tensor | None = None,
 ) -> RateState:
-    """One Euler–Maruyama step. ``drive_t`` = W_in û_t + b; ``xi_t`` standard normal or None."""
+    """One Euler–Maruyama step. ``drive_t`` = W_in û_t + b; ``xi_t`` standard normal or None;
+    ``added_t`` an exploration term added to x as it is (the three-factor rule's kicks)::
+
+        x_t = (1 − α) x_{t−1} + α (W_rec r̂_{t−1} + drive_t) + σ √α ξ_t (+ added_t)
+        r̂_t = D_rec φ(x_t)
+    """
     pre = torch.addmm(drive_t, state.r_hat, p.W_rec.T)
+    pre = pre.to(state.x.dtype)  # a no-op, except under bf16 autocast (precision.py)
     x = torch.lerp(state.x, pre, c.alpha) if c.alpha != 1.0 else pre
     if xi_t is not None and c.sigma > 0:
         x = x + (c.sigma * c.alpha**0.5) * xi_t
+    if added_t is not None:
+        x = x + added_t
     return RateState(x, decorrelate(p.D_rec, c.phi(x)))
 
 

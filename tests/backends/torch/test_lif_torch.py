@@ -38,7 +38,7 @@ def _spike_steps(spec: LIFSpec, T: int) -> np.ndarray:
 def test_single_neuron_fires_at_analytic_rate(J: float) -> None:
     """Constant drive J > θ − v_rest, no noise: ISI = t_ref + τ_m ln((J − v_reset)/(J − θ)).
 
-    The discrete map samples the exact solution, so its ISI is (n_ref − 1 + ⌈T*/dt⌉)·dt
+    The grid map samples the exact solution, so its ISI is (n_ref + ⌈T*/dt⌉)·dt
     exactly (first test) and within one step dt of the analytic ISI (second test)."""
     spec = _single(J)
     sp = _spike_steps(spec, 4000)
@@ -63,11 +63,13 @@ def test_subthreshold_drive_never_fires_and_relaxes_exactly() -> None:
 
 
 def test_refractory_clamps_and_synaptic_current_is_exact() -> None:
-    """A neuron driven hard spikes every n_ref steps (brian2's convention); the synaptic
-    current onto a silent neuron decays with β_s and enters v through κ(1 − β_m)."""
+    """A neuron driven hard spikes every n_ref + 1 steps: v is clamped for exactly
+    t_ref = n_ref dt after a spike (until a39c20e it was n_ref − 1 steps, t_ref − dt), then
+    crosses in the first free step; the synaptic current onto a silent neuron decays with
+    β_s and enters v through κ(1 − β_m)."""
     spec = _single(100.0, dt=0.001, t_ref=0.003)
     sp = _spike_steps(spec, 50)
-    assert set(np.diff(sp)) == {3}  # clamped n_ref − 1 = 2 steps, fires on the third
+    assert set(np.diff(sp)) == {4}  # clamped n_ref = 3 steps (= t_ref), fires on the fourth
     spec2 = LIFSpec(n_in=1, n_rec=2, n_out=1, sigma_v=0.0, bias_current=0.0, dt=0.001, t_ref=0.0)
     c = consts_of(spec2)
     p = to_torch(init_lif_params(spec2), dtype=torch.float64)
@@ -191,3 +193,112 @@ def test_simulate_and_estimate_dispatch_lif() -> None:
         assert set(g) == {"W_in", "W_rec", "W_out"}
         assert all(np.isfinite(a).all() for a in g.values())
     assert math.isfinite(float(np.abs(g["W_out"]).sum()))
+
+
+def _net(spiking: str = "grid", **kw) -> tuple[LIFSpec, dict]:
+    spec = LIFSpec(n_in=2, n_rec=16, n_out=1, rec_gain=1.5, bias=True, v_rest=0.1,
+                   spiking=spiking, **kw)  # fmt: skip
+    params = bp.init_params(spec, seed=2)
+    params["b"] = np.linspace(-0.1, 0.2, 16)
+    return spec, params
+
+
+@pytest.mark.parametrize("t_ref", [0.0, 0.004])
+def test_simulate_fast_path_equals_the_pure_step(t_ref: float) -> None:
+    """bp.simulate's in-place grid loop (lif_rollout.simulate_fast) is the map of lif_step:
+    identical spikes and v to rounding, with recurrence, refractoriness, noise, v_rest ≠ 0."""
+    from bioplaus.backends.torch.lif_rollout import simulate_fast
+
+    spec, params = _net(t_ref=t_ref)
+    c = consts_of(spec)
+    p = to_torch(params, dtype=torch.float64)
+    g = np.random.default_rng(0)
+    u = torch.as_tensor((g.random((300, 3, 2)) < 0.2) * 1.0)
+    xi = torch.as_tensor(g.standard_normal((300, 3, 16)))
+    ref = rollout(p, c, u, lambda t: xi[t])
+    fast = simulate_fast(p, c, u, lambda t: xi[t], keep=("v", "s", "d"))
+    assert ref.s.sum() > 100
+    torch.testing.assert_close(fast.s, ref.s, rtol=0, atol=0)
+    torch.testing.assert_close(fast.v, ref.v, rtol=0, atol=1e-12)
+    assert float(fast.d.abs().sum()) == 0.0
+
+
+def test_simulate_returns_what_is_asked() -> None:
+    """numpy float64 by default; out_dtype float32; torch tensors; spike times on the grid
+    are step ends; bad options are one-line SpecErrors naming the key."""
+    spec, params = _net()
+    u = np.zeros((50, 2, 2))
+    v = bp.simulate(spec, u, params, seed=1)
+    assert isinstance(v, np.ndarray) and v.dtype == np.float64 and v.shape == (50, 2, 16)
+    v32 = bp.simulate(spec, u, params, seed=1, out_dtype="float32")
+    assert v32.dtype == np.float32
+    np.testing.assert_array_equal(v32, v.astype(np.float32))
+    vt, st, tt = bp.simulate(spec, u, params, seed=1, output="torch", spikes=True,
+                             spike_times=True)  # fmt: skip
+    assert isinstance(vt, torch.Tensor) and vt.dtype == torch.float32
+    np.testing.assert_array_equal(vt.numpy(), v32)
+    k = st.nonzero()
+    assert len(k) > 0
+    torch.testing.assert_close(tt[st > 0], (k[:, 0] + 1).float() * spec.dt)
+    assert torch.isnan(tt[st == 0]).all()
+    rate = bp.RateSpec(n_in=2, n_rec=4, n_out=1) if hasattr(bp, "RateSpec") else None
+    if rate is not None:
+        x = bp.simulate(rate, u, output="torch", out_dtype="float64")
+        assert isinstance(x, torch.Tensor) and x.dtype == torch.float64
+    for bad, key in (({"output": "list"}, "output"), ({"out_dtype": "int8"}, "out_dtype"),
+                     ({"output": "torch", "backend": "brian2"}, "output"),
+                     ({"crossing": np.zeros((3, 2, 16))}, "crossing"),
+                     ({"crossing": np.zeros((50, 2, 16))}, "crossing"),  # grid: unused
+                     ({"nonsense": 1}, "nonsense")):  # fmt: skip
+        with pytest.raises(SpecError, match=key):
+            bp.simulate(spec, u, params, **bad)
+
+
+def test_precise_spiking_drivers_run_and_share_the_background() -> None:
+    """With spiking = "precise", surrogate BPTT, the paired-pass estimate and the online
+    three-factor pass run; a σ = 1e-12 perturbed pass reproduces the clean pass spike for
+    spike (the pair shares ξ and the bridge draws)."""
+    from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
+    from bioplaus.rules import NodePerturbation
+
+    spec, params = _net("precise", t_ref=0.003, sigma_v=0.5)
+    c = consts_of(spec)
+    p = to_torch(params, dtype=torch.float64)
+    g = np.random.default_rng(0)
+    u = torch.as_tensor(g.random((40, 3, 2)))
+    y = torch.as_tensor(g.standard_normal((40, 3, 1)) * 0.3)
+    res = lif_bptt_estimate(p, c, u, y, None, "mse", generator=torch.Generator().manual_seed(0))
+    assert all(torch.isfinite(v).all() for v in res.grads.values())
+    assert float(res.grads["W_rec"].abs().sum()) > 0
+    pe = lif_perturbation_estimate(
+        p, c, NodePerturbation("np"), u, y, None, "mse", torch.Generator().manual_seed(1),
+        sigma=1e-12, keep_outputs=True,
+    )  # fmt: skip
+    assert pe.loss == pytest.approx(pe.loss_perturbed, rel=1e-9)
+    g2 = bp.estimate("anp", spec, params, u.numpy(), y.numpy(), seed=0)
+    assert all(np.isfinite(a).all() for a in g2.values())
+
+
+def test_spiking_option_is_validated() -> None:
+    base = {"kind": "lif", "n_in": 1, "n_rec": 2, "n_out": 1}
+    with pytest.raises(SpecError, match="spiking"):
+        spec_from_dict({**base, "spiking": "exact"})
+    with pytest.raises(SpecError, match="t_ref"):
+        spec_from_dict({**base, "t_ref": 0.0015})  # grid: whole steps only
+    spec = spec_from_dict({**base, "t_ref": 0.0015, "spiking": "precise"})
+    assert consts_of(spec).ref_steps == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("rule", ["three-factor", "anp"])
+def test_precise_lif_protocol_trains(rule: str, tmp_path) -> None:
+    """bp.run on a LIF protocol with spiking = "precise" (online and paired-pass drivers)."""
+    proto = {
+        "name": "t", "seed": 0,
+        "model": {"kind": "lif", "n_in": 2, "n_rec": 12, "n_out": 1, "spiking": "precise"},
+        "task": {"name": "pattern", "dt": 0.002, "fixation": 0.01, "cue": 0.01, "pattern": 0.04},
+        "rule": {"name": rule},
+        "train": {"steps": 2, "batch_size": 4, "eval_every": 1, "eval_batch": 4, "threads": 1},
+    }  # fmt: skip
+    res = bp.run(proto, out=tmp_path / "run", progress=False)
+    assert res.status == "completed"
+    assert np.isfinite(res.metrics["eval_loss"]).all()

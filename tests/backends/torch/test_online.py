@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import bioplaus as bp
-from bioplaus.backends.torch import trainer as trainer_mod
 from bioplaus.backends.torch.bptt import bptt_estimate
 from bioplaus.backends.torch.online import exploration, three_factor_pass
 from bioplaus.backends.torch.rate import consts_of, to_torch
 from bioplaus.rules.three_factor import Baseline, ThreeFactor
+from bioplaus.train import trainer as trainer_mod
 
 D = torch.float64
 

@@ -107,30 +107,64 @@ def test_fast_path_with_x0_and_cross_entropy():
 
 
 def test_dispatch_and_generator_state():
-    """perturbation_estimate takes the fast path for K = 1 clean NP/ANP-local, and leaves the
-    generator where the generic loop leaves it (so resumed runs stay bit-identical)."""
+    """perturbation_estimate takes the fast path for every node-perturbation rule with a
+    clean baseline, and leaves the generator where the generic loop leaves it (so resumed
+    runs stay bit-identical); a noisy baseline, INP and WP keep the generic loops."""
     spec, p, u, y, m = _problem()
     c = consts_of(spec)
-    rule = make_rule(RuleSpec(name="anp"))
-    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-    ref = generic_estimate(p, c, rule, u, y, m, "mse", g1, sigma=0.05)
-    res = perturbation_estimate(p, c, rule, u, y, m, "mse", g2, sigma=0.05)
-    _close(ref, res)
-    assert torch.equal(g1.get_state(), g2.get_state())
+    for name, opts, K in [
+        ("anp", {}, 1),
+        ("anp", {}, 2),
+        ("np", {"signal": "rtg"}, 1),
+        ("anp", {"signal": "trace", "trace_decay": 0.9}, 3),
+        ("rtg-np", {}, 2),
+    ]:
+        rule = make_rule(RuleSpec(name=name, **opts))
+        assert has_fast_path(rule, K, "clean"), (name, opts, K)
+        g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+        ref = generic_estimate(p, c, rule, u, y, m, "mse", g1, sigma=0.05, K=K)
+        res = perturbation_estimate(p, c, rule, u, y, m, "mse", g2, sigma=0.05, K=K)
+        _close(ref, res)
+        assert torch.equal(g1.get_state(), g2.get_state())
     for name, kw in [
-        ("anp", dict(K=2)),
         ("anp", dict(baseline="noisy")),
         ("inp", {}),
         ("wp", {}),
     ]:
         r = make_rule(RuleSpec(name=name))
         assert not has_fast_path(r, kw.get("K", 1), kw.get("baseline", "clean"))
-    assert not has_fast_path(make_rule(RuleSpec(name="np", signal="rtg")), 1, "clean")
 
 
-def test_a_subclassed_rule_takes_the_generic_loop():
-    """A user's rule built on NodePerturbation keeps its own accumulate (the fast path would
-    bypass it): every step reaches it."""
+@pytest.mark.parametrize(
+    ("name", "opts", "K"),
+    [
+        ("np", {"signal": "rtg"}, 1),
+        ("anp", {"signal": "rtg"}, 2),
+        ("np", {"signal": "trial"}, 4),
+        ("anp", {"signal": "trace", "trace_decay": 0.8}, 1),
+        ("np", {"signal": "trace", "trace_decay": 0.5}, 3),
+        ("anp", {"norm": "layer"}, 4),
+        ("np", {}, 2),
+    ],
+)
+@pytest.mark.parametrize(("N", "B", "T"), [(12, 5, 23), (40, 2, 10), (130, 3, 60)])
+def test_fast_path_equals_generic_for_traces_and_resamples(name, opts, K, N, B, T):
+    """The variants that learn best (trace, reward-to-go, K resamples) on the fast path: the
+    generic loop's estimate, losses, outputs and decorrelation statistics in float64, with
+    D folded or not (N vs B·T) and the rule fed in blocks of steps."""
+    spec, p, u, y, m = _problem(N=N, B=B, T=T)
+    c = consts_of(spec)
+    rule = make_rule(RuleSpec(name=name, **opts))
+    kw = dict(sigma=0.05, keep_outputs=True, decor=("D_in", "D_rec"), K=K)
+    ref = generic_estimate(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(6), **kw)
+    fast = local_estimate_fast(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(6), **kw)
+    _close(ref, fast)
+
+
+def test_a_subclassed_rule_keeps_its_accumulate():
+    """A user's rule built on NodePerturbation keeps its own accumulate: the fast path feeds
+    it every step (not a block it would bypass), with r̂ (not the folded φ), and gives the
+    estimate the generic loop gives."""
     from bioplaus.rules.node_perturbation import NodePerturbation
 
     class Counting(NodePerturbation):
@@ -141,10 +175,13 @@ def test_a_subclassed_rule_takes_the_generic_loop():
             return super().accumulate(state, rec, ctx)
 
     spec, p, u, y, m = _problem()
+    c = consts_of(spec)
     rule = Counting(kind="anp")
-    assert not has_fast_path(rule, 1, "clean")
-    perturbation_estimate(p, consts_of(spec), rule, u, y, m, "mse", torch.Generator(), sigma=0.05)
+    assert not rule.linear_in_z
+    res = perturbation_estimate(p, c, rule, u, y, m, "mse", torch.Generator(), sigma=0.05)
     assert Counting.calls == u.shape[0]
+    ref = generic_estimate(p, c, rule, u, y, m, "mse", torch.Generator(), sigma=0.05)
+    _close(ref, res)
 
 
 def test_float32_fast_path_close_to_generic():

@@ -1,6 +1,6 @@
 """Training loop for feed-forward models (:class:`~bioplaus.spec.MLPSpec`) on torch.
 
-Same contract as :class:`~bioplaus.backends.torch.trainer.Trainer` (``step``, ``evaluate``,
+Same contract as :class:`~bioplaus.train.trainer.Trainer` (``step``, ``evaluate``,
 ``state_dict``/``load_state_dict``, ``params_numpy``), so :mod:`bioplaus.runs` drives both.
 One update, in the multi-layer seed paper's order (algorithms.md §2, R2 ``train_step``):
 
@@ -21,13 +21,8 @@ import math
 import numpy as np
 import torch
 
-from ...analysis.alignment import angles
-from ...loss import step_loss
-from ...protocol import ProtocolSpec
-from ...random import numpy_rng, torch_generator
-from ...rules import make_rule
-from ...tasks.base import Batch, Task
-from .mlp import (
+from ..analysis.alignment import angles
+from ..backends.torch.mlp import (
     MLPParams,
     mlp_consts,
     mlp_gradient,
@@ -36,6 +31,12 @@ from .mlp import (
     mlp_to_torch,
     predict,
 )
+from ..backends.torch.precision import precision_scope
+from ..loss import step_loss
+from ..protocol import ProtocolSpec
+from ..random import numpy_rng, torch_generator
+from ..rules import make_rule
+from ..tasks.base import Batch, Task
 from .trainer import (
     DTYPES,
     DivergedError,
@@ -94,9 +95,9 @@ class MLPTrainer:
         self.gen_noise = torch_generator(seed, "noise", device=self.device)
         self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
-        if rs.name == "three-factor" or rs.name == "tbptt":
+        if "mlp" not in rs.entry.networks:
             raise ValueError(f"rule {rs.name!r} needs a recurrent model")
-        self.rule = None if rs.is_gradient else make_rule(rs, layered=True)
+        self.rule = None if rs.is_gradient else make_rule(rs, network="mlp")
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         self.train_eval_batch = task.sample(
@@ -142,7 +143,8 @@ class MLPTrainer:
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
         x, y = self._tensor(batch.inputs), self._tensor(batch.targets)
         decor = bool(self.decor) and tr.lr_decor > 0
-        res = self._estimate(x, y, self.gen_noise, decor)
+        with precision_scope(tr.precision, self.device):  # the estimate only (precision.py)
+            res = self._estimate(x, y, self.gen_noise, decor)
         return apply_estimate(self, res)
 
     def _guard(self) -> None:

@@ -19,19 +19,20 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ...analysis.alignment import angles
-from ...loss import mean_loss
-from ...protocol import ProtocolSpec
-from ...random import child_seed, numpy_rng, torch_generator
-from ...rules import make_rule, make_three_factor
-from ...rules.decorrelation import decorrelation_update
-from ...tasks.base import Batch, Task
-from . import lif_train
-from .bptt import bptt_estimate
-from .online import OnlineThreeFactor
-from .perturb import perturbation_estimate
-from .rate import RateParams, consts_of, to_numpy, to_torch
-from .rollout import noise_source, rollout
+from ..analysis.alignment import angles
+from ..backends.torch import lif_train
+from ..backends.torch.bptt import bptt_estimate
+from ..backends.torch.online import OnlineThreeFactor
+from ..backends.torch.perturb import perturbation_estimate
+from ..backends.torch.precision import precision_scope
+from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
+from ..backends.torch.rollout import noise_source, rollout
+from ..loss import mean_loss
+from ..protocol import ProtocolSpec
+from ..random import child_seed, numpy_rng, torch_generator
+from ..rules import make_online, make_rule
+from ..rules.decorrelation import decorrelation_update
+from ..tasks.base import Batch, Task
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -144,19 +145,20 @@ class Trainer:
         rs = protocol.rule
         # the online three-factor rule changes weights from one noisy pass (online.py); its
         # update ΔW reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
-        self.online = (
-            OnlineThreeFactor(
-                make_three_factor(rs, protocol.model.dt),
-                rs.sigma,
-                int(getattr(task, "n_trial_types", 1)),
-                tr.batch_size,
+        network = protocol.model.kind
+        self.online = None
+        if rs.mechanism == "online":
+            self.online = (
+                lif_train.make_online(protocol, task)
+                if self.lif
+                else OnlineThreeFactor(
+                    make_online(rs, network, protocol.model.dt),
+                    rs.sigma,
+                    int(getattr(task, "n_trial_types", 1)),
+                    tr.batch_size,
+                )
             )
-            if rs.name == "three-factor"
-            else None
-        )
-        if self.online is not None and self.lif:
-            self.online = lif_train.make_online(protocol, task)
-        self.rule = None if rs.is_gradient or self.online is not None else make_rule(rs)
+        self.rule = make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         # a fixed batch of training trials, to report the training metric beside the held-out one
@@ -185,8 +187,10 @@ class Trainer:
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         p = self.params()
         loss_kind = self.task.loss
+        scope = precision_scope(tr.precision, self.device)  # the estimate only (precision.py)
         if self.lif:
-            res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
+            with scope:
+                res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
         elif self.online is not None:
             types = getattr(self.task, "trial_type", None)
             res = self.online.estimate(
@@ -201,15 +205,17 @@ class Trainer:
                 decor=decor_keys,
             )
         else:
-            res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
+            with scope:
+                res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
         return apply_estimate(self, res)
 
     def _estimate(self, p, u, y, m, generator, decor_keys=()):
         """The rule's estimate of ∂L (BPTT / TBPTT(k) by autograd, else the paired passes)."""
         rs = self.protocol.rule
         if self.rule is None:
-            k = rs.k if rs.name == "tbptt" else None
-            return bptt_estimate(p, self.consts, u, y, m, self.task.loss, k=k, decor=decor_keys)
+            return bptt_estimate(
+                p, self.consts, u, y, m, self.task.loss, k=rs.option("k"), decor=decor_keys
+            )
         return perturbation_estimate(
             p, self.consts, self.rule, u, y, m, self.task.loss, generator,
             sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor_keys,

@@ -1,0 +1,32 @@
+"""What every torch driver (paired passes, online passes) shares: the noise level of a pass
+and the decorrelation statistics of its baseline rows.
+
+    σ of a pass = the rule's σ, or the model's when the rule leaves it unset (None)
+    Σ y yᵀ      for y = û_t (D_in) and y = r̂_t (D_rec) of the baseline rows, over the trial
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def noise_sigma(sigma: float | None, model_sigma: float) -> float:
+    """σ of a noisy pass: ``sigma``, or the model's ``model_sigma`` when it is None (the one
+    place that default is resolved)."""
+    return model_sigma if sigma is None else sigma
+
+
+def decor_sums(keys: tuple[str, ...], n_in: int, N: int, like: Tensor) -> dict[str, Tensor]:
+    """Zeroed Σ y yᵀ accumulators: [n_in, n_in] for ``D_in``, [N, N] for ``D_rec``."""
+    size = {"D_in": n_in, "D_rec": N}
+    return {k: like.new_zeros((size[k], size[k])) for k in keys}
+
+
+def add_decor_(yy: dict[str, Tensor], u_hat: Tensor, r_hat: Tensor) -> None:
+    """Σ y yᵀ += yᵀ y for the step's baseline rows (û_t [B, n_in], r̂_t [B, N])."""
+    if "D_in" in yy:
+        yy["D_in"].addmm_(u_hat.T, u_hat)
+    if "D_rec" in yy:
+        yy["D_rec"].addmm_(r_hat.T, r_hat)

@@ -1,0 +1,197 @@
+"""Open registries: learning rules, tasks and plug-in modules, found by name.
+
+A rule is registered once, with the pydantic model of its own options, a factory and the
+*mechanism* that runs it (the drivers are per mechanism, never per rule)::
+
+    bp.register_rule("my-np", options=MyOptions, build=make_my_rule, mechanism="node")
+
+and is then named in a protocol's ``[rule]`` table like a built-in. Mechanisms:
+
+    gradient  autograd through the network (bptt, tbptt); ``build`` is not called
+    node      paired clean/noisy passes with node noise: the rule implements the
+              ``PerturbationRule`` contract of :mod:`bioplaus.rules.base`
+    weight    paired passes with weight noise (the ``WPRecord`` contract)
+    online    weights change during the trial (the three-factor rule)
+
+A protocol's top-level ``plugins = ["my_rules.py", "package.module"]`` imports user modules
+(paths relative to the protocol file) before its ``[rule]`` and ``[task]`` tables are
+validated, so a rule or task registered there is found by ``bioplaus run``, ``resume``, sweeps
+and ``compare`` alike. This module imports no other layer of bioplaus.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Mechanism = Literal["gradient", "node", "weight", "online"]
+MECHANISMS: tuple[str, ...] = ("gradient", "node", "weight", "online")
+NETWORKS: tuple[str, ...] = ("rate", "lif", "mlp")
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class RuleEntry:
+    """A registered learning rule.
+
+    ``options``: the pydantic model of its ``[rule]`` table (a subclass of
+    :class:`bioplaus.rules.options.RuleSpec`). ``build(options, network)`` returns the rule
+    object a driver of ``mechanism`` runs, for network type ``network`` (``rate``, ``lif``,
+    ``mlp``). ``networks``: the types it is written for. ``preset``: option defaults of other
+    protocol tables it sets (e.g. DANP turns decorrelation on)."""
+
+    name: str
+    options: type
+    build: Callable[[Any, str], Any] | None
+    mechanism: Mechanism
+    networks: tuple[str, ...] = NETWORKS
+    summary: str = ""
+    preset: dict[str, dict[str, Any]] = field(default_factory=dict)
+    module: str = ""
+
+
+class Registry:
+    """Entries by name, with a one-line error and a "did you mean" for unknown names."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._items: dict[str, Any] = {}
+
+    def add(self, name: str, item: Any, replace: bool = False) -> Any:
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"{self.what} name must be a non-empty string (got {name!r})")
+        if name in self._items and not replace and self._items[name] is not item:
+            old = self._items[name]
+            if getattr(old, "module", None) and getattr(old, "module", None) == getattr(
+                item, "module", None
+            ):
+                pass  # the same module registering again (re-imported): keep the newest
+            else:
+                raise ValueError(
+                    f"{self.what} {name!r} is already registered (pass replace=True to override)"
+                )
+        self._items[name] = item
+        return item
+
+    def remove(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def get(self, name: str) -> Any:
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise KeyError(self.unknown(name)) from None
+
+    def unknown(self, name: object) -> str:
+        return (
+            f"unknown {self.what} {name!r}{did_you_mean(str(name), self.names())} "
+            f"(choose from {self.names()})"
+        )
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self._items[k]) for k in self.names()]
+
+
+RULES = Registry("rule")
+
+
+def register_rule(
+    name: str,
+    *,
+    options: type,
+    build: Callable[[Any, str], Any] | None,
+    mechanism: Mechanism,
+    networks: tuple[str, ...] = NETWORKS,
+    summary: str = "",
+    preset: dict[str, dict[str, Any]] | None = None,
+    replace: bool = False,
+) -> RuleEntry:
+    """Register a learning rule under ``name`` (see the module docstring).
+
+    ``options`` must be a subclass of :class:`bioplaus.rules.options.RuleSpec` whose ``name``
+    field accepts ``name``. Returns the entry."""
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism: must be one of {list(MECHANISMS)} (got {mechanism!r})")
+    if not (isinstance(options, type) and "name" in getattr(options, "model_fields", {})):
+        raise TypeError("options: must be a subclass of bioplaus.RuleSpec (a pydantic model)")
+    bad = [n for n in networks if n not in NETWORKS]
+    if bad:
+        raise ValueError(f"networks: unknown network type {bad[0]!r} (choose from {NETWORKS})")
+    if mechanism != "gradient" and build is None:
+        raise ValueError(f"build: a {mechanism!r} rule needs a factory build(options, network)")
+    module = getattr(build, "__module__", "") or getattr(options, "__module__", "")
+    entry = RuleEntry(
+        name, options, build, mechanism, tuple(networks), summary, dict(preset or {}), module
+    )
+    return RULES.add(name, entry, replace=replace)
+
+
+def rule_entry(name: str) -> RuleEntry:
+    """The registered rule ``name`` (KeyError with a one-line message otherwise)."""
+    return RULES.get(name)
+
+
+# -- plug-in modules ----------------------------------------------------------------------
+_LOADED: dict[str, Any] = {}
+
+
+def load_plugin(ref: str, base_dir: Path | None = None) -> str:
+    """Import a user module that registers rules or tasks, once per process.
+
+    ``ref`` is a ``.py`` file (relative to ``base_dir``) or an importable module name.
+    Returns the resolved reference (an absolute path for a file), to record in a run's config.
+    Raises ValueError with a one-line message when it cannot be imported."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ValueError(f"expected a .py file or a module name (got {ref!r})")
+    if ref.endswith(".py") or "/" in ref or "\\" in ref:
+        path = Path(ref)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        path = path.resolve()
+        key = str(path)
+        if key in _LOADED:
+            return key
+        if not path.is_file():
+            raise ValueError(f"{ref}: file not found")
+        digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+        modname = f"bioplaus_plugin_{path.stem}_{digest}"
+        spec = importlib.util.spec_from_file_location(modname, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"{ref}: cannot be imported as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # a user's module: report, in one line, what it raised
+            sys.modules.pop(modname, None)
+            raise ValueError(f"{ref}: importing it raised {type(exc).__name__}: {exc}") from None
+        _LOADED[key] = module
+        return key
+    if ref in _LOADED:
+        return ref
+    try:
+        _LOADED[ref] = importlib.import_module(ref)
+    except Exception as exc:
+        raise ValueError(f"{ref}: cannot import module ({type(exc).__name__}: {exc})") from None
+    return ref
