@@ -55,6 +55,11 @@ RULE_FLOATS = (
     "supralinear", "scale",
 )  # fmt: skip
 
+class UnknownKeywordError(SpecError, TypeError):
+    """An unknown keyword argument: a TypeError as Python raises it, and a SpecError (one line,
+    naming the keyword) as the rest of bioplaus's bad input."""
+
+
 DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("float32", "float64")
 GIB = 1024**3
@@ -402,7 +407,7 @@ def check_simulate(
         unknown = sorted(set(options) - allowed)
         if unknown:
             takes = ", ".join(sorted(allowed)) if allowed else "no backend options"
-            raise TypeError(
+            raise UnknownKeywordError(
                 f"simulate() got an unexpected keyword argument {unknown[0]!r} (backend "
                 f"'torch' takes {takes})"
             )
@@ -463,7 +468,7 @@ def check_estimate(
         rs = rule_options(data)
     except RuleOptionError as exc:
         if exc.key in options and exc.problem.startswith("unknown key"):
-            raise TypeError(
+            raise UnknownKeywordError(
                 f"estimate() got an unexpected keyword argument {exc.key!r} (rule "
                 f"{data['name']!r}: {exc.problem})"
             ) from None
