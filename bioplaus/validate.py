@@ -55,6 +55,7 @@ RULE_FLOATS = (
     "supralinear", "scale",
 )  # fmt: skip
 
+
 class UnknownKeywordError(SpecError, TypeError):
     """An unknown keyword argument: a TypeError as Python raises it, and a SpecError (one line,
     naming the keyword) as the rest of bioplaus's bad input."""
