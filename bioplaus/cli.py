@@ -113,21 +113,36 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .runs import RunExistsError, RunInterrupted
     from .spec import SpecError
 
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
+    except RunExistsError as exc:
+        print(
+            f"bioplaus: error: --out: {exc.out} already holds a run (continue it with "
+            f"`bioplaus resume {exc.out}`, or choose another --out)",
+            file=sys.stderr,
+        )
+        return 2
     except SpecError as exc:
         print(f"bioplaus: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(
+            f"bioplaus: interrupted by {exc.signal}; checkpoint at step {exc.step} in "
+            f"{exc.out}; continue with: bioplaus resume {exc.out}",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
-        print("bioplaus: interrupted (resume with `bioplaus resume RUN`)", file=sys.stderr)
+        print("bioplaus: interrupted", file=sys.stderr)
         return 130
 
 
 def _dispatch(args) -> int:
-    from . import runs
+    from . import runs, validate
     from .analysis.plots import plot_comparison, plot_run
     from .spec import SpecError
 
@@ -135,21 +150,29 @@ def _dispatch(args) -> int:
         if args.seed is not None and args.seed < 0:
             raise SpecError(f"--seed: expected an integer >= 0 (got {args.seed})")
         seed = [] if args.seed is None else [f"seed={args.seed}"]
+        if args.out is not None:
+            validate.check_out(args.out, key="--out")
         res = runs.run(
             args.protocol, out=args.out, overrides=args.overrides + seed, progress=not args.quiet
         )
         return _report(res)
     if args.cmd == "resume":
-        return _report(runs.resume(args.run, progress=not args.quiet))
+        return _report(runs.resume(args.run, progress=not args.quiet, log=print))
     if args.cmd == "plot":
-        if not (Path(args.run) / "metrics.csv").is_file():
-            raise SpecError(f"{args.run}: not a run directory (no metrics.csv)")
+        runs.check_run_files(args.run)
+        if args.out is not None:
+            validate.check_out(Path(args.out).parent, key="--out")
+            if Path(args.out).is_dir():
+                raise SpecError(f"--out: {args.out} is a folder (give a .png path)")
         print(plot_run(args.run, args.out))
         return 0
     if args.cmd == "compare":
         for rd in args.runs:
-            if not (Path(rd) / "metrics.csv").is_file():
-                raise SpecError(f"{rd}: not a run directory (no metrics.csv)")
+            runs.check_run_files(rd, params=not args.out.endswith(".png"))
+        if args.out.endswith(".png"):
+            validate.check_out(Path(args.out).parent, key="--out")
+        else:
+            validate.check_out(args.out, key="--out")
         if args.out.endswith(".png"):
             print(plot_comparison(args.runs, args.out, x=args.x))
             return 0
@@ -182,6 +205,7 @@ def _dispatch(args) -> int:
 
 def _sweep(args) -> int:
     from . import sweep as sw
+    from . import validate
     from .spec import SpecError
 
     if args.workers < 1:
@@ -191,6 +215,7 @@ def _sweep(args) -> int:
     spec = sw.load_sweep(args.sweep)
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
     cluster = sw.cluster_table(spec, args.cluster, args.jobs, args.cluster_set)
+    validate.check_out(out, key="--out")
     if args.dry_run:
         sw.validate(spec, out)
         for p in spec.points:
@@ -223,10 +248,13 @@ def _sweep(args) -> int:
 
 
 def _report(res) -> int:
-    from .results import load_run, metric_label, summary_line
+    if not len(res.metrics):
+        print(f"{res.status}: {res.out} — at step 0, nothing logged")
+    else:
+        from .results import load_run, metric_label, summary_line
 
-    metric = metric_label(load_run(res.out).metric)  # "NRMSE", not "metric"
-    print(summary_line(res.status, res.out, res.metrics.iloc[-1], metric))
+        metric = metric_label(load_run(res.out).metric)  # "NRMSE", not "metric"
+        print(summary_line(res.status, res.out, res.metrics.iloc[-1], metric))
     if res.status == "diverged":
         print(f"reason: {res.reason}", file=sys.stderr)
         return 3

@@ -12,6 +12,7 @@ from .random import torch_generator
 from .rules import RuleOptionError, RuleSpec, make_rule, rule_options
 from .simulate import check_inputs
 from .spec import ModelSpec, SpecError, format_validation_error
+from .validate import check_estimate
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -121,6 +122,7 @@ def estimate(
     loss: str | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    allow_nonfinite: bool = False,
     **options,
 ) -> dict[str, np.ndarray]:
     """Estimate ∂L/∂θ for every learnable parameter with ``rule`` (DESIGN §2).
@@ -138,6 +140,7 @@ def estimate(
     from .backends.torch.perturb import perturbation_estimate
     from .backends.torch.rate import consts_of, to_torch
 
+    check_estimate(rule, spec, params, inputs, targets, seed, mask, device, dtype, options, allow_nonfinite)  # fmt: skip  # noqa: E501
     rs = rule_spec(rule, options)
     if dtype not in DTYPES:
         raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")

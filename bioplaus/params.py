@@ -6,6 +6,7 @@ import numpy as np
 
 from .random import numpy_rng
 from .spec import ModelSpec
+from .validate import check_spec_type
 
 Params = dict[str, np.ndarray]
 
@@ -23,6 +24,7 @@ def init_params(spec: ModelSpec, seed: int = 0) -> Params:
     plus b [N], b_out [n_out] when the spec has biases (zeros), and D_in [n_in, n_in],
     D_rec [N, N] (identity) when it decorrelates. float64 arrays; backends cast.
     An :class:`~bioplaus.spec.MLPSpec` gets W{l}, b{l}, D{l} (see :mod:`bioplaus.mlp`)."""
+    check_spec_type(spec)  # TypeError for a dict or another object (bioplaus.validate)
     if spec.kind == "mlp":
         from .mlp import init_mlp_params
 

@@ -44,7 +44,8 @@ from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec
 class TrainSpec(BaseModel):
     """How a protocol trains."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # no float takes NaN or ±inf (lr = inf, max_abs_weight = nan: nonsense, not a run)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     steps: int = Field(ge=1, description="Number of weight updates (one batch each).")
     batch_size: int = Field(16, ge=1, description="Trials per update.")
@@ -80,7 +81,7 @@ class TrainSpec(BaseModel):
         description="Torch CPU threads for this run (None: torch's default). Small "
         "networks run fastest on 1; give each parallel run its share of the cores.",
     )
-    device: str = Field("cpu", description="Torch device, e.g. cpu, cuda, cuda:1.")
+    device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N or mps.")
     dtype: Literal["float32", "float64"] = Field("float32", description="Floating-point precision.")
     precision: Literal["float32", "tf32", "bf16"] = Field(
         "float32",
@@ -88,6 +89,15 @@ class TrainSpec(BaseModel):
         "TF32 matmuls) or bf16 (bfloat16 autocast, CPU or CUDA); tf32/bf16 for the gradient "
         "rules bp, bptt, tbptt only (backends/torch/precision.py).",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"unknown device {v!r} (choose cpu, cuda, cuda:N or mps)")
+        return v
 
 
 class ProtocolSpec(BaseModel):
@@ -215,6 +225,7 @@ def protocol_from_dict(
 ) -> ProtocolSpec:
     """Validate a protocol dict; a string ``model`` is a TOML path relative to ``base_dir``."""
     data = dict(data)
+    _check_sections(data, source)
     data["plugins"] = load_plugins(data.get("plugins", []), source, base_dir)
     preset = rule_preset(data)
     if isinstance(data.get("rule"), dict):
@@ -245,6 +256,23 @@ def protocol_from_dict(
         return ProtocolSpec(**data)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, source)) from None
+
+
+def _check_sections(data: dict, source: str) -> None:
+    """An unknown top-level key or section is named, with the closest valid one."""
+    import difflib
+
+    known = list(ProtocolSpec.model_fields)
+    for key in data:
+        if key in known:
+            continue
+        table = isinstance(data[key], dict)
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        what = f"[{key}]: unknown section" if table else f"{key}: unknown key"
+        hint = ""
+        if close:
+            hint = f" (did you mean [{close[0]}]?)" if table else f" (did you mean {close[0]}?)"
+        raise SpecError(f"{source}: {what}{hint}; sections: model, task, rule, train")
 
 
 def load_plugins(refs: Any, source: str, base_dir: Path | None) -> list[str]:

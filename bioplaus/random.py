@@ -18,6 +18,8 @@ def _key(name: str) -> int:
 
 def child_seed(root: int, *names: str) -> int:
     """A 63-bit seed derived from ``root`` and a path of stream names (stable across runs)."""
+    if isinstance(root, bool) or not isinstance(root, int | np.integer):  # 1.5 is not 1
+        raise TypeError(f"seed: expected a non-negative integer (got {root!r})")
     if int(root) < 0:
         raise ValueError(f"seed must be >= 0 (got {root})")
     ss = np.random.SeedSequence(entropy=int(root), spawn_key=tuple(_key(n) for n in names))

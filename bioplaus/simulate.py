@@ -8,6 +8,7 @@ import torch
 from .params import Params, check_params, init_params
 from .random import torch_generator
 from .spec import ModelSpec, SpecError
+from .validate import check_simulate
 
 BACKENDS = ("torch", "brian2")
 
@@ -41,6 +42,7 @@ def simulate(
     *,
     output: str = "numpy",
     out_dtype: str | None = None,
+    allow_nonfinite: bool = False,
     **backend_options,
 ):
     """States x_0 … x_{T−1} of ``spec`` driven by ``inputs`` [T, B, n_in] → [T, B, N].
@@ -65,7 +67,12 @@ def simulate(
     ``s.mean() / spec.dt`` (Hz) and ``bioplaus.analysis.plots.raster(ax, s, dt=spec.dt)``
     draws a raster. Other ``backend_options`` go to the back-end (brian2: ``target``,
     ``recurrence``).
+
+    Arguments are checked first (``bioplaus.validate.check_simulate``): NaN/Inf in
+    params, noise or x0 is refused unless ``allow_nonfinite=True``; an unknown keyword is a
+    TypeError.
     """
+    check_simulate(spec, inputs, params, backend, noise, seed, x0, device, dtype, backend_options, allow_nonfinite)  # fmt: skip  # noqa: E501
     inputs = check_inputs(spec, inputs)
     T, B, _ = inputs.shape
     if output not in OUTPUTS:

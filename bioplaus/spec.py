@@ -11,6 +11,7 @@ The rate network of DESIGN §1::
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -26,7 +27,11 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
+    # allow_inf_nan=False: no float field of a model takes NaN or ±inf (a frozen τ = inf
+    # network or a LIF that never spikes would otherwise run as nonsense)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class RateSpec(_Strict):
@@ -246,6 +251,11 @@ class LIFSpec(_Strict):
     def _consistent(self) -> LIFSpec:
         if not self.v_reset < self.theta:
             raise ValueError(f"v_reset must be < theta (got {self.v_reset} >= {self.theta})")
+        for key in ("tau_m", "tau_s", "tau_r"):
+            if self.dt > getattr(self, key):
+                raise ValueError(
+                    f"dt must be <= {key} (got dt={self.dt}, {key}={getattr(self, key)})"
+                )
         n = self.t_ref / self.dt
         if self.spiking == "grid" and abs(n - round(n)) > 1e-6:
             raise ValueError(
@@ -268,8 +278,10 @@ def format_validation_error(
 ) -> str:
     """One line: ``source: key: problem`` for the first error pydantic reports; ``prefix``
     is prepended to the key (e.g. ``model.``)."""
+    import re
+
     first = err.errors()[0]
-    loc = prefix + ".".join(str(p) for p in first["loc"]) or "(top level)"
+    parts = [str(p) for p in first["loc"]]
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -278,15 +290,31 @@ def format_validation_error(
     elif "input" in first and first["type"] not in ("value_error",):
         msg = f"{msg} (got {first['input']!r})"
     msg = msg.removeprefix("Value error, ")
-    prefix = f"{source}: " if source else ""
-    return f"{prefix}{loc}: {msg}"
+    if first["type"] == "value_error":
+        # a model validator's "dt must be <= tau …" / "backend: …" names its key first
+        m = re.match(r"^([A-Za-z_][\w.]*)(?:: (.*)| (must .*|> .*))$", msg)
+        if m:
+            key = m[1]
+            if not parts or not key.startswith(parts[0] + "."):
+                parts.append(key)
+            else:
+                parts = [key]
+            msg = m[2] if m[2] is not None else m[3]
+    loc = ".".join(parts)
+    loc = (prefix + loc) if loc else (prefix.rstrip(".") or "(top level)")
+    head = f"{source}: " if source else ""
+    return f"{head}{loc}: {msg}"
 
 
 def read_toml(path: str | Path) -> dict:
     """Read a TOML file into a dict, turning I/O and syntax errors into :class:`SpecError`."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path: expected a file path (got {type(path).__name__})")
     p = Path(path)
     if not p.is_file():
-        raise SpecError(f"{p}: file not found")
+        if p.is_dir():
+            raise SpecError(f"{p}: is a folder, not a TOML file")
+        raise SpecError(f"{p}: file not found{did_you_mean_file(p)}")
     try:
         with p.open("rb") as fh:
             return tomllib.load(fh)
@@ -294,6 +322,23 @@ def read_toml(path: str | Path) -> dict:
         raise SpecError(f"{p}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
         raise SpecError(f"{p}: not a UTF-8 text file") from None
+
+
+def did_you_mean_file(p: Path) -> str:
+    """`` (did you mean X?)`` with the closest files next to ``p`` (same suffix), or ""."""
+    import difflib
+
+    folder = p.parent
+    if not folder.is_dir():
+        return ""
+    try:
+        names = [f.name for f in folder.iterdir() if f.is_file() and f.suffix == p.suffix]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(p.name, names, n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(str(folder / c) for c in close) + "?)"
 
 
 def spec_from_dict(data: dict, source: str | None = None, prefix: str = "") -> ModelSpec:

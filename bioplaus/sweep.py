@@ -247,9 +247,15 @@ def load_sweep(path: str | Path) -> Sweep:
     name = data.get("name", p.stem)
     if not isinstance(name, str) or not name:
         raise SpecError(f"{src}: name: expected a non-empty string")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or "\0" in name:
+        raise SpecError(
+            f"{src}: name: {name!r} must be a plain folder name (no '/', '\\', '..' or leading '.')"
+        )
     threads = data.get("threads")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise SpecError(f"{src}: threads: expected an integer >= 1")
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise SpecError(f"{src}: threads: expected an integer >= 1 (got {threads!r})")
     retries = data.get("retries")
     if retries is not None and (
         not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
@@ -318,6 +324,11 @@ def load_sweep(path: str | Path) -> Sweep:
                 ov = tuple(f"{k}={toml_literal(v)}" for k, v in {**fixed, **ordered}.items())
                 points.append(Point(pname, vname, ordered, ov))
     plot = dict(data.get("plot", {}))
+    for k, v in plot.items():
+        if k not in ("x", "y"):
+            raise SpecError(f"{src}: plot.{k}: unknown key (choose from ['x', 'y'])")
+        if not isinstance(v, str):
+            raise SpecError(f"{src}: plot.{k}: expected a column name (got {v!r})")
     px = plot.get("x")
     if px is None:
         logs = [
@@ -394,7 +405,13 @@ def validate(sweep: Sweep, out: Path) -> dict[str, str]:
         rules[pt.name] = spec.rule.name
         cfg = out / "points" / pt.name / "config.json"
         if cfg.is_file():
-            old = json.loads(cfg.read_text())["protocol"]
+            from .runs import read_config
+
+            try:
+                old = json.loads(cfg.read_text())["protocol"]
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+                read_config(cfg.parent)  # raises the one-line "config.json is damaged (…)"
+                raise
             # re-resolve, so fields added to bioplaus since then take their defaults
             with contextlib.suppress(SpecError):
                 old = protocol_from_dict(old).model_dump(mode="json")
@@ -468,6 +485,9 @@ def run_sweep(
     if retries < 0:
         raise SpecError(f"--retries: expected an integer >= 0 (got {retries})")
     out = Path(out) if out is not None else Path("runs") / "sweeps" / sw.name
+    from .validate import check_out
+
+    check_out(out, key="out")
     rules = validate(sw, out)  # nothing is written before every point validates
     from .protocol import load_protocol
     from .runs import build_task
@@ -533,6 +553,7 @@ def run_sweep(
                 "protocol": str(sw.protocol),
                 "sweep": sw.data,
                 "points": [{"name": p.name, "overrides": list(p.overrides)} for p in sw.points],
+                "threads": threads,  # train.threads of every point (results change at ~1e-8)
             },
         )
         bar = progress_bar(

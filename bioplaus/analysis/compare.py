@@ -122,9 +122,7 @@ def gradient_alignment(
         return float(a @ b / (na * nb)) if na > 0 and nb > 0 else float("nan")
 
     ests = [
-        estimate(
-            run.protocol.rule, spec, params, batch.inputs, batch.targets, seed=seed + i, **kw
-        )
+        estimate(run.protocol.rule, spec, params, batch.inputs, batch.targets, seed=seed + i, **kw)
         for i in range(n_rep)
     ]
     singles = [cos(np.concatenate([e[k].ravel() for k in keys]), flat) for e in ests]

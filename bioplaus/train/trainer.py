@@ -158,9 +158,7 @@ class Trainer:
                     tr.batch_size,
                 )
             )
-        self.rule = (
-            make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
-        )
+        self.rule = make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
         # a fixed batch of training trials, to report the training metric beside the held-out one

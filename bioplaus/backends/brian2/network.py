@@ -515,4 +515,3 @@ def _modulator(net: RateNetwork, plastic: Plasticity) -> None:
         nu.connect(i=np.arange(rows.S * net.spec.n_rec), j=np.repeat(rows.network, net.spec.n_rec))
     code = eq.modulator_code(plastic.mod_code, plastic.normalise)
     mod.run_regularly(code, when="groups", order=40, name="bp_mod_code")
-

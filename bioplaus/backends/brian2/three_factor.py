@@ -128,8 +128,9 @@ def plasticity(rule: ThreeFactor, spec: RateSpec) -> nw.Plasticity:
         hid=("xbar : 1", "M : 1 (linked)", "M_l : 1"),
         out=("obar : 1", "M : 1 (linked)", "M_l : 1"),
         mod=("R : 1", "M : 1", "Rbar : 1", "seen : 1"),
-        synapses={k: (eligibility_equations(rule, *zs)[0], "acc : 1")
-                  for k, zs in _ELIGIBILITY.items()},  # fmt: skip
+        synapses={
+            k: (eligibility_equations(rule, *zs)[0], "acc : 1") for k, zs in _ELIGIBILITY.items()
+        },  # fmt: skip
         mod_code=_modulator_code(rule),
         normalise=rule.normalise,
         namespace=ns,

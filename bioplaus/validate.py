@@ -1,0 +1,495 @@
+"""Checks made before any work starts: a protocol's cross-field rules, the device, the memory
+a run needs, the run folder, and the arguments of ``bp.simulate`` / ``bp.estimate``.
+
+Everything a pydantic model cannot see alone lives here, in one place: which rule runs on
+which network type (:func:`capabilities`, from the rule registry), which rules need σ > 0,
+the device string, finite numbers in rule options, sizes against the machine's memory. The run layer
+calls :func:`check_protocol` before it creates the run folder, so a bad protocol ends with one
+line (``source: key: problem``) and nothing written.
+
+Errors are :class:`~bioplaus.spec.SpecError` (a ``ValueError``) or ``TypeError`` for an
+argument of the wrong type; every message is one line that names the key or argument.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .spec import LIFSpec, MLPSpec, RateSpec, SpecError
+
+# -- capabilities --------------------------------------------------------------------------
+#: Which rule trains which network type, and whether it needs a perturbation σ > 0, derived
+#: from the rule registry's declarations (``networks``, ``mechanism``): node and weight
+#: perturbation need σ > 0, the online three-factor rule only with Gaussian exploration
+#: (kicks explore without it), gradient rules never. Back-end limits are the back-ends' own
+#: (``backends/brian2/capabilities.py``, called by ``ProtocolSpec``).
+_SIGMA = {"node": True, "weight": True, "online": None, "gradient": False}
+
+
+def capabilities() -> dict[str, dict[str, Any]]:
+    """``{rule: {"models": {...}, "sigma": True | False | None}}`` for every registered rule."""
+    from .registry import RULES
+
+    return {
+        name: {"models": set(e.networks), "sigma": _SIGMA.get(e.mechanism, False)}
+        for name, e in RULES.items()
+    }
+
+
+#: options a network type cannot honour: (model kind, option, allowed values, why)
+MODEL_OPTION_LIMITS: tuple[tuple[str, str, tuple, str], ...] = (
+    ("lif", "baseline", ("clean",), "the LIF driver has only a clean (unperturbed) baseline"),
+    ("rate", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
+    ("lif", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
+)
+#: rule options that are floats: each must be finite (and > 0 where pydantic says so)
+RULE_FLOATS = (
+    "sigma", "trace_decay", "tau_e", "tau_b", "tau_r", "kick_rate", "kick_amplitude",
+    "supralinear", "scale",
+)  # fmt: skip
+
+
+class UnknownKeywordError(SpecError, TypeError):
+    """An unknown keyword argument: a TypeError as Python raises it, and a SpecError (one line,
+    naming the keyword) as the rest of bioplaus's bad input."""
+
+
+DEVICE_RE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+DTYPES = ("float32", "float64")
+GIB = 1024**3
+
+
+# -- devices -------------------------------------------------------------------------------
+def check_device(device: Any, key: str = "device", error: type[Exception] = SpecError) -> None:
+    """``device`` is ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` and exists on this machine."""
+    if not isinstance(device, str):
+        raise TypeError(f"{key}: expected a device name such as 'cpu' or 'cuda:0' (got {device!r})")
+    if not DEVICE_RE.match(device):
+        raise error(f"{key}: unknown device {device!r} (choose cpu, cuda, cuda:N or mps)")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise error(f"{key}: {device!r} requested but CUDA is not available on this machine")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            raise error(
+                f"{key}: {device!r} requested but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+    if device == "mps":
+        import torch
+
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise error(f"{key}: 'mps' requested but MPS is not available on this machine")
+
+
+# -- memory ----------------------------------------------------------------------------------
+def machine_memory(device: str = "cpu") -> int | None:
+    """Total memory (bytes) of the machine, or of a CUDA device; None when unknown.
+
+    ``BIOPLAUS_MEMORY_GIB`` overrides it (tests; a batch job's share of a node)."""
+    env = os.environ.get("BIOPLAUS_MEMORY_GIB")
+    if env:
+        try:
+            return int(float(env) * GIB)
+        except ValueError:
+            pass
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            idx = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+            return int(torch.cuda.get_device_properties(idx).total_memory)
+        return None
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def task_steps(task: Any) -> int:
+    """Time steps T of the task's trials (1 for static tasks; best effort for user tasks)."""
+    T = getattr(task, "T", None)
+    if isinstance(T, int | np.integer) and T > 0:
+        return int(T)
+    length = getattr(task, "length", None)
+    if isinstance(length, int | np.integer) and length > 0:
+        return int(length) + int(getattr(task, "offset", 0) or 0)
+    return 1
+
+
+def estimate_memory(protocol: Any, task: Any = None) -> tuple[int, str]:
+    """A lower estimate of the bytes a run needs, and what dominates it.
+
+    Counted: the weights with their gradient estimate and optimizer state, the states of
+    the stacked passes (and their history for BPTT), the per-trial eligibility traces of
+    the trial/rtg/trace credit signals, the task's batches (float64), and one thread stack
+    (8 MiB) per torch thread. Only what certainly has to fit is counted."""
+    m, rs, tr = protocol.model, protocol.rule, protocol.train
+    item = 8 if tr.dtype == "float64" else 4
+    B = max(tr.batch_size, tr.eval_batch)
+    T = task_steps(task) if task is not None else 1
+    K = getattr(rs, "K", 1) or 1
+    noisy_base = getattr(rs, "baseline", "clean") == "noisy"
+    gradient = rs.name in ("bp", "bptt", "tbptt")
+    rows = B if gradient else B * (K + (2 if noisy_base else 1))
+    # weights and their estimate, plus Adam's two moments or SGD's momentum buffer
+    copies = 4 if tr.optimizer == "adam" else (3 if tr.momentum > 0 else 2)
+    if isinstance(m, MLPSpec):
+        sizes = list(m.sizes)
+        n_w = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        if m.decorrelate:
+            n_w += sum(a * a for a in sizes[:-1])
+        units = sum(sizes)
+        parts = {
+            "weights": n_w * item * copies,
+            "states": rows * units * item * (3 if gradient else 2),
+            "data": B * (m.n_in + m.n_out) * 8 * 2,
+        }
+        biggest_w = "the weights"
+    else:
+        N, n_in, n_out = m.n_rec, m.n_in, m.n_out
+        n_w = N * N + N * n_in + n_out * N
+        if m.decorrelate_rec:
+            n_w += N * N
+        if m.decorrelate_input:
+            n_w += n_in * n_in
+        per_state = 4 if isinstance(m, LIFSpec) else 2  # v, I, r, refractory | x, r
+        states = rows * N * item * per_state
+        if gradient:
+            states *= max(T, 1)  # autograd keeps every step's states
+        signal = getattr(rs, "signal", None)
+        traces = 0
+        if signal in ("trial", "rtg", "trace") or rs.name == "rtg-np":
+            traces = B * K * N * (n_in + N + 1) * item  # per-trial traces E [P, N, M]
+        parts = {
+            "weights": n_w * item * copies,
+            "states": states,
+            "traces": traces,
+            "data": T * B * (n_in + n_out + 1) * 8 * 2,
+        }
+        biggest_w = "W_rec"
+    parts["threads"] = (tr.threads or 1) * 8 * 1024**2
+    total = int(sum(parts.values()))
+    top = sorted(parts, key=parts.get, reverse=True)[:2]
+    top = [k for k in top if parts[k] >= 0.1 * total]
+    names = {
+        "weights": biggest_w,
+        "states": "states",
+        "traces": "eligibility traces",
+        "data": "task batches",
+        "threads": f"{tr.threads or 1} thread stacks",
+    }
+    return total, " and ".join(names[k] for k in top)
+
+
+#: what to reduce, by the part of :func:`estimate_memory` that dominates
+_REDUCE = {
+    "W_rec": "model.n_rec",
+    "the weights": "model.sizes",
+    "states": "train.batch_size, rule.K or model.n_rec",
+    "eligibility traces": "train.batch_size, rule.K or model.n_rec",
+    "task batches": "the task's length or train.batch_size",
+}
+
+
+def _gib(n: float) -> str:
+    g = n / GIB
+    return f"{g:.0f} GiB" if g >= 10 else f"{g:.2g} GiB"
+
+
+def check_memory(protocol: Any, task: Any = None, source: str | None = None) -> None:
+    """Refuse, in one line, a run whose sizes cannot fit this machine's memory."""
+    need, what = estimate_memory(protocol, task)
+    have = machine_memory(protocol.train.device)
+    if have is not None and need > have:
+        head = f"{source}: " if source else ""
+        where = "this GPU" if protocol.train.device.startswith("cuda") else "this machine"
+        first = what.split(" and ")[0]
+        reduce = _REDUCE.get(first, "train.threads")
+        raise SpecError(
+            f"{head}sizes: needs ≈ {_gib(need)} for {what}, {where} has {_gib(have)} "
+            f"(reduce {reduce})"
+        )
+
+
+# -- protocols -------------------------------------------------------------------------------
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def check_rule_options(rs: Any, error: type[Exception] = SpecError, head: str = "") -> None:
+    """Finite rule options; a numeric ANP scale is > 0."""
+    for key in RULE_FLOATS:
+        v = getattr(rs, key, None)
+        if isinstance(v, float | int) and not isinstance(v, bool) and not _finite(float(v)):
+            raise error(f"{head}rule.{key}: must be a finite number (got {v})")
+    scale = getattr(rs, "scale", None)
+    if isinstance(scale, float | int) and not isinstance(scale, bool) and not scale > 0:
+        raise error(f"{head}rule.scale: must be 'n', 'sqrt_n' or a number > 0 (got {scale})")
+
+
+def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = "") -> None:
+    """The rule can run on this network type and back-end, with the σ it needs."""
+    caps = capabilities()
+    cap = caps.get(rs.name)
+    if cap is None:  # not registered: its own checks apply
+        return
+    kind = model.kind
+    if kind not in cap["models"]:
+        ok = sorted(r for r, c in caps.items() if kind in c["models"])
+        raise SpecError(
+            f"{head}rule.name: rule {rs.name!r} does not run on a {kind} model (rules for "
+            f"{kind}: {', '.join(ok)})"
+        )
+    for mkind, opt, allowed, why in MODEL_OPTION_LIMITS:
+        if kind == mkind and getattr(rs, opt, allowed[0]) not in allowed:
+            raise SpecError(f"{head}rule.{opt}: {getattr(rs, opt)!r} on a {kind} model: {why}")
+    needs_sigma = cap["sigma"]
+    if needs_sigma is None:  # three-factor: only Gaussian exploration needs σ
+        needs_sigma = getattr(rs, "noise", "gaussian") == "gaussian"
+    if needs_sigma:
+        sigma = getattr(rs, "sigma", None)
+        where = "rule.sigma"
+        if sigma is None:
+            sigma, where = model.sigma, "model.sigma"
+        if not sigma > 0:
+            what = "Gaussian exploration" if rs.name == "three-factor" else "perturbation"
+            raise SpecError(
+                f"{head}{where}: rule {rs.name!r} needs sigma > 0 for its {what} (got {sigma})"
+            )
+
+
+def check_protocol(protocol: Any, source: str | None = None, task: Any = None) -> None:
+    """Every cross-field rule of model × task × rule × back-end × device, before a run starts.
+
+    ``task``: the built task, for the checks that need its sizes (an MLP needs static
+    samples; memory). Raises :class:`SpecError` (one line, ``source: key: problem``)."""
+    head = f"{source}: " if source else ""
+    m, rs, tr = protocol.model, protocol.rule, protocol.train
+    check_rule_options(rs, head=head)
+    check_rule_model(rs, m, protocol.backend, head=head)
+    check_device(tr.device, key=f"{head}train.device")
+    fi = np.finfo(np.float32 if tr.dtype == "float32" else np.float64)
+    big, tiny = float(fi.max), float(fi.tiny)
+    for section, obj in (("train", tr), ("model", m), ("rule", rs)):
+        for key, v in obj.model_dump().items():
+            if isinstance(v, float) and (abs(v) > big or 0 < abs(v) < tiny):
+                raise SpecError(
+                    f"{head}{section}.{key}: {v:g} does not fit train.dtype {tr.dtype!r}"
+                )
+    if task is not None:
+        if isinstance(m, MLPSpec) and task_steps(task) > 1:
+            raise SpecError(
+                f"{head}model.kind: an mlp model needs static samples but task "
+                f"{getattr(task, 'name', '?')!r} is a sequence task (T = {task_steps(task)})"
+            )
+        if protocol.backend == "brian2" and getattr(task, "loss", "mse") != "mse":
+            raise SpecError(f"{head}backend: 'brian2' trains mse tasks (task loss {task.loss!r})")
+    check_memory(protocol, task, source)
+
+
+# -- the run folder ----------------------------------------------------------------------------
+def check_out(out: str | Path, key: str = "out") -> None:
+    """The run folder ``out`` can be created (or is a writable folder). One-line SpecError."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{key}: {out} is a file, not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise SpecError(f"{key}: cannot create {out}: {probe} is a file")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise SpecError(f"{key}: cannot create {out}: {probe} is not writable")
+
+
+# -- the Python API ------------------------------------------------------------------------------
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed: expected a non-negative integer (got {seed!r})")
+    if seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer (got {seed})")
+
+
+def _numeric(name: str, a: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # noqa: BLE001 — ragged lists and the like
+        raise TypeError(f"{name}: expected a numeric array ({exc})") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name}: expected a numeric array (got dtype {arr.dtype})")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name}: expected a real array (got dtype {arr.dtype})")
+    return arr
+
+
+def _finite_array(name: str, arr: np.ndarray, allow_nonfinite: bool) -> None:
+    if not allow_nonfinite and arr.size and not np.all(np.isfinite(arr)):
+        raise SpecError(f"{name}: contains NaN or Inf (pass allow_nonfinite=True to allow it)")
+
+
+def check_spec_type(spec: Any) -> None:
+    """``spec`` is a model spec object (TypeError naming ``spec`` otherwise)."""
+    _check_spec(spec, "init_params")
+
+
+def _check_spec(spec: Any, what: str) -> None:
+    if isinstance(spec, Mapping):
+        raise TypeError(
+            "spec: expected a model spec (bp.RateSpec, bp.LIFSpec, bp.MLPSpec or "
+            "bp.load_model(path)), got a dict; build one with bp.RateSpec(**d)"
+        )
+    if not isinstance(spec, RateSpec | LIFSpec | MLPSpec):
+        raise TypeError(f"spec: expected a model spec, got {type(spec).__name__}")
+    if what == "simulate" and isinstance(spec, MLPSpec):
+        raise TypeError(
+            "spec: simulate runs recurrent networks (RateSpec, LIFSpec); an MLPSpec has no "
+            "dynamics to simulate"
+        )
+
+
+def _check_params(params: Any, allow_nonfinite: bool) -> None:
+    if params is None:
+        return
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a dict of arrays (got {type(params).__name__})")
+    for k, v in params.items():
+        arr = _numeric(f"params: {k}", v)
+        _finite_array(f"params: {k}", arr, allow_nonfinite)
+
+
+def check_simulate(
+    spec: Any,
+    inputs: Any,
+    params: Any = None,
+    backend: Any = "torch",
+    noise: Any = None,
+    seed: Any = 0,
+    x0: Any = None,
+    device: Any = "cpu",
+    dtype: Any = "float32",
+    options: Mapping[str, Any] | None = None,
+    allow_nonfinite: bool = False,
+) -> None:
+    """The arguments of ``bp.simulate``: TypeError / ValueError naming the argument."""
+    _check_spec(spec, "simulate")
+    _check_seed(seed)
+    if not isinstance(backend, str) or backend not in ("torch", "brian2"):
+        raise SpecError(f"backend: unknown backend {backend!r} (choose from ['torch', 'brian2'])")
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")
+    check_device(device, key="device")
+    if backend == "brian2" and device != "cpu":
+        raise SpecError(f"device: backend 'brian2' runs on the CPU (got {device!r})")
+    options = dict(options or {})
+    if backend == "torch":
+        allowed = {"spikes", "spike_times", "crossing"} if isinstance(spec, LIFSpec) else set()
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) if allowed else "no backend options"
+            raise UnknownKeywordError(
+                f"simulate() got an unexpected keyword argument {unknown[0]!r} (backend "
+                f"'torch' takes {takes})"
+            )
+    arr = _numeric("inputs", inputs)
+    if arr.ndim != 3:
+        raise SpecError(f"inputs: expected shape [T, B, n_in={spec.n_in}], got {arr.shape}")
+    T, B = arr.shape[:2]
+    _check_params(params, allow_nonfinite)
+    if noise is not None:
+        n = _numeric("noise", noise)
+        if n.shape != (T, B, spec.n_rec):
+            raise SpecError(f"noise: expected shape {(T, B, spec.n_rec)}, got {n.shape}")
+        _finite_array("noise", n, allow_nonfinite)
+    if x0 is not None:
+        name = "x0 (v0 of a LIF network)" if isinstance(spec, LIFSpec) else "x0"
+        a = _numeric("x0", x0)
+        if a.shape != (B, spec.n_rec):
+            raise SpecError(f"{name}: expected shape {(B, spec.n_rec)} [B, N], got {a.shape}")
+        _finite_array("x0", a, allow_nonfinite)
+
+
+def check_estimate(
+    rule: Any,
+    spec: Any,
+    params: Any,
+    inputs: Any,
+    targets: Any,
+    seed: Any = 0,
+    mask: Any = None,
+    device: Any = "cpu",
+    dtype: Any = "float32",
+    options: Mapping[str, Any] | None = None,
+    allow_nonfinite: bool = False,
+) -> None:
+    """The arguments of ``bp.estimate``: the rule with its options validated again (also a
+    :class:`RuleSpec` given with extra options), the rule against the network type, seed,
+    device, dtype, finite params and mask."""
+    from pydantic import ValidationError
+
+    from .rules.options import RuleOptionError, RuleSpec, rule_options
+    from .spec import format_validation_error
+
+    _check_spec(spec, "estimate")
+    _check_seed(seed)
+    if dtype not in DTYPES:
+        raise SpecError(f"dtype: must be one of {list(DTYPES)} (got {dtype!r})")
+    check_device(device, key="device")
+    options = dict(options or {})
+    if "name" in options:
+        raise TypeError("estimate(): name the rule with the first argument, not name=")
+    if isinstance(rule, RuleSpec):  # validated again with the options given here
+        data = {**rule.model_dump(), **options}
+    elif isinstance(rule, str):
+        data = {"name": rule, **options}
+    else:
+        raise TypeError(f"rule: expected a rule name or a bp.RuleSpec (got {type(rule).__name__})")
+    try:
+        rs = rule_options(data)
+    except RuleOptionError as exc:
+        if exc.key in options and exc.problem.startswith("unknown key"):
+            raise UnknownKeywordError(
+                f"estimate() got an unexpected keyword argument {exc.key!r} (rule "
+                f"{data['name']!r}: {exc.problem})"
+            ) from None
+        raise SpecError(f"rule.{exc.key}: {exc.problem}") from None
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, None, prefix="rule.")) from None
+    check_rule_options(rs)
+    if rs.name == "three-factor":
+        raise SpecError(
+            "rule: 'three-factor' changes weights online during trials: train it with bp.run "
+            "(no one-batch gradient estimate)"
+        )
+    check_rule_model(rs, spec)
+    if params is None or not isinstance(params, Mapping):
+        raise TypeError(f"params: expected a dict of arrays (got {type(params).__name__})")
+    _check_params(params, allow_nonfinite)
+    _numeric("inputs", inputs)
+    _numeric("targets", targets)
+    if mask is not None:
+        mk = _numeric("mask", mask)
+        _finite_array("mask", mk, allow_nonfinite)
+        if mk.size and np.any(mk < 0):
+            raise SpecError("mask: must be >= 0 (1 where a step is scored, 0 elsewhere)")
