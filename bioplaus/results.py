@@ -170,10 +170,12 @@ def load_run(run_dir: str | Path) -> Run:
 
 
 def _sweep_table(d: Path) -> Path | None:
-    found = [d / f"results.{ext}" for ext in ("csv", "parquet") if (d / f"results.{ext}").is_file()]
-    if len(found) > 1:  # both: the one written last is the current one
-        found.sort(key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    """results.csv, the table the sweep writes; results.parquet (bioplaus.export's copy of
+    it, with pyarrow) only where the CSV is missing."""
+    for ext in ("csv", "parquet"):
+        if (d / f"results.{ext}").is_file():
+            return d / f"results.{ext}"
+    return None
 
 
 def load_sweep(sweep_dir: str | Path) -> pd.DataFrame:

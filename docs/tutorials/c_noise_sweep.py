@@ -127,7 +127,7 @@ print(df[["point", "variant", "model.sigma", "seed", "status", "metric"]].to_str
 # folder **skips finished points**, so adding a second seed to the grid runs only the new
 # points. Here the "cluster" is a `LocalCluster` on this machine; on a real one you would
 # write `Client("tcp://scheduler:8786")`, or start workers through SLURM with
-# dask-jobqueue ([Sweeps](../sweeps.md#a-slurm-cluster-with-dask-jobqueue) has a complete
+# dask-jobqueue ([Sweeps](../sweeps.md#slurm-pbs-sge-lsf-with-dask-jobqueue) has a complete
 # script). The workers need bioplaus installed and the sweep folder on a shared file system.
 # Give each Dask worker one thread (`--nthreads 1`): a run is not meant to share its process
 # with another run (matplotlib's pyplot, used for each run's `loss.png`, is not thread-safe).
