@@ -1,27 +1,31 @@
-"""Fast path of the paired passes for time-local NP / ANP (K = 1, clean baseline).
+"""Fast path of the paired passes: every node-perturbation rule, clean baseline, K ≥ 1.
 
-The estimator is the one of :func:`~.perturb.generic_estimate` for these rules::
-
-    G_hid = (1/Σm) Σ_{t,b} δℓ_{t,b} e^h_{t,b} [û_t; r̂_{t−1}; 1]ᵀ_b ,
-    G_out = (1/Σm) Σ_{t,b} δℓ_{t,b} e^o_{t,b} [r̂_t; 1]ᵀ_b
-
-(e from ``rule.signals``, r̂ of the clean pass), rearranged so that each step is one GEMM:
+Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in
+:func:`~.perturb.generic_estimate`, whose estimate this is. The dynamics are computed a
+chunk of T_c steps at a time, and the rule consumes each chunk as one
+:class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step by step for a
+rule without it), so any rule of the ``node`` mechanism runs here — K resamples, every credit
+signal, users' rules. Rearranged so that each step is one GEMM:
 
 * D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
-  W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only, and
-  Σ e r̂ᵀ = (Σ e φᵀ) Dᵀ, Σ r̂ r̂ᵀ = D (Σ φ φᵀ) Dᵀ are unfolded at the end (each fold only
-  when its O(N³) cost is below the O(B·T·N²) it saves: N < 2BT, resp. 3N < BT);
+  W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only. A rule
+  whose estimate is linear in z (``linear_in_z``) is handed φ in place of r̂ and its
+  estimate is unfolded at the end (Σ e r̂ᵀ = (Σ e φᵀ) Dᵀ, Σ r̂ r̂ᵀ = D (Σ φ φᵀ) Dᵀ); each
+  fold only when its O(N³) cost is below the O(B·T·N²) it saves: N < 2BT, resp. 3N < BT;
+  any other rule gets r̂ = D φ per chunk;
 * with φ(x) = a g(k x) + c (tanh = 2 σ(2x) − 1 on CPU), the loop carries y = k x and
   s = g(y): y_t = (1 − α) y_{t−1} + kα (W_in û_t + b + c R 1) + k ε_t + kαa R s_{t−1},
-  R = W_rec D; φ = a s + c is formed per chunk for the sums (k = a = 1, c = 0 otherwise);
+  R = W_rec D; φ = a s + c is formed per chunk for the records (k = a = 1, c = 0 otherwise);
 * the leak is folded into an in-place GEMM: x_t = α(W_in û_t + b) + √α σ ξ_t
   + (1 − α) x_{t−1} + α (W_rec D) φ_{t−1}, the first two terms written for a chunk of
   T_c steps at once (one matmul for the input drive);
-* the readout, the losses, the signals e (``rule.signals`` on [T_c·B] rows), and the sums
-  Σ e zᵀ, Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B rows.
+* the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
+  rows; the rule's sums over the block are its own (GEMMs over n·P rows for
+  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``).
 
-The noise is drawn step by step in the order of the generic loop (ξ [B, N], then ξ_o
-[B, n_out]), so both paths consume the same random stream. Memory is O(T_c·B·N), not O(T).
+The noise is drawn step by step in the order of the generic loop (ξ [K·B, N], then ξ_o
+[K·B, n_out]), so both paths consume the same random stream. Memory is O(T_c·K·B·N) plus
+the rule's own state, not O(T).
 """
 
 from __future__ import annotations
