@@ -477,16 +477,7 @@ def _markdown_lif(res: dict, a: Run, b: Run) -> str:
         "",
         "Linear CKA and angular Procrustes distance on the scored steps, as for rate networks.",
         "",
-        "| | trained A vs B | initial A vs B | A: initial vs trained | B: initial vs trained |",
-        "|---|---|---|---|---|",
-        f"| CKA | {_f(s['cka_final'])} | {_f(s['cka_init'])} | {_f(s['cka_A_init_vs_final'])} "
-        f"| {_f(s['cka_B_init_vs_final'])} |",
-        f"| Procrustes (rad) | {_f(s['procrustes_final'])} | {_f(s['procrustes_init'])} | | |",
-        "",
-        "| participation ratio | A | B |",
-        "|---|---|---|",
-        f"| trained | {_f(d['pr_A'])} | {_f(d['pr_B'])} |",
-        f"| initial | {_f(d['pr_A_init'])} | {_f(d['pr_B_init'])} |",
+        *_similarity_rows(s, d),
         "",
         "## Recurrent weight spectra",
         "",
@@ -688,6 +679,22 @@ def _f(v: Any) -> str:
     return str(v)
 
 
+def _similarity_rows(s: dict, d: dict) -> list[str]:
+    """The CKA / Procrustes and participation-ratio tables of a report (rate and LIF)."""
+    return [
+        "| | trained A vs B | initial A vs B | A: initial vs trained | B: initial vs trained |",
+        "|---|---|---|---|---|",
+        f"| CKA | {_f(s['cka_final'])} | {_f(s['cka_init'])} | {_f(s['cka_A_init_vs_final'])} "
+        f"| {_f(s['cka_B_init_vs_final'])} |",
+        f"| Procrustes (rad) | {_f(s['procrustes_final'])} | {_f(s['procrustes_init'])} | | |",
+        "",
+        "| participation ratio | A | B |",
+        "|---|---|---|",
+        f"| trained | {_f(d['pr_A'])} | {_f(d['pr_B'])} |",
+        f"| initial | {_f(d['pr_A_init'])} | {_f(d['pr_B_init'])} |",
+    ]
+
+
 def _markdown(res: dict, a: LoadedRun, b: LoadedRun) -> str:
     L = res["labels"]
     metric = a.task.metric
@@ -719,16 +726,7 @@ def _markdown(res: dict, a: LoadedRun, b: LoadedRun) -> str:
         "Linear CKA (1 = same up to rotation and scale) and angular Procrustes distance "
         "(0 = same up to rotation and scale, π/2 ≈ 1.571 = orthogonal), on the scored steps.",
         "",
-        "| | trained A vs B | initial A vs B | A: initial vs trained | B: initial vs trained |",
-        "|---|---|---|---|---|",
-        f"| CKA | {_f(s['cka_final'])} | {_f(s['cka_init'])} | {_f(s['cka_A_init_vs_final'])} "
-        f"| {_f(s['cka_B_init_vs_final'])} |",
-        f"| Procrustes (rad) | {_f(s['procrustes_final'])} | {_f(s['procrustes_init'])} | | |",
-        "",
-        "| participation ratio | A | B |",
-        "|---|---|---|",
-        f"| trained | {_f(d['pr_A'])} | {_f(d['pr_B'])} |",
-        f"| initial | {_f(d['pr_A_init'])} | {_f(d['pr_B_init'])} |",
+        *_similarity_rows(s, d),
         "",
         f"![PCA]({res['figures']['pca']})",
         "",

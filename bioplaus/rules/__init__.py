@@ -43,8 +43,8 @@ def make_rule(spec: RuleSpec, layered: bool = False, network: str | None = None)
 
 
 def make_three_factor(spec: RuleSpec, dt: float) -> ThreeFactor:
-    """The online rule of a spec, for a model with step ``dt`` (seconds)."""
-    return spec.entry.build(spec, "rate", dt)
+    """The online rule of a spec, for a rate model with step ``dt`` (seconds)."""
+    return make_online(spec, "rate", dt)
 
 
 def make_online(spec: RuleSpec, network: str, dt: float):

@@ -68,9 +68,6 @@ class GradState(NamedTuple):
     b: list[Tensor]
 
 
-_scale = anp_scale  # c = n, √n or a number (rules/base.py)
-
-
 class LayeredNodePerturbation:
     """NP, ANP or INP on a layered network (see module docstring for the equations)."""
 
@@ -101,11 +98,11 @@ class LayeredNodePerturbation:
             return [e * k for e in rec.eps]
         sq = [(d * d).sum(-1, keepdim=True) for d in rec.da]
         if self.kind == "anp" and self.norm == "joint":
-            c = _scale(self.scale, sum(d.shape[-1] for d in rec.da))
+            c = anp_scale(self.scale, sum(d.shape[-1] for d in rec.da))
             inv = c / torch.stack(sq).sum(0).clamp_min(_TINY)
             return [d * inv for d in rec.da]
         return [
-            d * (_scale(self.scale, d.shape[-1]) / s.clamp_min(_TINY))
+            d * (anp_scale(self.scale, d.shape[-1]) / s.clamp_min(_TINY))
             for d, s in zip(rec.da, sq, strict=True)
         ]
 
