@@ -30,10 +30,10 @@ from __future__ import annotations
 import torch
 
 from ...loss import normaliser, step_loss
+from ...records import PassResult
 from ...rules.base import Context, PerturbationRule, StepRecord
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
-from .pass_common import add_decor_, decor_sums, noise_sigma
-from .perturb import PassResult, split_grads
+from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 
 Tensor = torch.Tensor
 

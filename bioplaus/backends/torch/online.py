@@ -21,9 +21,9 @@ from typing import NamedTuple
 import torch
 
 from ...loss import normaliser, step_loss
+from ...records import PassResult
 from ...rules.three_factor import Baseline, ThreeFactor
-from .pass_common import add_decor_, decor_sums, noise_sigma
-from .perturb import PassResult, split_grads
+from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 from .rate import (
     RateConsts,
     RateParams,

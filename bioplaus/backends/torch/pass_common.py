@@ -1,5 +1,5 @@
-"""What every torch driver (paired passes, online passes) shares: the noise level of a pass
-and the decorrelation statistics of its baseline rows.
+"""What every torch driver (paired passes, online passes) shares: the noise level of a pass,
+the decorrelation statistics of its baseline rows, and the split of the stacked estimate.
 
     σ of a pass = the rule's σ, or the model's when the rule leaves it unset (None)
     Σ y yᵀ      for y = û_t (D_in) and y = r̂_t (D_rec) of the baseline rows, over the trial
@@ -8,6 +8,8 @@ and the decorrelation statistics of its baseline rows.
 from __future__ import annotations
 
 import torch
+
+from .rate import RateParams
 
 Tensor = torch.Tensor
 
@@ -30,3 +32,14 @@ def add_decor_(yy: dict[str, Tensor], u_hat: Tensor, r_hat: Tensor) -> None:
         yy["D_in"].addmm_(u_hat.T, u_hat)
     if "D_rec" in yy:
         yy["D_rec"].addmm_(r_hat.T, r_hat)
+
+
+def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
+    """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out)."""
+    n_in, N = p.W_in.shape[1], p.W_rec.shape[0]
+    g = {"W_in": G_hid[:, :n_in], "W_rec": G_hid[:, n_in : n_in + N], "W_out": G_out[:, :N]}
+    if p.b is not None:
+        g["b"] = G_hid[:, n_in + N]
+    if p.b_out is not None:
+        g["b_out"] = G_out[:, N]
+    return g

@@ -25,21 +25,10 @@ from ...loss import normaliser, step_loss
 from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from ...rules.weight_perturbation import WPRecord
-from .pass_common import add_decor_, decor_sums, noise_sigma
+from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 from .rate import RateConsts, RateParams, RateState, decorrelate, init_state, rate_step, readout
 
 Tensor = torch.Tensor
-
-
-def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
-    """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out)."""
-    n_in, N = p.W_in.shape[1], p.W_rec.shape[0]
-    g = {"W_in": G_hid[:, :n_in], "W_rec": G_hid[:, n_in : n_in + N], "W_out": G_out[:, :N]}
-    if p.b is not None:
-        g["b"] = G_hid[:, n_in + N]
-    if p.b_out is not None:
-        g["b_out"] = G_out[:, N]
-    return g
 
 
 def perturbation_estimate(

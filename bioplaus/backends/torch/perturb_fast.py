@@ -33,9 +33,10 @@ from __future__ import annotations
 import torch
 
 from ...loss import normaliser, step_loss
+from ...records import PassResult
 from ...rules.base import BlockRecord, Context, PerturbationRule, accumulate_block
 from . import rate
-from .perturb import PassResult, split_grads
+from .pass_common import split_grads
 from .rate import RateConsts, RateParams, decorrelate
 
 Tensor = torch.Tensor
