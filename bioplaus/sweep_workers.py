@@ -248,16 +248,35 @@ def _nanny_class(method: str) -> type:
         async def instantiate(self):  # type: ignore[override]
             with dask.config.set({"distributed.worker.multiprocessing-method": method}):
                 out = await super().instantiate()
-            self._bioplaus_pid = getattr(self.process, "pid", None)
+            _record_exits(self.process)
             return out
 
-        def _on_worker_exit_sync(self, exitcode):  # type: ignore[override]
-            pid = getattr(self, "_bioplaus_pid", None)
-            if pid is not None and exitcode is not None:
-                _EXITS[int(pid)] = int(exitcode)
-            return super()._on_worker_exit_sync(exitcode)
-
     return SweepNanny
+
+
+def _record_exits(wp: Any) -> None:
+    """Make a nanny's ``WorkerProcess`` record, in ``_EXITS``, the pid and exit code of
+    every worker process it runs, read from the dead process itself at its exit.
+
+    (The pid is not taken from the nanny when it has restarted a worker: a replacement
+    can be handed a point, and be killed, before the nanny's restart returns, so the nanny
+    would still hold the previous pid.) The ``WorkerProcess`` is reused for every restart
+    and hands its ``_on_exit`` to each new process; the one already running gets it
+    directly."""
+    if wp is None or getattr(wp, "_bioplaus_records_exits", False):
+        return
+    forward = wp._on_exit
+
+    def on_exit(proc: Any) -> None:
+        with contextlib.suppress(Exception):  # never break the nanny's own bookkeeping
+            if proc.pid is not None and proc.exitcode is not None:
+                _EXITS[int(proc.pid)] = int(proc.exitcode)
+        forward(proc)
+
+    wp._on_exit = on_exit
+    wp._bioplaus_records_exits = True
+    if getattr(wp, "process", None) is not None:  # started already: set_exit_callback refuses
+        wp.process._exit_callback = on_exit
 
 
 def _forkserver() -> bool:
