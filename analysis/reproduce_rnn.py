@@ -663,7 +663,7 @@ def extra_note() -> list[str]:
         "the two seeds that diverge. In seed 0's first updates (`python",
         "analysis/rnn_readout_step.py --trace 12`) W_out moves by 16 %, 38 %, 39 %, 58 % of its",
         "norm per update while the loss rises (1.46, 3.06, 3.44, 8.56), W_in and W_rec by 0.2",
-        "to 1 %; the hidden weights run away only after the output error has (seed 1: W_out 3",
+        "to 1 %; the hidden weights run away only after the output error has (seed 1: W_out 2",
         "to 7 % per update, loss falling). Normalising each layer to gradient scale",
         '(`rule.scale = "n"` with `norm = "layer"`: ρ = 0.89 to 1.11 for W_out and 0.89 to 1.20',
         "for W_rec against TBPTT(1)) at lr 0.0019 = 0.042 · √520/500 keeps the hidden layer's",
