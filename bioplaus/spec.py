@@ -117,8 +117,9 @@ class MLPSpec(_Strict):
     )
     weight_init: Literal["he_normal", "xavier_normal", "normal"] = Field(
         "he_normal",
-        description="he_normal: std √(2/fan_in) (the authors' TF code); xavier_normal: std "
-        "√(2/(fan_in+fan_out)); normal: std 1/√fan_in.",
+        description="he_normal: a normal with std √(2/fan_in) (the variance of the authors' "
+        "Keras HeNormal, which is a normal truncated at ±2 std and rescaled; this one is not "
+        "truncated); xavier_normal: std √(2/(fan_in+fan_out)); normal: std 1/√fan_in.",
     )
 
     @model_validator(mode="after")

@@ -45,6 +45,11 @@ def test_protocol_loads_and_fits_its_task(path):
             lr = 1e-3 * scored * 2 / m.n_out * (1e-3 if spec.rule.name != "anp" else 1.0)
             assert spec.train.optimizer == "sgd"
             assert spec.train.lr == pytest.approx(lr, rel=1e-3)
-            assert spec.train.lr_decor == (1e-4 if m.decorrelate_rec else 0.0)
+            # the paper's η_d = 1e-4: per sequence (copy, seq_digits: ΔD averaged over the
+            # sequence, applied once, as bioplaus) or per step (Mackey-Glass: online, so one
+            # window update over T steps needs T · 1e-4)
+            per_update = u.inputs.shape[0] if spec.task["name"] == "mackey_glass" else 1
+            want = 1e-4 * per_update if m.decorrelate_rec else 0.0
+            assert spec.train.lr_decor == pytest.approx(want, rel=1e-9, abs=0.0)
     else:
         assert m.n_rec == 64 and spec.train.steps <= 500 and spec.train.threads == 1

@@ -257,7 +257,8 @@ class NodePerturbationOptions(PairedPassOptions):
         "difference",
         description="NP with a noisy baseline (feed-forward models): the noise NP correlates "
         "with δℓ — the difference of both passes' noise (exact, v = 2) or only the perturbed "
-        "pass's own noise (v = 1; the paper's DNP in a system whose baseline noise is unknown).",
+        "pass's own noise (v = 1; bioplaus's reading of the paper's §3.4 DNP, whose baseline "
+        "noise is unknown).",
     )
 
     @model_validator(mode="after")
