@@ -279,9 +279,31 @@ def run_nest(s: Setup, data: dict[str, Array]) -> dict[str, Any]:
 
 
 # -- the numpy reference ---------------------------------------------------------------------
-def reference(s: Setup, data: dict[str, Array]) -> dict[str, Any]:
+def reference(
+    s: Setup,
+    data: dict[str, Array],
+    reset: str = "subtract",
+    cut: bool = False,
+    beta_s: float = 0.0,
+) -> dict[str, Any]:
     """NEST's equations (module docstring) re-implemented in numpy, from the weights, input
-    and target alone; returns ΔW (η = 1: ΔW = −g) and the traces v, ψ, z, y, err, L."""
+    and target alone; returns ΔW (η = 1: ΔW = −g) and the traces v, ψ, z, y, err, L.
+
+    Three switches step from NEST's conventions to bioplaus's LIF e-prop
+    (docs/eprop-nest.md):
+
+    - ``reset = "hard"``: bioplaus's reset v ← v_reset = 0 at the step of the spike,
+      ṽ_k = α v_{k−1} + ζ I_k, v_k = ṽ_k (1 − z_k), instead of NEST's subtraction of v_th
+      one step later (``"subtract"``); ψ and z are taken on ṽ_k in both;
+    - ``cut = True``: the postsynaptic reset cuts the presynaptic trace of the neuron's
+      incoming synapses (bioplaus's decay_t = α (1 − z_{j,k−1}), the derivative of the
+      detached reset): z̄_{ji,k} = α (1 − z_{j,k−1}) z̄_{ji,k−1} + ζ z_{i,k};
+    - ``beta_s > 0``: a synaptic current filter (bioplaus needs τ_s ≥ dt): the recurrent
+      drive and presynaptic variable are q_{k−1}, q_k = β_s q_{k−1} + z_k, instead of
+      z_{k−1} (β_s = 0: NEST's delta synapses).
+    """
+    if reset not in ("subtract", "hard"):
+        raise ValueError(f"reset: 'subtract' or 'hard' (got {reset!r})")
     T, N = s.T, s.n_rec
     a, kap = s.alpha, s.kappa
     zeta, zeta_out = 1.0 - a, 1.0 - kap
@@ -292,32 +314,41 @@ def reference(s: Setup, data: dict[str, Array]) -> dict[str, Any]:
     z = np.zeros((T, N))
     psi = np.zeros((T, N))
     y = np.zeros((T, s.n_out))
-    v_prev, z_prev, y_prev = np.zeros(N), np.zeros(N), np.zeros(s.n_out)
+    q = np.zeros((T, N))
+    v_prev, z_prev, y_prev, q_prev = np.zeros(N), np.zeros(N), np.zeros(s.n_out), np.zeros(N)
     for k in range(T):
-        v_k = a * v_prev + zeta * (W_in @ x[k] + W_rec @ z_prev) - s.v_th * z_prev
+        v_k = a * v_prev + zeta * (W_in @ x[k] + W_rec @ q_prev)
+        if reset == "subtract":
+            v_k = v_k - s.v_th * z_prev
         psi[k] = s.gamma * (1.0 + np.abs(v_k - s.v_th) / width) ** -2  # t_ref = 0
         z_k = (v_k >= s.v_th).astype(float)
         y_k = kap * y_prev + zeta_out * (W_out @ z_k)
-        v[k], z[k], y[k] = v_k, z_k, y_k
-        v_prev, z_prev, y_prev = v_k, z_k, y_k
+        v[k], z[k], y[k] = v_k, z_k, y_k  # v: ṽ, before the hard reset
+        v_prev = v_k * (1.0 - z_k) if reset == "hard" else v_k
+        z_prev, y_prev = z_k, y_k
+        q[k] = q_prev = beta_s * q_prev + z_k
     err = y - y_star
     L = err @ B.T  # [T, N]
 
-    def filt(u: Array, decay: float, gain: float) -> Array:
+    def filt(u: Array, decay: float | Array, gain: float) -> Array:
         out, acc = np.zeros_like(u), np.zeros(u.shape[1:])
         for k in range(u.shape[0]):
-            acc = decay * acc + gain * u[k]
+            d = decay if np.isscalar(decay) else decay[k]
+            acc = d * acc + gain * u[k]
             out[k] = acc
         return out
 
     z_prev_all = np.vstack([np.zeros((1, N)), z[:-1]])  # z_{k−1}
-    zbar_in = filt(x, a, zeta)  # [T, n_in]
-    zbar_rec = filt(z_prev_all, a, zeta)  # [T, N]
+    q_prev_all = np.vstack([np.zeros((1, N)), q[:-1]])  # q_{k−1} (= z_{k−1} at β_s = 0)
+    # decay of the trace of the synapses onto j: α, or α (1 − z_{j,k−1}) with the cut
+    decay = a * (1.0 - z_prev_all)[:, :, None] if cut else a
+    zbar_in = filt(np.broadcast_to(x[:, None, :], (T, N, s.n_in)).copy(), decay, zeta)
+    zbar_rec = filt(np.broadcast_to(q_prev_all[:, None, :], (T, N, N)).copy(), decay, zeta)
     n_spk = z.sum(0)
     reg = s.c_reg * (n_spk / T - s.f_target * s.dt / 1000.0) / T  # [N]
 
     def grad(zbar: Array) -> Array:
-        e = psi[:, :, None] * zbar[:, None, :]  # [T, N, M]
+        e = psi[:, :, None] * zbar  # [T, N, M]
         ebar = filt(e, kap, 1.0 - kap)
         return np.einsum("tj,tji->ji", L, ebar) + reg[:, None] * e.sum(0)
 
@@ -333,14 +364,97 @@ def reference(s: Setup, data: dict[str, Array]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# -- bioplaus --------------------------------------------------------------------------------
+def bioplaus_problem(s: Setup, data: dict[str, Array]) -> dict[str, Any]:
+    """bioplaus's LIF as close to NEST's network as it gets (seconds: dt = 1 ms …).
+
+    Same: dt, τ_m, θ = v_th, v_rest = 0, t_ref = 0, no noise (σ_v = 0, I_0 = 0), grid
+    spiking, the surrogate 1/(1 + k|ṽ − θ|)² = NEST's fast_sigmoid_derivative with γ = 1,
+    width 1/k, and the drive ζ W_in x of the inputs. Re-parametrised, so that the forward
+    pass is the same function of the same weights:
+
+    - synapses: bioplaus's are current-based with τ_s ≥ dt (its spec refuses less), NEST's
+      delta: τ_s = dt and W_rec' = W_rec/κ_s, so that a spike's first-step PSP is NEST's
+      (bioplaus's recurrent drive is κ_s W_rec' q_{k−1}, κ_s = τ_s(β_s − β_m)/((τ_s −
+      τ_m)(1 − β_m)), q_k = β_s q_{k−1} + z_k); the tail β_s^n of q remains a difference;
+    - the readout: τ_r = τ_out and W_out' = (1 − κ) W_out (bioplaus's o = W_out' r with
+      r_k = κ r_{k−1} + z_k; NEST's y_k = κ y_{k−1} + (1 − κ) W_out z_k).
+
+    Returns the spec, the params, inputs [T, 1, n_in], targets [T, 1, n_out] and the
+    factors ``to_nest`` that turn bioplaus's ∂L/∂W' into NEST's Σ_t gradient of W:
+    ∂L/∂W = ∂L/∂W' ∂W'/∂W, times T (bioplaus's loss is the mean over the T steps,
+    ½ (o − y)²; NEST's sum without ``average_gradient``).
+
+    The rate regulariser: NEST's g += c_reg (n_j/T − f_target dt)/T Σ_k e_k (per-step
+    rates), bioplaus's ∂̂E_reg/∂W = c_reg' (f̄_j − f0) Σ_k e_k/(T dt) (Hz, mean loss), so
+    c_reg' = c_reg dt²/T (dt in s; with or without ``average_gradient``), f0 = f_target.
+    """
+    import bioplaus as bp
+    from bioplaus.backends.torch.lif import consts_of
+
+    spec = bp.LIFSpec(
+        n_in=s.n_in, n_rec=s.n_rec, n_out=s.n_out,
+        tau_m=s.tau_m * 1e-3, tau_s=s.dt * 1e-3, tau_r=s.tau_out * 1e-3, theta=s.v_th,
+        v_rest=0.0, v_reset=0.0, t_ref=0.0, sigma_v=0.0, sigma=0.0, bias_current=0.0,
+        dt=s.dt * 1e-3, surrogate_slope=s.slope, spiking="grid",
+    )  # fmt: skip
+    kappa_s = consts_of(spec).kappa
+    one_m_kappa = 1.0 - s.kappa
+    params = {
+        "W_in": data["W_in"].copy(),
+        "W_rec": data["W_rec"] / kappa_s,
+        "W_out": data["W_out"] * one_m_kappa,
+    }
+    n = 1.0 if s.average_gradient else float(s.T)
+    to_nest = {"W_in": n, "W_rec": n / kappa_s, "W_out": n * one_m_kappa}
+    return {
+        "spec": spec,
+        "params": params,
+        "inputs": data["x"][:, None, :].copy(),
+        "targets": data["y_star"][:, None, :].copy(),
+        "to_nest": to_nest,
+        "kappa_s": kappa_s,
+        "beta_s": consts_of(spec).beta_s,
+        "rule_options": (
+            {"c_reg": s.c_reg * (s.dt * 1e-3) ** 2 / s.T, "f0": s.f_target} if s.c_reg else {}
+        ),
+    }
+
+
+def run_bioplaus(s: Setup, data: dict[str, Array], rule: str = "e-prop") -> dict[str, Any]:
+    """bioplaus's forward pass (spikes) and ``bp.estimate(rule, …)`` of the problem above,
+    as NEST's ΔW = −g (float64)."""
+    import bioplaus as bp
+
+    pb = bioplaus_problem(s, data)
+    v, spk = bp.simulate(pb["spec"], pb["inputs"], pb["params"], dtype="float64", spikes=True)
+    res: dict[str, Any] = {"z": spk[:, 0, :], "v": v[:, 0, :]}
+    if rule:
+        est = bp.estimate(
+            rule, pb["spec"], pb["params"], pb["inputs"], pb["targets"], dtype="float64",
+            **pb["rule_options"],
+        )  # fmt: skip
+        for w, key in (("W_in", "dW_in"), ("W_rec", "dW_rec"), ("W_out", "dW_out")):
+            res[key] = -est[w] * pb["to_nest"][w]
+    return res
+
+
 # -- comparison ------------------------------------------------------------------------------
 MATRICES = ("dW_in", "dW_rec", "dW_out")
 
 
-def similarity(a: Array, b: Array) -> dict[str, float]:
-    """max |a − b|, ‖a − b‖/‖b‖ and cos(a, b) (off-diagonal entries for square matrices of
-    W_rec are both zero)."""
-    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+def entries(key: str, A: Array) -> Array:
+    """The compared entries of a ΔW: all of them, but the off-diagonal ones of ΔW_rec (NEST
+    has no autapses; bioplaus's W_rec diagonal is zero at initialisation only)."""
+    A = np.asarray(A, float)
+    if key == "dW_rec":
+        return A[~np.eye(A.shape[0], dtype=bool)]
+    return A.ravel()
+
+
+def similarity(a: Array, b: Array, key: str = "") -> dict[str, float]:
+    """max |a − b|, ‖a − b‖/‖b‖ and cos(a, b) over ``entries(key, ·)``."""
+    a, b = entries(key, a), entries(key, b)
     nb = float(np.linalg.norm(b))
     na = float(np.linalg.norm(a))
     return {
@@ -350,25 +464,51 @@ def similarity(a: Array, b: Array) -> dict[str, float]:
     }
 
 
-def table(columns: dict[str, dict[str, Array]], ref: str) -> str:
-    """Per matrix: the entries side by side, then each column's difference to ``ref``."""
+def columns_for(s: Setup, data: dict[str, Array], with_bioplaus: bool) -> dict[str, Any]:
+    """The chain NEST → numpy reference (NEST's conventions) → + hard reset → + synaptic
+    filter β_s = e^{−1} (τ_s = dt) → + trace cut (= bioplaus's conventions) → bioplaus."""
+    cols: dict[str, Any] = {"NEST": run_nest(s, data)}
+    cols["ref"] = reference(s, data)
+    if with_bioplaus:
+        bs = bioplaus_problem(s, data)["beta_s"]
+        cols["+hard"] = reference(s, data, reset="hard")
+        cols["+tau_s"] = reference(s, data, reset="hard", beta_s=bs)
+        cols["+cut"] = reference(s, data, reset="hard", beta_s=bs, cut=True)
+        if has_bioplaus_eprop():
+            cols["bioplaus"] = run_bioplaus(s, data)
+    return cols
+
+
+def has_bioplaus_eprop() -> bool:
+    """Whether bioplaus (with torch) is importable and has the ``e-prop`` rule."""
+    try:
+        import bioplaus  # noqa: F401  (registers the rules)
+        from bioplaus.registry import RULES
+    except ImportError:
+        return False
+    return "e-prop" in RULES
+
+
+def table(columns: dict[str, dict[str, Array]]) -> str:
+    """Per matrix: the entries side by side; then each column against NEST and against the
+    column before it."""
     lines = []
+    names = list(columns)
     for key in MATRICES:
-        lines.append(f"\n{key} (rows: postsynaptic j, cols: presynaptic i; entries j,i)")
-        names = list(columns)
-        lines.append("  j,i  " + "".join(f"{n:>16s}" for n in names))
+        lines.append(f"\n{key}: NEST's ΔW = −g (η = 1), entries j,i (post j, pre i)")
+        lines.append("  j,i " + "".join(f"{n:>13s}" for n in names))
         A = {n: np.asarray(columns[n][key]) for n in names}
-        for idx in np.ndindex(A[ref].shape):
+        for idx in np.ndindex(A["NEST"].shape):
             if key == "dW_rec" and idx[0] == idx[1]:
                 continue
-            lines.append(f"  {idx[0]},{idx[1]}  " + "".join(f"{A[n][idx]:16.9f}" for n in names))
-        for n in names:
-            if n == ref:
-                continue
-            m = similarity(A[n], A[ref])
+            lines.append(f"  {idx[0]},{idx[1]} " + "".join(f"{A[n][idx]:13.8f}" for n in names))
+        lines.append(f"  {'':22s}{'vs NEST':>33s}    {'vs the column before':>33s}")
+        lines.append(f"  {'':22s}{'rel':>11s}{'cos':>22s}    {'rel':>11s}{'cos':>22s}")
+        for prev, n in zip(names[:-1], names[1:], strict=True):
+            a, b = similarity(A[n], A["NEST"], key), similarity(A[n], A[prev], key)
             lines.append(
-                f"  {n} vs {ref}: max|Δ| = {m['max_abs']:.3g}, ‖Δ‖/‖{ref}‖ = {m['rel']:.3g}, "
-                f"cos = {m['cos']:.12f}"
+                f"  {n:>10s} vs {prev:<8s}  {a['rel']:11.3e}{a['cos']:22.15f}    "
+                f"{b['rel']:11.3e}{b['cos']:22.15f}"
             )
     return "\n".join(lines)
 
@@ -379,29 +519,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--average-gradient", action="store_true", help="NEST: g ÷ T")
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--T", type=int, default=100)
+    ap.add_argument("--no-bioplaus", action="store_true", help="NEST and the reference only")
     ap.add_argument("--json", help="write the matrices and the similarities here")
     args = ap.parse_args(argv)
     s = Setup(c_reg=args.c_reg, average_gradient=args.average_gradient, seed=args.seed, T=args.T)
     data = make_data(s)
-    nest_res = run_nest(s, data)
-    ref = reference(s, data)
-    n_spk = ref["z"].sum(0).astype(int).tolist()
-    print(f"NEST {nest_res['nest_version']}; setup: {asdict(s)}")
-    print(f"spikes per recurrent neuron in the interval (reference): {n_spk}")
-    z_nest = spike_matrix(nest_res, s)
-    print(f"reference spike trains == NEST's: {bool(np.array_equal(z_nest, ref['z']))}")
-    cols = {"NEST": nest_res, "numpy-ref": ref}
-    print(table(cols, "NEST"))
+    cols = columns_for(s, data, with_bioplaus=not args.no_bioplaus)
+    print(f"NEST {cols['NEST']['nest_version']}; setup: {asdict(s)}")
+    z_nest = spike_matrix(cols["NEST"], s)
+    print(f"reference spike trains == NEST's: {bool(np.array_equal(z_nest, cols['ref']['z']))}")
+    for n, c in cols.items():
+        z = z_nest if n == "NEST" else c["z"]
+        print(f"  spikes per recurrent neuron, {n:>8s}: {z.sum(0).astype(int).tolist()}")
+    if "bioplaus" in cols:
+        same = np.array_equal(cols["bioplaus"]["z"], cols["+cut"]["z"])
+        print(f"bioplaus's spike trains (bp.simulate) == the +tau_s reference's: {same}")
+    elif not args.no_bioplaus:
+        print("bioplaus's e-prop not available here: its column is left out")
+    print(table(cols))
     if args.json:
         mats = {n: {k: np.asarray(c[k]).tolist() for k in MATRICES} for n, c in cols.items()}
-        out = {
-            "setup": asdict(s),
-            "nest_version": nest_res["nest_version"],
-            "matrices": mats,
-            "similarity": {k: similarity(ref[k], nest_res[k]) for k in MATRICES},
-        }
+        names = list(cols)
+        sims = {n: {k: similarity(cols[n][k], cols["NEST"][k], k) for k in MATRICES} for n in names}
         with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+            json.dump({"setup": asdict(s), "nest_version": cols["NEST"]["nest_version"],
+                       "matrices": mats, "vs_nest": sims}, fh, indent=1)  # fmt: skip
     return 0
 
 
