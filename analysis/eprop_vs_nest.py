@@ -519,10 +519,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--average-gradient", action="store_true", help="NEST: g ÷ T")
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--T", type=int, default=100)
+    ap.add_argument("--w-in", type=float, default=Setup.w_in_scale, help="input weight scale")
+    ap.add_argument("--w-rec", type=float, default=Setup.w_rec_scale, help="W_rec scale")
+    ap.add_argument("--p-in", type=float, default=Setup.p_in, help="input spike probability")
     ap.add_argument("--no-bioplaus", action="store_true", help="NEST and the reference only")
     ap.add_argument("--json", help="write the matrices and the similarities here")
     args = ap.parse_args(argv)
-    s = Setup(c_reg=args.c_reg, average_gradient=args.average_gradient, seed=args.seed, T=args.T)
+    s = Setup(
+        c_reg=args.c_reg, average_gradient=args.average_gradient, seed=args.seed, T=args.T,
+        w_in_scale=args.w_in, w_rec_scale=args.w_rec, p_in=args.p_in,
+    )  # fmt: skip
     data = make_data(s)
     cols = columns_for(s, data, with_bioplaus=not args.no_bioplaus)
     print(f"NEST {cols['NEST']['nest_version']}; setup: {asdict(s)}")
