@@ -1,10 +1,13 @@
-"""e-prop on a tiny LIF network: NEST's ``eprop_*_bsshslm_2020`` models against an
-independent numpy re-implementation of NEST's equations (docs/eprop-nest.md).
+"""e-prop on a tiny LIF network: NEST's ``eprop_*_bsshslm_2020`` models, an independent
+numpy re-implementation of NEST's equations, and bioplaus's ``e-prop`` rule on LIF, one
+update side by side (docs/eprop-nest.md).
 
-Run with a Python that has NEST 3.10 (``pip install nest-simulator``)::
+Run with a Python that has NEST 3.10 (``pip install nest-simulator``) and bioplaus::
 
-    python analysis/eprop_vs_nest.py            # side-by-side table of one update
-    python analysis/eprop_vs_nest.py --c-reg 3  # with NEST's firing-rate regularisation
+    python analysis/eprop_vs_nest.py                               # strong drive
+    python analysis/eprop_vs_nest.py --w-in 5 --p-in 0.3 --w-rec 1  # sparse: same spikes
+    python analysis/eprop_vs_nest.py --c-reg 3                     # + rate regulariser
+    python analysis/eprop_vs_nest.py --no-bioplaus                 # NEST + reference
 
 The network (all of NEST's delays are one step; dt = 1 ms; E_L = 0, C_m = 1)::
 
@@ -25,19 +28,21 @@ start; t_ref = 0 here)::
     z_k   = H(v_k − v_th) ,   ψ_k = γ (1 + |v_k − v_th|/w)^{−2}  (fast_sigmoid_derivative;
             0 while refractory)
     y_k   = κ y_{k−1} + ζ_out W_out z_k                                 κ = e^{−dt/τ_out}
-    err_k = y_{k−1} − y*_k   (k ≥ 1; err_0 = 0: the readout signal is the voltage one step
-            back, the normalisation delay) ,   L_{j,k} = Σ_o B_{jo} err_{o,k}
-    z̄_{i,k} = α z̄_{i,k−1} + ζ z_{i,k}   (presynaptic spike train; for W_rec the spike
+    err_k = y_k − y*_k   (readout signal and target both reach the readout one step late:
+            the normalisation delay cancels) ,   L_{j,k} = Σ_o B_{jo} err_{o,k}
+    z̄_{i,k} = α z̄_{i,k−1} + ζ z^pre_{i,k}   (z^pre = x_k for W_in; for W_rec the spike
             z_{i,k−1} of the step before)
     e_{ji,k} = ψ_{j,k} z̄_{i,k} ,   ē_{ji,k} = κ ē_{ji,k−1} + (1 − κ) e_{ji,k}
     g_in/rec = Σ_k L_{j,k} ē_{ji,k} + r_j Σ_k e_{ji,k} ,
-            r_j = c_reg (n_spikes_j/T − f_target dt)/T
-    g_out  = Σ_k err_{o,k} z̄^out_{j,k} ,  z̄^out_{j,k} = κ z̄^out_{j,k−1} + (1 − κ) z_{j,k−1}
+            r_j = c_reg (n_spikes_j/T − f_target dt)/T   (the code's sign; its docs have
+            f_target − f_av)
+    g_out  = Σ_k err_{o,k} z̄^out_{j,k} ,  z̄^out_{j,k} = κ z̄^out_{j,k−1} + (1 − κ) z_{j,k}
     (÷ T each when average_gradient) ;  ΔW = −η g
 
-The time alignment of the readout (which step's error meets which step's trace) is what
-the recorded NEST traces fix; the reference below is written from the equations and only
-*checked* against them.
+The reference is written from these equations and only *checked* against NEST's recorded
+traces (v, ψ, readout, error and learning signal match exactly), which is how the time
+alignment above was fixed. Its switches ``reset``, ``beta_s`` and ``cut`` step to
+bioplaus's conventions; :func:`bioplaus_problem` maps bioplaus's LIF onto the network.
 """
 
 from __future__ import annotations
