@@ -16,7 +16,7 @@ from ...rules import RuleSpec, make_rule
 from ...spec import LIFSpec, SpecError
 from .lif import consts_of, to_torch
 from .lif_bptt import lif_bptt_estimate
-from .lif_online import LIFOnlineThreeFactor
+from .lif_online import LIFOnlineHandle
 from .lif_perturb import lif_perturbation_estimate
 from .lif_rollout import background, eval_outputs, simulate_fast, uniform_source
 from .perturb import PassResult
@@ -100,16 +100,18 @@ def lif_estimate(
     return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items() if k in LEARNABLE}
 
 
-def make_online(protocol: Any, task: Any) -> LIFOnlineThreeFactor:
-    """The trainer's online three-factor handle for a LIF protocol."""
+def make_online(protocol: Any, task: Any) -> LIFOnlineHandle:
+    """The trainer's handle on the online rule of a LIF protocol (any online rule: built
+    from its registry entry by :func:`bioplaus.rules.make_online`)."""
     from ...rules import make_online
 
     rs = protocol.rule
-    return LIFOnlineThreeFactor(
+    return LIFOnlineHandle(
         make_online(rs, "lif", protocol.model.dt),
-        rs.sigma,
+        rs.option("sigma"),
         int(getattr(task, "n_trial_types", 1)),
         protocol.train.batch_size,
+        protocol.model.dt,
     )
 
 
