@@ -14,7 +14,8 @@ One driver per network type (``backends/torch/online.py`` for the rate network,
     begin(state, info) → trial       a batch of trials starts
     observe(trial, sig) → trial      one step, ``sig`` a :class:`StepSignals`
     finish(trial, end) → Update      ΔW/η of the batch and the new state
-    state_dict(state) → dict[str, Tensor] ;  load_state(sd, like) → state   (checkpoints)
+    state_dict(state) → dict[str, Tensor] ;  load_state(sd, like) → state   (checkpoints;
+                              ``state`` is None before the first batch, and {} loads as None)
 
 Local state derivatives. The hidden unit j has a local state h_j (rate: x_j; LIF: the
 membrane potential before the spike test, ṽ_j) driven by a_t = W z_t through::

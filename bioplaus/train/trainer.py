@@ -231,7 +231,14 @@ class Trainer:
         u, y, m = (self._tensor(a) for a in b)
         p = self.params()
         g = bptt_estimate(p, self.consts, u, y, m, self.task.loss).grads
-        e = self._estimate(p, u, y, m, self.gen_align).grads
+        if self.online is not None:  # the online rule's pass from its current state, unchanged
+            h = OnlineHandle(self.online.rule, self.online.sigma, self.online.n_types,
+                             self.online.batch, self.online.dt)  # fmt: skip
+            h.base = self.online.base
+            e = h.estimate(p, self.consts, u, y, m, self.task.loss, self.gen_align)
+            e = e.grads
+        else:
+            e = self._estimate(p, u, y, m, self.gen_align).grads
         a = angles(
             {k: v.cpu().double().numpy() for k, v in e.items()},
             {k: v.cpu().double().numpy() for k, v in g.items()},
