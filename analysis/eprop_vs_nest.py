@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         z = z_nest if n == "NEST" else c["z"]
         print(f"  spikes per recurrent neuron, {n:>8s}: {z.sum(0).astype(int).tolist()}")
     if "bioplaus" in cols:
-        same = np.array_equal(cols["bioplaus"]["z"], cols["+cut"]["z"])
+        same = np.array_equal(cols["bioplaus"]["z"], cols["+tau_s"]["z"])
         print(f"bioplaus's spike trains (bp.simulate) == the +tau_s reference's: {same}")
     elif not args.no_bioplaus:
         print("bioplaus's e-prop not available here: its column is left out")
