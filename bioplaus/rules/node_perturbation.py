@@ -39,7 +39,7 @@ import torch
 from pydantic import Field, model_validator
 
 from ..registry import register_rule
-from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale
+from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale, finalize_sums
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -238,13 +238,8 @@ class NodePerturbation:
         return state
 
     def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:
-        """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K."""
-        if self.signal == "trial":
-            G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
-            G_out = torch.einsum("p,pnm->nm", dS, state.E_out)
-        else:
-            G_hid, G_out = state.G_hid, state.G_out
-        return Estimate(G_hid / norm, G_out / norm)
+        """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K (:func:`~.base.finalize_sums`)."""
+        return finalize_sums(self.signal, state, dS, norm)
 
 
 def reverse_discounted_sum(dl: Tensor, lam: float) -> Tensor:

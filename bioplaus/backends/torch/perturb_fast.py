@@ -1,11 +1,14 @@
 """Fast path of the paired passes: every node-perturbation rule, clean baseline, K ≥ 1.
 
 Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in
-:func:`~.perturb.generic_estimate`, whose estimate this is. The dynamics are computed a
-chunk of T_c steps at a time, and the rule consumes each chunk as one
-:class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step by step for a
-rule without it), so any rule of the ``node`` mechanism runs here — K resamples, every credit
-signal, users' rules. Rearranged so that each step is one GEMM:
+:func:`~.perturb.generic_estimate`, whose estimate this is. The rule consumes blocks of
+steps, each one :class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step
+by step for a rule without it), so any rule of the ``node`` mechanism runs here — K
+resamples, every credit signal, users' rules. The dynamics run in sub-chunks of T_c ≤ block
+steps that write the block's records in place (z_hid and z_out share one buffer, no
+concatenation): a rule with per-sample traces asks for long blocks (``block_steps``, 128)
+while the time loop keeps the short, cache-resident buffers of T_c ≈ 1024 / B steps.
+Rearranged so that each step is one GEMM:
 
 * D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
   W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only. A rule
