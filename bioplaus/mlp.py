@@ -58,14 +58,6 @@ def check_mlp_params(spec: MLPSpec, params: dict[str, np.ndarray]) -> None:
         shapes[f"W{l}"] = (n_out, n_in)
         shapes[f"b{l}"] = (n_out,)
         shapes[f"D{l}"] = (n_in, n_in)
-    learn, _ = mlp_keys(spec)
-    for key in learn:
-        if key not in params:
-            raise ValueError(f"params: missing {key}")
-    for key, value in params.items():
-        if key not in shapes:
-            raise ValueError(f"params: unknown parameter {key!r}")
-        if tuple(np.shape(value)) != shapes[key]:
-            raise ValueError(
-                f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}"
-            )
+    from .params import check_shapes  # params imports this module for MLP specs
+
+    check_shapes(params, shapes, mlp_keys(spec)[0])

@@ -99,7 +99,13 @@ def check_params(spec: ModelSpec, params: Params) -> None:
         "D_in": (spec.n_in, spec.n_in),
         "D_rec": (spec.n_rec, spec.n_rec),
     }
-    for key in ("W_in", "W_rec", "W_out"):
+    check_shapes(params, shapes, ("W_in", "W_rec", "W_out"))
+
+
+def check_shapes(params: Params, shapes: dict[str, tuple[int, ...]], required) -> None:
+    """Raise ValueError naming the key if a ``required`` key is missing, or a key is not in
+    ``shapes`` or has another shape (every network type's parameter check)."""
+    for key in required:
         if key not in params:
             raise ValueError(f"params: missing {key}")
     for key, value in params.items():

@@ -66,7 +66,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +74,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import io, tomlwrite
 from .spec import SpecError, read_toml
 from .sweep_workers import (
     FINISHED,
@@ -135,23 +134,19 @@ class Sweep:
 
 
 def toml_literal(value: Any) -> str:
-    """``value`` as a TOML literal for a ``key=value`` override (1e-05, true, "anp", [1, 2])."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
-    raise SpecError(f"cannot write {value!r} as a TOML value")
+    """``value`` as a TOML literal for a ``key=value`` override (1e-05, true, "anp", [1, 2]):
+    :func:`bioplaus.tomlwrite.value` on plain Python values (numpy scalars converted)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, bool | int | float | str):
+            return v
+        raise SpecError(f"cannot write {value!r} as a TOML value")
+
+    return tomlwrite.value(plain(value))
 
 
 def _round(v: float) -> float:

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -29,11 +28,6 @@ import pandas as pd
 
 from . import io
 from .spec import SpecError
-
-try:
-    import fcntl
-except ImportError:  # not on a POSIX system: points are not locked
-    fcntl = None  # type: ignore[assignment]
 
 FINISHED = ("completed", "diverged")
 RETRIES = 2  # default: runs of a point after its worker died, before it is marked failed
@@ -113,26 +107,19 @@ def point_lock(run_dir: Path) -> Iterator[None]:
     kernel releases the lock when its process dies, so a dead worker never blocks anyone.
     Without ``fcntl`` (not POSIX) the pid is still written but nothing is locked.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
-                print(
-                    f"{run_dir}: another process (pid host: {holder}) is running this point; "
-                    "waiting for it",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    from .runs.folder import held_lock
+
+    def wait(fd: int) -> None:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+        print(
+            f"{run_dir}: another process (pid host: {holder}) is running this point; "
+            "waiting for it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with held_lock(run_dir / ".lock", wait):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def run_point(task: dict) -> dict:

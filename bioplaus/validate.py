@@ -266,10 +266,10 @@ def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = ""
     if needs_sigma is None:  # online: only Gaussian exploration needs σ (three-factor)
         needs_sigma = getattr(rs, "noise", None) == "gaussian"
     if needs_sigma:
-        sigma = getattr(rs, "sigma", None)
-        where = "rule.sigma"
-        if sigma is None:
-            sigma, where = model.sigma, "model.sigma"
+        from .rules.options import noise_sigma
+
+        sigma = noise_sigma(getattr(rs, "sigma", None), model.sigma)
+        where = "model.sigma" if getattr(rs, "sigma", None) is None else "rule.sigma"
         if not sigma > 0:
             what = "Gaussian exploration" if rs.name == "three-factor" else "perturbation"
             raise SpecError(

@@ -38,3 +38,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("gpu") is not None:  # not item.keywords: a folder named gpu
             item.add_marker(skip)
+
+
+@pytest.fixture
+def machine_of_24_gib(monkeypatch):
+    """The memory check sees a machine of 24 GiB (``BIOPLAUS_MEMORY_GIB``), whatever this
+    one has."""
+    monkeypatch.setenv("BIOPLAUS_MEMORY_GIB", "24")

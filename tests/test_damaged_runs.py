@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 import torch
+from helpers import interrupted_at
 
 import bioplaus as bp
 from bioplaus import cli
-from bioplaus.train import trainer as trainer_mod
 
 PROTO = {
     "name": "dmg",
@@ -35,19 +35,8 @@ def runs(tmp_path_factory):
     """An interrupted run (checkpoint at step 8), a completed one, a completed one of
     another size."""
     base = tmp_path_factory.mktemp("runs")
-    real = trainer_mod.Trainer.step
-
-    def crash(self):
-        if self.step_count == 9:
-            raise KeyboardInterrupt
-        return real(self)
-
-    trainer_mod.Trainer.step = crash
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            bp.run(PROTO, out=base / "cut", progress=False)
-    finally:
-        trainer_mod.Trainer.step = real
+    with interrupted_at(9), pytest.raises(KeyboardInterrupt):
+        bp.run(PROTO, out=base / "cut", progress=False)
     bp.run(PROTO, out=base / "done", progress=False)
     other = {**PROTO, "model": {**PROTO["model"], "n_rec": 7}}
     bp.run(other, out=base / "other", progress=False)

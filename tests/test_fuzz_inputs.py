@@ -262,9 +262,8 @@ def check(rc, err, exc, out: Path) -> None:
     STATS["clean"] += 1
 
 
-@pytest.fixture(autouse=True)
-def _machine_of_24_gib(monkeypatch):
-    monkeypatch.setenv("BIOPLAUS_MEMORY_GIB", "24")
+#: every test here sees a machine of 24 GiB (conftest.machine_of_24_gib)
+pytestmark = pytest.mark.usefixtures("machine_of_24_gib")
 
 
 def _protocol_example(capsys, kind_idx, family, idx, via_set):

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import interrupted_at
 
 import bioplaus as bp
-from bioplaus.train import trainer as trainer_mod
 
 
 def tiny(rule="anp", steps=20, **train):
@@ -77,18 +77,9 @@ def test_same_seed_gives_identical_runs(tmp_path):
 @pytest.mark.parametrize("rule", ["anp", "bptt"])
 def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch, rule):
     full = bp.run(tiny(rule, steps=30), out=tmp_path / "full", progress=False)
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 17:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(17), pytest.raises(KeyboardInterrupt):
         bp.run(tiny(rule, steps=30), out=tmp_path / "cut", progress=False)
     assert json.loads((tmp_path / "cut" / "status.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     resumed = bp.resume(tmp_path / "cut", progress=False)
     for k in full.params:
         assert np.array_equal(full.params[k], resumed.params[k]), k
@@ -97,17 +88,8 @@ def test_resume_after_interruption_is_bit_identical(tmp_path, monkeypatch, rule)
 
 def test_ensure_run_runs_resumes_or_keeps(tmp_path, monkeypatch):
     full = bp.run(tiny(steps=30), out=tmp_path / "full", progress=False)
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 12:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(12), pytest.raises(KeyboardInterrupt):
         bp.ensure_run(tiny(steps=30), tmp_path / "r")
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     done, res = bp.ensure_run(tiny(steps=30), tmp_path / "r")
     assert done == "resumed" and res.status == "completed"
     for k in full.params:
@@ -166,17 +148,8 @@ def test_resume_with_alignment_is_bit_identical(tmp_path, monkeypatch):
     proto = tiny("anp", steps=20)
     proto["rule"]["alignment"] = True
     full = bp.run(proto, out=tmp_path / "full", progress=False)
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 14:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(14), pytest.raises(KeyboardInterrupt):
         bp.run(proto, out=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     resumed = bp.resume(tmp_path / "cut", progress=False)
     for k in full.params:
         assert np.array_equal(full.params[k], resumed.params[k]), k

@@ -121,9 +121,8 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _machine_of_24_gib(monkeypatch):
-    monkeypatch.setenv("BIOPLAUS_MEMORY_GIB", "24")
+#: every test here sees a machine of 24 GiB (conftest.machine_of_24_gib)
+pytestmark = pytest.mark.usefixtures("machine_of_24_gib")
 
 
 @pytest.mark.parametrize("proto,needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import interrupted_at
 
 import bioplaus as bp
 
@@ -166,21 +167,10 @@ def test_run_twice_in_a_notebook(tmp_path):
 
 
 def test_exist_ok_resumes_an_interrupted_run(tmp_path, monkeypatch):
-    from bioplaus.train import trainer as trainer_mod
-
     full = bp.run(PROTO, out=tmp_path / "full", progress=False)
-    real = trainer_mod.Trainer.step
-
-    def crash(self):
-        if self.step_count == 2:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crash)
-    with pytest.raises(KeyboardInterrupt) as e:
+    with interrupted_at(2), pytest.raises(KeyboardInterrupt) as e:
         bp.run(PROTO, out=tmp_path / "r", progress=False)
     assert "bp.resume(" in str(e.value) and "bioplaus resume" not in str(e.value)
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real)
     res = bp.run(PROTO, out=tmp_path / "r", progress=False, exist_ok=True)
     assert np.array_equal(res.params["W_rec"], full.params["W_rec"])
     assert list(res.metrics["step"]) == list(full.metrics["step"])

@@ -92,6 +92,18 @@ class PerturbationRule(Protocol):
     def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...
 
 
+def finalize_sums(signal: str, state, dS: Tensor, norm: float) -> Estimate:
+    """The estimate of a paired-pass rule whose state carries sums ``G_hid``, ``G_out`` and
+    per-sample traces ``E_hid``, ``E_out`` [P, ·, ·]: G / norm, where for the whole-trial
+    signal G = Σ_p dS_p E_p (``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K)."""
+    if signal == "trial":
+        G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
+        G_out = torch.einsum("p,pnm->nm", dS, state.E_out)
+    else:
+        G_hid, G_out = state.G_hid, state.G_out
+    return Estimate(G_hid / norm, G_out / norm)
+
+
 def anp_scale(scale: str | float, n_units: int) -> float:
     """The ANP constant c for ``n_units`` perturbed units: c = n (``"n"``), √n
     (``"sqrt_n"``, the RNN seed paper's code) or the given number."""

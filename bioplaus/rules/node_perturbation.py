@@ -39,7 +39,7 @@ import torch
 from pydantic import Field, model_validator
 
 from ..registry import register_rule
-from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale
+from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale, finalize_sums
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -109,29 +109,38 @@ class NodePerturbation:
     def _c(self, n_units: int) -> float:
         return anp_scale(self.scale, n_units)
 
-    def signals(self, rec: StepRecord, ctx: Context) -> tuple[Tensor, Tensor]:
-        """e_hid [P, N], e_out [P, n_out] for one step."""
+    def factors(
+        self, rec: StepRecord, ctx: Context
+    ) -> tuple[Tensor, Tensor | float, Tensor, Tensor | float]:
+        """The postsynaptic signals as (source, factor) per layer: e_hid = src_h · f_h,
+        e_out = src_o · f_o, with src the injected noise (NP) or δx, δo (ANP, INP) and f a
+        number or a per-row column [P, 1]. A block can then fold its own per-row weights into
+        f before the one multiplication of the [P, N] source (:meth:`accumulate_block`)."""
         if self.kind == "np":
             k = 1.0 / (ctx.var_factor * ctx.sigma**2)
-            return rec.eps_x * k, rec.eps_o * k
+            return rec.eps_x, k, rec.eps_o, k
         sx = (rec.dx * rec.dx).sum(-1, keepdim=True)
         so = (rec.do * rec.do).sum(-1, keepdim=True)
         N, n_out = rec.dx.shape[-1], rec.do.shape[-1]
         if self.kind == "inp":
-            e_h = rec.dx * (ctx.alpha * self._c(N) / sx.clamp_min(_TINY))
-            e_o = rec.do * (self._c(n_out) / so.clamp_min(_TINY))
+            f_h = ctx.alpha * self._c(N) / sx.clamp_min(_TINY)
+            f_o = self._c(n_out) / so.clamp_min(_TINY)
             if rec.hid_on is not None:
-                e_h = e_h * rec.hid_on[:, None]
-                e_o = e_o * rec.out_on[:, None]
-            return e_h, e_o
+                f_h = f_h * rec.hid_on[:, None]
+                f_o = f_o * rec.out_on[:, None]
+            return rec.dx, f_h, rec.do, f_o
         if self.norm == "joint":
-            c = self._c(N + n_out)
-            inv = c / (sx + so).clamp_min(_TINY)
-            return rec.dx * (ctx.alpha * inv), rec.do * inv
+            inv = self._c(N + n_out) / (sx + so).clamp_min(_TINY)
+            return rec.dx, ctx.alpha * inv, rec.do, inv
         return (
-            rec.dx * (ctx.alpha * self._c(N) / sx.clamp_min(_TINY)),
-            rec.do * (self._c(n_out) / so.clamp_min(_TINY)),
-        )
+            rec.dx, ctx.alpha * self._c(N) / sx.clamp_min(_TINY),
+            rec.do, self._c(n_out) / so.clamp_min(_TINY),
+        )  # fmt: skip
+
+    def signals(self, rec: StepRecord, ctx: Context) -> tuple[Tensor, Tensor]:
+        """e_hid [P, N], e_out [P, n_out] for one step (:meth:`factors` multiplied out)."""
+        src_h, f_h, src_o, f_o = self.factors(rec, ctx)
+        return src_h * f_h, src_o * f_o
 
     # -- (init, accumulate, finalize) -----------------------------------------------------
     def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> NPState:
@@ -167,11 +176,14 @@ class NodePerturbation:
         trial / rtg) and k = 0 … n−1 the steps of the block::
 
             local : G += Σ_k (e_k δℓ_k)ᵀ z_k
-            traces: c_k = Σ_{j≥k} λ^{j−k} δℓ_j (per sample), s = Σ_k λ^{k+1} δℓ_k
+            traces: c_k = Σ_{j≥k} λ^{j−k} δℓ_j (per sample), s = Σ_k λ^{k+1} δℓ_k = λ c_0
                     G += Σ_p s_p E_p + Σ_k (c_k e_k)ᵀ z_k          (rtg, trace)
                     E ← λⁿ E + Σ_k λ^{n−1−k} e_k z_kᵀ              (per sample)
 
-        A subclass that overrides :meth:`accumulate` gets its steps one by one."""
+        Each weighted signal (δℓ e, c e, λ^{n−1−k} e) is one multiplication of the [n·P, N]
+        source by a per-row factor (:meth:`factors`). A subclass that overrides
+        :meth:`accumulate` gets its steps one by one; one that overrides :meth:`signals`
+        gets its own signals."""
         if type(self).accumulate is not NodePerturbation.accumulate:
             for k in range(blk.dl.shape[0]):
                 state = self.accumulate(state, blk.step(k), ctx)
@@ -184,45 +196,69 @@ class NodePerturbation:
             blk.t0, None, None, blk.dx.reshape(rows, -1), blk.do.reshape(rows, -1),
             blk.eps_x.reshape(rows, -1), blk.eps_o.reshape(rows, -1), blk.dl.reshape(rows),
         )  # fmt: skip
-        e_h, e_o = self.signals(flat, ctx)
+        if type(self).signals is NodePerturbation.signals:
+            src_h, f_h, src_o, f_o = self.factors(flat, ctx)
+        else:  # a subclass's own signals
+            (src_h, src_o), f_h, f_o = self.signals(flat, ctx), 1.0, 1.0
+
+        def weighted(src: Tensor, f: Tensor | float, w: Tensor | None) -> Tensor:
+            """src · f · w (w a per-row column [rows, 1]): one pass over src."""
+            if w is None:
+                return src if isinstance(f, float) and f == 1.0 else src * f
+            return src * (w * f)
+
         Zh, Zo = blk.z_hid.reshape(rows, -1), blk.z_out.reshape(rows, -1)
+        layers = (
+            (state.G_hid, state.E_hid, src_h, f_h, Zh),
+            (state.G_out, state.E_out, src_o, f_o, Zo),
+        )
         if self.signal == "local":
             d = flat.dl[:, None]
-            state.G_hid.addmm_((e_h * d).T, Zh)
-            state.G_out.addmm_((e_o * d).T, Zo)
+            for G, _, src, f, Z in layers:
+                G.addmm_(weighted(src, f, d).T, Z)
             return state
         lam = self.trace_decay if self.signal == "trace" else 1.0
         dl = blk.dl
+        w = None  # λ^{n−1−k} per row (None for λ = 1)
+        if lam != 1.0:
+            w = lam ** torch.arange(n - 1, -1, -1, device=dl.device, dtype=dl.dtype)
+            w = w.repeat_interleave(P)[:, None]
         if self.signal in ("rtg", "trace"):
-            c = torch.empty_like(dl)  # c_k = δℓ_k + λ c_{k+1}
-            acc = torch.zeros_like(dl[0])
-            for k in range(n - 1, -1, -1):
-                acc = dl[k] + lam * acc
-                c[k] = acc
-            powers = lam ** torch.arange(1, n + 1, device=dl.device, dtype=dl.dtype)
-            s = (dl * powers[:, None]).sum(0)  # [P]
-            for G, E, e, Z in (
-                (state.G_hid, state.E_hid, e_h, Zh),
-                (state.G_out, state.E_out, e_o, Zo),
-            ):
+            c = reverse_discounted_sum(dl, lam)  # [n, P]
+            s = c[0] * lam  # [P]
+            cw = c.reshape(rows, 1)
+            for G, E, src, f, Z in layers:
                 G.add_(torch.einsum("p,pnm->nm", s, E))
-                G.addmm_((e * c.reshape(rows, 1)).T, Z)
-        w = lam ** torch.arange(n - 1, -1, -1, device=dl.device, dtype=dl.dtype)  # λ^{n−1−k}
-        for E, e, Z in ((state.E_hid, e_h, Zh), (state.E_out, e_o, Zo)):
+                G.addmm_(weighted(src, f, cw).T, Z)
+        for _, E, src, f, Z in layers:
             if lam != 1.0:
                 E.mul_(lam**n)
-            e3 = (e.view(n, P, -1) * w[:, None, None]).permute(1, 2, 0)  # [P, N, n]
+            e3 = weighted(src, f, w).view(n, P, -1).permute(1, 2, 0)  # [P, N, n]
             E.baddbmm_(e3, Z.view(n, P, -1).permute(1, 0, 2))  # += Σ_k w_k e_k z_kᵀ
         return state
 
     def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:
-        """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K."""
-        if self.signal == "trial":
-            G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
-            G_out = torch.einsum("p,pnm->nm", dS, state.E_out)
-        else:
-            G_hid, G_out = state.G_hid, state.G_out
-        return Estimate(G_hid / norm, G_out / norm)
+        """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K (:func:`~.base.finalize_sums`)."""
+        return finalize_sums(self.signal, state, dS, norm)
+
+
+def reverse_discounted_sum(dl: Tensor, lam: float) -> Tensor:
+    """c_k = Σ_{j≥k} λ^{j−k} δℓ_j along dim 0 of ``dl`` [n, P] (c_k = δℓ_k + λ c_{k+1}).
+    λ = 1: a reversed cumulative sum; λ < 1: λ^{−k} times the reversed cumulative sum of
+    λ^j δℓ_j while λ^{n−1} stays far from underflow (the same rounding as the recursion,
+    whose error is relative to Σ_{j≥k} λ^{j−k} |δℓ_j| either way), else the recursion."""
+    n = dl.shape[0]
+    if lam == 1.0:
+        return dl.flip(0).cumsum(0).flip(0)
+    if lam ** (n - 1) >= 1e-8:
+        pw = lam ** torch.arange(n, device=dl.device, dtype=dl.dtype)[:, None]
+        return (dl * pw).flip(0).cumsum(0).flip(0) / pw
+    c = torch.empty_like(dl)
+    acc = torch.zeros_like(dl[0])
+    for k in range(n - 1, -1, -1):
+        acc = dl[k] + lam * acc
+        c[k] = acc
+    return c
 
 
 # -- options and registration ---------------------------------------------------------------

@@ -78,6 +78,14 @@ class RuleSpec(BaseModel):
         return getattr(self, key) if key in type(self).model_fields else default
 
 
+def noise_sigma(sigma: float | None, model_sigma: float) -> float:
+    """σ of a rule's noise: the rule's ``sigma``, or the model's ``model_sigma`` when the
+    rule leaves it unset (None). The one place that default is resolved: every driver on
+    every back-end (torch paired and online passes, brian2 learning) and the trainers call
+    this."""
+    return model_sigma if sigma is None else sigma
+
+
 class PairedPassOptions(RuleSpec):
     """Options of the paired clean/noisy-pass driver, shared by every perturbation rule."""
 

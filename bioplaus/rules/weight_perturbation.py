@@ -23,7 +23,7 @@ import torch
 from pydantic import Field
 
 from ..registry import register_rule
-from .base import Estimate
+from .base import Estimate, finalize_sums
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -85,13 +85,8 @@ class WeightPerturbation:
         return state
 
     def finalize(self, state: WPState, dS: Tensor, norm: float) -> Estimate:
-        """``dS`` [P]: Σ_t δℓ_t per row; ``norm``: Σm times K."""
-        if self.signal == "trial":
-            G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
-            G_out = torch.einsum("p,pnm->nm", dS, state.E_out)
-        else:
-            G_hid, G_out = state.G_hid, state.G_out
-        return Estimate(G_hid / norm, G_out / norm)
+        """``dS`` [P]: Σ_t δℓ_t per row; ``norm``: Σm times K (:func:`~.base.finalize_sums`)."""
+        return finalize_sums(self.signal, state, dS, norm)
 
 
 # -- options and registration ---------------------------------------------------------------

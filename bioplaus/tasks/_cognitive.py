@@ -16,11 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..random import numpy_rng
 from .args import float_arg, int_arg
-from .base import Batch, Task
-
-SPLITS = ("train", "test")
+from .base import Batch, Task, checked_outputs, split_rng
 
 
 class CognitiveTask(Task):
@@ -63,10 +60,7 @@ class CognitiveTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B trials: inputs [T, B, n_in], targets [T, B, n_out], mask [T, B] (response)."""
         B = int_arg("batch_size", batch_size, 1)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
-        if split == "test":
-            rng = numpy_rng(self.seed, self.name, "test")
+        rng = split_rng(self, split, rng)
         return self._trials(B, rng)
 
     def _trials(self, B: int, rng: np.random.Generator) -> Batch:
@@ -79,11 +73,7 @@ class CognitiveTask(Task):
 
     # -- scoring --------------------------------------------------------------------------
     def _check(self, outputs: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
-        return o, y
+        return checked_outputs(outputs, batch)
 
     def _mse(self, o: np.ndarray, y: np.ndarray, batch: Batch) -> float:
         m = np.ones(y.shape[:2]) if batch.mask is None else np.asarray(batch.mask, np.float64)
@@ -104,3 +94,28 @@ class CognitiveTask(Task):
             "accuracy": float((self.choices(o) == correct).mean()),
             "mse": self._mse(o, y, batch),
         }
+
+
+class EvidenceTask(CognitiveTask):
+    """A choice on noisy evidence (decision, context): periods fixation | stimulus | delay |
+    decision, coherences c ∈ (0, 1] and per-step evidence noise σ_dt = sigma / √(dt / 1 ms)
+    (NeuroGym's convention: the noise of evidence integrated over a fixed time does not
+    depend on dt)."""
+
+    def _set_evidence(
+        self, dt: object, fixation: object, stimulus: object, delay: object, decision: object,
+        coherences: object, sigma: object, seed: object,
+    ) -> None:  # fmt: skip
+        durations = {"fixation": fixation, "stimulus": stimulus, "delay": delay}
+        durations["decision"] = decision
+        self._set_periods(dt, durations, seed)
+        if not isinstance(coherences, list | tuple) or not coherences:
+            raise ValueError(f"coherences must be a non-empty list (got {coherences!r})")
+        self.coherences = tuple(float_arg("coherences", c) for c in coherences)
+        if max(self.coherences) > 1.0:
+            raise ValueError(f"coherences must be <= 1 (got {max(self.coherences)})")
+        self.sigma = float_arg("sigma", sigma)
+        self.sigma_dt = self.sigma / np.sqrt(self.dt / 1e-3)
+
+    def _options(self) -> dict[str, object]:
+        return {**super()._options(), "coherences": self.coherences, "sigma": self.sigma}

@@ -41,3 +41,26 @@ class Task(ABC):
     @abstractmethod
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """Task metrics of ``outputs`` [T, B, n_out] on ``batch``; contains ``self.metric``."""
+
+
+SPLITS = ("train", "test")
+
+
+def split_rng(task: Task, split: str, rng: np.random.Generator) -> np.random.Generator:
+    """The generator a task's :meth:`~Task.sample` draws ``split`` from: ``rng`` for
+    training, the task's own fixed held-out stream (its ``seed`` and ``name``) for "test";
+    a ValueError for any other split."""
+    from ..random import numpy_rng
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+    return numpy_rng(task.seed, task.name, "test") if split == "test" else rng
+
+
+def checked_outputs(outputs: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """(o, y) as float64 arrays, or a ValueError when the outputs lack the targets' shape."""
+    o = np.asarray(outputs, dtype=np.float64)
+    y = np.asarray(batch.targets, dtype=np.float64)
+    if o.shape != y.shape:
+        raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+    return o, y

@@ -25,12 +25,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._cognitive import CognitiveTask
-from .args import float_arg
+from ._cognitive import EvidenceTask
 from .base import Batch
 
 
-class ContextTask(CognitiveTask):
+class ContextTask(EvidenceTask):
     """Context-dependent choice between two noisy modalities: 7 inputs, 2 outputs."""
 
     name: ClassVar[str] = "context"
@@ -48,20 +47,8 @@ class ContextTask(CognitiveTask):
         sigma: float = 1.0,
         seed: int = 0,
     ) -> None:
-        durations = {"fixation": fixation, "stimulus": stimulus, "delay": delay}
-        durations["decision"] = decision
-        self._set_periods(dt, durations, seed)
-        if not isinstance(coherences, list | tuple) or not coherences:
-            raise ValueError(f"coherences must be a non-empty list (got {coherences!r})")
-        self.coherences = tuple(float_arg("coherences", c) for c in coherences)
-        if max(self.coherences) > 1.0:
-            raise ValueError(f"coherences must be <= 1 (got {max(self.coherences)})")
-        self.sigma = float_arg("sigma", sigma)
-        self.sigma_dt = self.sigma / np.sqrt(self.dt / 1e-3)
+        self._set_evidence(dt, fixation, stimulus, delay, decision, coherences, sigma, seed)
         self.n_in, self.n_out = 7, 2
-
-    def _options(self) -> dict[str, object]:
-        return {**super()._options(), "coherences": self.coherences, "sigma": self.sigma}
 
     def trial(
         self,

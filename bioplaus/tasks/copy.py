@@ -27,7 +27,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import int_arg
-from .base import Batch, Task
+from .base import Batch, Task, checked_outputs
 
 SPLITS = ("train", "test")
 
@@ -112,10 +112,7 @@ class CopyTask(Task):
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """error_bits (per sequence, all steps), mse, and recall-step argmax accuracy."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         T, B = y.shape[:2]
         m = np.ones((T, B)) if batch.mask is None else np.asarray(batch.mask, dtype=np.float64)
         wrong = ((o >= 0.5) != (y >= 0.5)).sum(-1)  # [T, B]

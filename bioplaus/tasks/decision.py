@@ -29,12 +29,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ._cognitive import CognitiveTask
-from .args import float_arg
+from ._cognitive import EvidenceTask
 from .base import Batch
 
 
-class DecisionTask(CognitiveTask):
+class DecisionTask(EvidenceTask):
     """Two-alternative forced choice on noisy evidence: 3 inputs, 2 outputs."""
 
     name: ClassVar[str] = "decision"
@@ -52,20 +51,8 @@ class DecisionTask(CognitiveTask):
         sigma: float = 1.0,
         seed: int = 0,
     ) -> None:
-        durations = {"fixation": fixation, "stimulus": stimulus, "delay": delay}
-        durations["decision"] = decision
-        self._set_periods(dt, durations, seed)
-        if not isinstance(coherences, list | tuple) or not coherences:
-            raise ValueError(f"coherences must be a non-empty list (got {coherences!r})")
-        self.coherences = tuple(float_arg("coherences", c) for c in coherences)
-        if max(self.coherences) > 1.0:
-            raise ValueError(f"coherences must be <= 1 (got {max(self.coherences)})")
-        self.sigma = float_arg("sigma", sigma)
-        self.sigma_dt = self.sigma / np.sqrt(self.dt / 1e-3)
+        self._set_evidence(dt, fixation, stimulus, delay, decision, coherences, sigma, seed)
         self.n_in, self.n_out = 3, 2
-
-    def _options(self) -> dict[str, object]:
-        return {**super()._options(), "coherences": self.coherences, "sigma": self.sigma}
 
     def trial(self, side: np.ndarray, coh: np.ndarray, noise: np.ndarray) -> Batch:
         """Trials for correct sides [B] (0/1), coherences [B] and standard-normal evidence

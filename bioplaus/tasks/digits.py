@@ -43,6 +43,18 @@ def classification_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict[str
     }
 
 
+def digit_images(n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8×8 digits: pixels [n, 64] in [0, 1] and integer labels [n];
+    a ValueError unless ``n_test`` leaves some for training."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    X, labels = d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
+    if n_test >= len(X):
+        raise ValueError(f"n_test must be < {len(X)} (got {n_test})")
+    return X, labels
+
+
 class DigitsTask(Task):
     """Classify 8×8 digits (64 inputs, 10 classes, cross-entropy)."""
 
@@ -52,14 +64,9 @@ class DigitsTask(Task):
     lower_is_better: ClassVar[bool] = False
 
     def __init__(self, n_test: int = 497, seed: int = 0) -> None:
-        from sklearn.datasets import load_digits
-
         self.n_test = int_arg("n_test", n_test, 1)
         self.seed = int_arg("seed", seed, 0)
-        d = load_digits()
-        X, labels = d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
-        if self.n_test >= len(X):
-            raise ValueError(f"n_test must be < {len(X)} (got {n_test})")
+        X, labels = digit_images(self.n_test)
         perm = numpy_rng(self.seed, "digits", "split").permutation(len(X))
         test, train = perm[: self.n_test], perm[self.n_test :]
         mu, sd = X[train].mean(0), X[train].std(0)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import int_arg
-from .base import Batch, Task
+from .base import Batch, Task, checked_outputs
 
 SPLITS = ("train", "test")
 MODES = ("delayed_recall", "forecast")
@@ -146,10 +146,7 @@ class MackeyGlassTask(Task):
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """nrmse (headline) and mse over the scored steps."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         T, B = y.shape[:2]
         m = np.ones((T, B), dtype=bool) if batch.mask is None else np.asarray(batch.mask) > 0
         err, ys = (o - y)[m], y[m]  # [n_scored, n_out]

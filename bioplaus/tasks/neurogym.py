@@ -45,13 +45,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..random import numpy_rng
 from ..spec import SpecError
 from .args import int_arg
-from .base import Batch, Task
+from .base import Batch, Task, split_rng
 
 PREFIX = "neurogym"
-SPLITS = ("train", "test")
 SCORES = ("all", "decision")
 #: options the adapter itself takes (every other key goes to the env's constructor)
 OWN_OPTIONS = ("seed", "score", "loss")
@@ -203,10 +201,7 @@ class NeuroGymTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B NeuroGym trials: inputs [T, B, n_in], targets [T, B, n_out], mask [T, B]."""
         B = int_arg("batch_size", batch_size, 1)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
-        if split == "test":
-            rng = numpy_rng(self.seed, self.name, "test")
+        rng = split_rng(self, split, rng)
         obs, gts, _ = self.trials(B, int(rng.integers(0, 2**31 - 1)))
         return self.batch(obs, gts)
 

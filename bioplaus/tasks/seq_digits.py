@@ -31,6 +31,7 @@ import numpy as np
 from ..random import numpy_rng
 from .args import int_arg
 from .base import Batch, Task
+from .digits import digit_images
 
 MODES = ("rows", "pixels")
 LOSSES = ("mse", "ce")
@@ -52,8 +53,6 @@ class SeqDigitsTask(Task):
         n_test: int = 497,
         seed: int = 0,
     ) -> None:
-        from sklearn.datasets import load_digits
-
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if loss not in LOSSES:
@@ -64,10 +63,7 @@ class SeqDigitsTask(Task):
         self.loss = loss  # instance value of Task.loss: the task is scored with this loss
         self.n_test = int_arg("n_test", n_test, 1)
         self.seed = int_arg("seed", seed, 0)
-        d = load_digits()
-        X, labels = d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
-        if self.n_test >= len(X):
-            raise ValueError(f"n_test must be < {len(X)} (got {n_test})")
+        X, labels = digit_images(self.n_test)
         self.perm = (
             numpy_rng(self.seed, "seq_digits", "permutation").permutation(64)
             if self.permute

@@ -39,6 +39,7 @@ from ..loss import normaliser
 from ..random import child_seed
 from ..records import PassResult
 from ..rules.base import anp_scale
+from ..rules.options import noise_sigma
 from ..rules.three_factor import Baseline, TrialState
 from .trainer import StepInfo, Trainer, apply_estimate
 
@@ -135,7 +136,7 @@ class Brian2Trainer(Trainer):
             R = -t(out.loss_sum) / t(out.n_scored).clamp_min(1.0)
             d_hid, d_out, new_base, _ = rule.end_trial(ts, base, R=R, types=types)
         online.base = new_base
-        sigma = spec.sigma if online.sigma is None else online.sigma
+        sigma = noise_sigma(online.sigma, spec.sigma)
         if not sigma > 0:  # no readout exploration: the readout stays fixed (as torch)
             d_out = torch.zeros_like(d_out)
         return out, _grads(-d_hid, -d_out, n_in), float(out.loss_sum.sum()) / norm

@@ -34,7 +34,7 @@ from ..backends.torch.mlp import (
 from ..backends.torch.precision import precision_scope
 from ..loss import step_loss
 from ..protocol import ProtocolSpec
-from ..random import numpy_rng, torch_generator
+from ..random import numpy_rng
 from ..rules import make_rule
 from ..tasks.base import Batch, Task
 from .trainer import (
@@ -45,6 +45,7 @@ from .trainer import (
     base_state,
     guard,
     load_base_state,
+    optimizer_and_streams,
 )
 
 
@@ -86,14 +87,8 @@ class MLPTrainer:
             if p.b[l] is not None:
                 self.weights[f"b{l}"] = p.b[l].clone().requires_grad_(True)
         self.decor = {f"D{l}": p.D[l].clone() for l in range(self.n_layers) if p.D[l] is not None}
-        if tr.optimizer == "sgd":
-            self.opt = torch.optim.SGD(self.weights.values(), lr=tr.lr, momentum=tr.momentum)
-        else:
-            self.opt = torch.optim.Adam(self.weights.values(), lr=tr.lr)
+        optimizer_and_streams(self, protocol)
         seed = protocol.seed
-        self.rng_task = numpy_rng(seed, "task", "train")
-        self.gen_noise = torch_generator(seed, "noise", device=self.device)
-        self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
         if "mlp" not in rs.entry.networks:
             raise ValueError(f"rule {rs.name!r} needs a recurrent model")

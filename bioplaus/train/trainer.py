@@ -112,6 +112,20 @@ def load_base_state(t, sd: dict) -> None:
     t.rng_task = _np_rng_from_tensor(sd["rng_task"])
 
 
+def optimizer_and_streams(t, protocol: ProtocolSpec) -> None:
+    """Set a trainer's optimizer over ``t.weights`` (SGD with momentum, or Adam, at
+    ``train.lr``) and its random streams from the protocol's seed: ``rng_task`` (training
+    batches), ``gen_noise`` (the rule's noise) and ``gen_align`` (alignment probes)."""
+    tr = protocol.train
+    if tr.optimizer == "sgd":
+        t.opt = torch.optim.SGD(t.weights.values(), lr=tr.lr, momentum=tr.momentum)
+    else:
+        t.opt = torch.optim.Adam(t.weights.values(), lr=tr.lr)
+    t.rng_task = numpy_rng(protocol.seed, "task", "train")
+    t.gen_noise = torch_generator(protocol.seed, "noise", device=t.device)
+    t.gen_align = torch_generator(protocol.seed, "alignment", device=t.device)
+
+
 class Trainer:
     """Holds the weights, optimizer and random generators of one run."""
 
@@ -134,14 +148,8 @@ class Trainer:
         self.decor = {
             k: getattr(p, k).clone() for k in ("D_in", "D_rec") if getattr(p, k) is not None
         }
-        if tr.optimizer == "sgd":
-            self.opt = torch.optim.SGD(self.weights.values(), lr=tr.lr, momentum=tr.momentum)
-        else:
-            self.opt = torch.optim.Adam(self.weights.values(), lr=tr.lr)
+        optimizer_and_streams(self, protocol)
         seed = protocol.seed
-        self.rng_task = numpy_rng(seed, "task", "train")
-        self.gen_noise = torch_generator(seed, "noise", device=self.device)
-        self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
         # an online rule (three-factor, e-prop, RFLO, …: the registry's mechanism "online")
         # runs in the network's online driver (online.py, lif_online.py); its update ΔW

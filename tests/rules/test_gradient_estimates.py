@@ -12,17 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import cosine, flat
 
 import bioplaus as bp
-
-
-def flat(g: dict) -> np.ndarray:
-    return np.concatenate([g[k].ravel() for k in sorted(g)])
-
-
-def cosine(a: dict, b: dict) -> float:
-    x, y = flat(a), flat(b)
-    return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
 
 
 def problem(alpha=1.0, bias=False, nonlinearity="tanh"):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import interrupted_at
 
 import bioplaus as bp
 from bioplaus.registry import RULES, load_plugin
 from bioplaus.rules import RuleOptionError, RuleSpec, rule_options
-from bioplaus.train import trainer as trainer_mod
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "docs" / "tutorials" / "mixed_credit.py"
@@ -134,17 +134,8 @@ def test_user_rule_trains_and_resumes_bit_identically(tmp_path, monkeypatch, nam
     cfg = json.loads((tmp_path / "full" / "config.json").read_text())["protocol"]
     assert cfg["rule"]["name"] == "mixed-np" and cfg["plugins"] == [str(PLUGIN.resolve())]
     assert cfg["model"]["decorrelate_rec"] and cfg["train"]["lr_decor"] > 0
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 7:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(7), pytest.raises(KeyboardInterrupt):
         bp.run(proto, out=tmp_path / "cut", progress=False)
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     resumed = bp.resume(tmp_path / "cut", progress=False)
     for k in full.params:
         assert np.array_equal(full.params[k], resumed.params[k]), k

@@ -138,23 +138,14 @@ def simulate_lif(
     check_target(target)
     check_lif_spec(spec)
     check_params(spec, params)
-    inputs = np.asarray(inputs, dtype=np.float64)
-    if inputs.ndim != 3 or inputs.shape[2] != spec.n_in or 0 in inputs.shape[:2]:
-        raise ValueError(f"inputs: expected shape [T, B, n_in={spec.n_in}], got {inputs.shape}")
-    T, B, _ = inputs.shape
+    drive = _inputs_drive(spec, inputs, params)
+    T, B, _ = drive.shape
     N, M = spec.n_rec, B * spec.n_rec
     dt = float(spec.dt)
-    u = inputs if params.get("D_in") is None else inputs @ np.asarray(params["D_in"]).T
-    drive = u @ np.asarray(params["W_in"]).T + spec.bias_current
-    if params.get("b") is not None:
-        drive = drive + np.asarray(params["b"])
     ns = lif_namespace(spec)
     ns["drive"] = TimedArray(drive.reshape(T, M), dt=dt * second, name="bioplaus_lif_drive")
     if noise is not None:
-        xi = np.asarray(noise, dtype=np.float64)
-        if xi.shape != (T, B, N):
-            raise ValueError(f"noise: expected shape {(T, B, N)}, got {xi.shape}")
-        ns["xi_ext"] = TimedArray(xi.reshape(T, M), dt=dt * second, name="bioplaus_lif_xi")
+        ns["xi_ext"] = _timed_realisation("noise", noise, (T, B, N), dt, "bioplaus_lif_xi")
         code = "J_ext = drive(t, i) + g_v*xi_ext(t, i)"
     elif spec.sigma_v > 0:
         code = "J_ext = drive(t, i) + g_v*randn()"
@@ -200,7 +191,19 @@ def simulate_lif(
     return out if len(out) > 1 else v
 
 
+def _timed_realisation(what: str, values, shape: tuple[int, int, int], dt: float, name: str):
+    """A given realisation [T, B, N] (noise ξ, crossing uniforms) as a TimedArray [T, B·N]
+    read at step n; a ValueError naming ``what`` on another shape."""
+    from brian2 import TimedArray, second
+
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{what}: expected shape {shape}, got {arr.shape}")
+    return TimedArray(arr.reshape(shape[0], -1), dt=dt * second, name=name)
+
+
 def _inputs_drive(spec, inputs, params):
+    """drive = W_in D_in u + I_0 (+ b) [T, B, N]; a ValueError on inputs of another shape."""
     inputs = np.asarray(inputs, dtype=np.float64)
     if inputs.ndim != 3 or inputs.shape[2] != spec.n_in or 0 in inputs.shape[:2]:
         raise ValueError(f"inputs: expected shape [T, B, n_in={spec.n_in}], got {inputs.shape}")
@@ -314,16 +317,10 @@ def _simulate_precise(spec, inputs, params, *, noise, seed, v0, target, spikes, 
     ns["drive"] = TimedArray(drive.reshape(T, M), dt=dt * second, name="bioplaus_lif_drive")
     xi, uni = "randn()", "rand()"
     if noise is not None:
-        arr = np.asarray(noise, dtype=np.float64)
-        if arr.shape != (T, B, N):
-            raise ValueError(f"noise: expected shape {(T, B, N)}, got {arr.shape}")
-        ns["xi_ext"] = TimedArray(arr.reshape(T, M), dt=dt * second, name="bioplaus_lif_xi")
+        ns["xi_ext"] = _timed_realisation("noise", noise, (T, B, N), dt, "bioplaus_lif_xi")
         xi = "xi_ext(t, i)"
     if crossing is not None:
-        arr = np.asarray(crossing, dtype=np.float64)
-        if arr.shape != (T, B, N):
-            raise ValueError(f"crossing: expected shape {(T, B, N)}, got {arr.shape}")
-        ns["uni_ext"] = TimedArray(arr.reshape(T, M), dt=dt * second, name="bioplaus_lif_uni")
+        ns["uni_ext"] = _timed_realisation("crossing", crossing, (T, B, N), dt, "bioplaus_lif_uni")
         uni = "uni_ext(t, i)"
     v_init = np.full((B, N), spec.v_rest) if v0 is None else np.broadcast_to(v0, (B, N))
     with brian2_scope(dt, target=target, seed=seed, directory=directory) as scope:

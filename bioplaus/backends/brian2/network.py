@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ...params import Params, check_params
+from ...rules.options import noise_sigma
 from ...spec import RateSpec
 from . import equations as eq
 from .context import DEFAULT_TARGET, check_target
@@ -276,7 +277,7 @@ def check_learning(spec: RateSpec, params: Params, options: Options) -> float:
     if spec.bias or spec.out_bias:
         raise ValueError("bias: brian2 learning supports models without biases (bias = false)")
     check_params(spec, params)
-    sigma = float(spec.sigma if options.sigma is None else options.sigma)
+    sigma = float(noise_sigma(options.sigma, spec.sigma))
     if not math.isfinite(sigma) or sigma < 0:
         raise ValueError(f"sigma: must be finite and >= 0 (got {sigma})")
     return sigma

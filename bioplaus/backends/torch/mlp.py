@@ -28,6 +28,7 @@ from ...rules.base import check_pass_options
 from ...rules.layered import LayeredContext, LayerRecord, WeightRecord
 from ...spec import MLPSpec
 from .pass_common import noise_sigma
+from .rate import param_tensor
 
 Tensor = torch.Tensor
 
@@ -78,11 +79,7 @@ def mlp_to_torch(
     dtype: torch.dtype = torch.float32,
 ) -> MLPParams:
     def conv(key: str) -> Tensor | None:
-        v = params.get(key)
-        if v is None:
-            return None
-        v = v if isinstance(v, Tensor) else torch.as_tensor(np.asarray(v))
-        return v.to(device=device, dtype=dtype)
+        return param_tensor(params, key, device, dtype)
 
     L = range(n_layers)
     return MLPParams(

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from ...rules.options import noise_sigma  # noqa: F401  (the drivers import it from here)
 from .rate import RateParams
 
 Tensor = torch.Tensor
-
-
-def noise_sigma(sigma: float | None, model_sigma: float) -> float:
-    """σ of a noisy pass: ``sigma``, or the model's ``model_sigma`` when it is None (the one
-    place that default is resolved)."""
-    return model_sigma if sigma is None else sigma
 
 
 def decor_sums(keys: tuple[str, ...], n_in: int, N: int, like: Tensor) -> dict[str, Tensor]:

@@ -1,11 +1,14 @@
 """Fast path of the paired passes: every node-perturbation rule, clean baseline, K ≥ 1.
 
 Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in
-:func:`~.perturb.generic_estimate`, whose estimate this is. The dynamics are computed a
-chunk of T_c steps at a time, and the rule consumes each chunk as one
-:class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step by step for a
-rule without it), so any rule of the ``node`` mechanism runs here — K resamples, every credit
-signal, users' rules. Rearranged so that each step is one GEMM:
+:func:`~.perturb.generic_estimate`, whose estimate this is. The rule consumes blocks of
+steps, each one :class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step
+by step for a rule without it), so any rule of the ``node`` mechanism runs here — K
+resamples, every credit signal, users' rules. The dynamics run in sub-chunks of T_c ≤ block
+steps that write the block's records in place (z_hid and z_out share one buffer, no
+concatenation): a rule with per-sample traces asks for long blocks (``block_steps``, 128)
+while the time loop keeps the short, cache-resident buffers of T_c ≈ 1024 / B steps.
+Rearranged so that each step is one GEMM:
 
 * D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
   W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only. A rule
@@ -100,11 +103,16 @@ def local_estimate_fast(
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
     chunk: int | None = None,
+    dyn_chunk: int | None = None,
 ) -> PassResult:
     """The estimate of :func:`~.perturb.perturbation_estimate` for a clean baseline, K ≥ 1
     resamples and any non-iterative node-perturbation rule (see the module docstring); the
-    rule consumes one :class:`~bioplaus.rules.base.BlockRecord` per chunk. Rows:
-    [clean B | perturbed K·B], perturbed row i pairs with clean row i mod B."""
+    rule consumes one :class:`~bioplaus.rules.base.BlockRecord` per block of ``chunk`` steps
+    (the rule's ``block_steps`` or :func:`chunk_len` when not given). The dynamics run in
+    sub-chunks of ``dyn_chunk`` ≤ ``chunk`` steps (default :func:`chunk_len`), which write
+    the block's records, so a rule that asks for long blocks does not make the time loop
+    stream long buffers. Rows: [clean B | perturbed K·B], perturbed row i pairs with clean
+    row i mod B."""
     T, B, n_in = inputs.shape
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     P = K * B
@@ -115,9 +123,11 @@ def local_estimate_fast(
     hint = getattr(rule, "block_steps", None)
     hint = hint(P) if callable(hint) else None  # a rule with per-sample traces likes long blocks
     if chunk is None:
-        Tc = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
+        Tb = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
     else:
-        Tc = max(1, min(chunk, T))
+        Tb = max(1, min(chunk, T))
+    Td = chunk_len(T, S // 2) if dyn_chunk is None else max(1, dyn_chunk)
+    Td = min(Td, Tb)
     ctx = Context(c.alpha, sigma, 1.0)
     with torch.no_grad():
         D = p.D_rec
@@ -142,21 +152,45 @@ def local_estimate_fast(
         if p.b is not None:
             bh = p.b * (k_ * a) if bh is None else bh + p.b * (k_ * a)
         new = dict(device=dev, dtype=dt)
-        # slot 0 of yb / sb holds step t0 − 1 of the chunk; rows [clean B | perturbed K·B]
-        yb = torch.empty(Tc + 1, S, N, **new)  # y = k x
-        sb = torch.empty(Tc + 1, S, N, **new)  # s = g(y)
-        eps = torch.empty(Tc, P, N, **new)
-        eo = torch.empty(Tc, P, n_out, **new)
-        # per-chunk work buffers (no allocation churn inside the loop: the peak stays flat in T)
-        drive_b = torch.empty(Tc, B, N, **new)
-        dx_b = torch.empty(Tc, K, B, N, **new)
-        z_b = torch.empty((Tc + 1) * B, N, **new)
-        zh_b = torch.empty((Tc + 1) * B, N, **new) if D is not None and not fold_sums else None
-        ones = [torch.ones(Tc, B, 1, **new)]
+        # the time loop's buffers, one sub-chunk long: slot 0 of yb / sb holds the step
+        # before the sub-chunk; rows [clean B | perturbed K·B]
+        yb = torch.empty(Td + 1, S, N, **new)  # y = k x
+        sb = torch.empty(Td + 1, S, N, **new)  # s = g(y)
+        drive_b = torch.empty(Td, B, N, **new)
+        zh_t = torch.empty(Td * B, N, **new) if D is not None and not fold_sums else None
+        # the block's records, written sub-chunk by sub-chunk (no allocation churn inside
+        # the loop: the peak stays flat in T). zb row r holds [û_{t0+r}, z_{t0+r−1}, 1] of
+        # the clean rows: z_hid = zb[r] and z_out = [z_{t0+r}, 1] = zb[r + 1] without û,
+        # so neither record is concatenated
+        hb, ho = int(p.b is not None), int(p.b_out is not None)
+        M_h, M_o = n_in + N + hb, N + ho
+        zb = torch.empty(Tb + 1, B, n_in + N + max(hb, ho), **new)
+        if hb or ho:
+            zb[:, :, n_in + N] = 1.0
+        zcols = zb[:, :, n_in : n_in + N]  # z = φ (or r̂ = D φ) of the clean rows
+        eps = torch.empty(Tb, P, N, **new)
+        eo = torch.empty(Tb, P, n_out, **new)
+        dx_b = torch.empty(Tb, K, B, N, **new)
+        do_b = torch.empty(Tb, K, B, n_out, **new)
+        dl_b = torch.empty(Tb, P, **new)
         yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
         g_into(g, yb[0], sb[0])
-        M_h = n_in + N + (p.b is not None)
-        M_o = N + (p.b_out is not None)
+
+        def z_of(s_clean: Tensor, out: Tensor) -> None:
+            """out ← z of the clean rows s_clean [m, B, N]: φ = a s + c, or r̂ = D φ."""
+            if zh_t is None:
+                torch.mul(s_clean, a_, out=out)
+                if c_ != 0.0:
+                    out.add_(c_)
+                return
+            m = s_clean.shape[0]
+            f = zh_t[: m * B].view(m, B, N)
+            torch.mul(s_clean, a_, out=f)
+            if c_ != 0.0:
+                f.add_(c_)
+            out.copy_((f.view(m * B, N) @ D.T).view(m, B, N))
+
+        z_of(sb[0:1, :B], zcols[0:1])
         state = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
         yy_rec = torch.zeros(N, N, **new) if "D_rec" in decor else None  # Σ φ φᵀ
         yy_in = torch.zeros(n_in, n_in, **new) if "D_in" in decor else None
@@ -164,74 +198,73 @@ def local_estimate_fast(
         sum_lb = torch.zeros((), **new)
         sum_la = torch.zeros((), **new)
         outs = []
-        for t0 in range(0, T, Tc):
-            n = min(Tc, T - t0)
-            for k in range(n):  # the generic loop's order: ξ_t [P, N], then ξ_o,t [P, n_out]
-                torch.randn(P, N, generator=generator, out=eps[k])
-                torch.randn(P, n_out, generator=generator, out=eo[k])
-            ex = eps[:n].mul_(gain)  # ε_x = √α σ ξ
-            ox = eo[:n].mul_(sigma)  # ε_o = σ ξ_o
+        for t0 in range(0, T, Tb):
+            n = min(Tb, T - t0)
             uh = decorrelate(p.D_in, inputs[t0 : t0 + n])  # [n, B, n_in]
-            Y = yb[1 : n + 1].view(n, 1 + K, B, N)
-            drive = torch.matmul(uh, WinT, out=drive_b[:n])  # kα (W_in û_t + b + c R 1)
-            if bh is not None:
-                drive.add_(bh)
-            Y[:, 0].copy_(drive)
-            torch.add(drive[:, None], ex.view(n, K, B, N), alpha=k_, out=Y[:, 1:])  # + k ε_x
-            for k in range(n):  # y_t = drive_t + (1 − α) y_{t−1} + kαa R s_{t−1}
-                yk = yb[k + 1]
-                if a != 1.0:
-                    yk.add_(yb[k], alpha=1.0 - a)
-                yk.addmm_(
-                    sb[k] if tmp is None else torch.mm(sb[k], D.T, out=tmp), RT, alpha=r_scale
-                )
-                g_into(g, yk, sb[k + 1])
-            o = torch.matmul(sb[1 : n + 1], VsT).view(n, 1 + K, B, n_out)
-            if bo is not None:
-                o.add_(bo)
-            o[:, 1:].add_(ox.view(n, K, B, n_out))
-            ell = step_loss(loss_kind, o, targets[t0 : t0 + n, None])  # [n, 1 + K, B]
-            if mask is not None:
-                ell = ell * mask[t0 : t0 + n, None]
-            sum_lb += ell[:, 0].sum()
-            sum_la += ell[:, 1:].sum()
-            dl = (ell[:, 1:] - ell[:, :1]).reshape(n, P)  # [n, P]
-            dS += dl.sum(0)
-            Zall = z_b[: (n + 1) * B]  # φ of the clean rows, steps t0 − 1 … t0 + n − 1
-            torch.mul(sb[0 : n + 1, :B], a_, out=Zall.view(n + 1, B, N))
-            if c_ != 0.0:
-                Zall.add_(c_)
-            if zh_b is not None:
-                Zall = torch.mm(Zall, D.T, out=zh_b[: (n + 1) * B])  # r̂ = D φ
-            Zs = Zall.view(n + 1, B, N)
-            bias_h = ones[:1] if p.b is not None else []
-            bias_o = ones[:1] if p.b_out is not None else []
-            z_hid = torch.cat([uh, Zs[:n], *(o_[:n] for o_ in bias_h)], 2)  # [n, B, M_h]
-            z_out = torch.cat([Zs[1:], *(o_[:n] for o_ in bias_o)], 2)  # [n, B, M_o]
-            dx = torch.sub(Y[:, 1:], Y[:, :1], out=dx_b[:n]).mul_(1.0 / k_)
+            zb[:n, :, :n_in].copy_(uh)
+            for j0 in range(0, n, Td):  # the time loop, one sub-chunk of m steps at a time
+                m = min(Td, n - j0)
+                t1 = t0 + j0
+                for k in range(j0, j0 + m):  # the generic loop's order: ξ_t, then ξ_o,t
+                    torch.randn(P, N, generator=generator, out=eps[k])
+                    torch.randn(P, n_out, generator=generator, out=eo[k])
+                ex = eps[j0 : j0 + m].mul_(gain)  # ε_x = √α σ ξ
+                ox = eo[j0 : j0 + m].mul_(sigma)  # ε_o = σ ξ_o
+                Y = yb[1 : m + 1].view(m, 1 + K, B, N)
+                drive = torch.matmul(uh[j0 : j0 + m], WinT, out=drive_b[:m])  # kα(W_in û + …)
+                if bh is not None:
+                    drive.add_(bh)
+                Y[:, 0].copy_(drive)
+                torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
+                for k in range(m):  # y_t = drive_t + (1 − α) y_{t−1} + kαa R s_{t−1}
+                    yk = yb[k + 1]
+                    if a != 1.0:
+                        yk.add_(yb[k], alpha=1.0 - a)
+                    yk.addmm_(
+                        sb[k] if tmp is None else torch.mm(sb[k], D.T, out=tmp), RT, alpha=r_scale
+                    )
+                    g_into(g, yk, sb[k + 1])
+                o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
+                if bo is not None:
+                    o.add_(bo)
+                o[:, 1:].add_(ox.view(m, K, B, n_out))
+                ell = step_loss(loss_kind, o, targets[t1 : t1 + m, None])  # [m, 1 + K, B]
+                if mask is not None:
+                    ell = ell * mask[t1 : t1 + m, None]
+                sum_lb += ell[:, 0].sum()
+                sum_la += ell[:, 1:].sum()
+                dl = torch.sub(ell[:, 1:], ell[:, :1], out=dl_b[j0 : j0 + m].view(m, K, B))
+                dS += dl.reshape(m, P).sum(0)
+                torch.sub(o[:, 1:], o[:, :1], out=do_b[j0 : j0 + m])
+                torch.sub(Y[:, 1:], Y[:, :1], out=dx_b[j0 : j0 + m]).mul_(1.0 / k_)
+                z_of(sb[1 : m + 1, :B], zcols[j0 + 1 : j0 + m + 1])
+                if keep_outputs:
+                    outs.append(o[:, 0].clone())
+                yb[0].copy_(yb[m])
+                sb[0].copy_(sb[m])
+                del o, ell, dl, drive, Y
+            z_hid = zb[:n, :, :M_h]  # [n, B, M_h]
+            z_out = zb[1 : n + 1, :, n_in : n_in + M_o]  # [n, B, M_o]
             blk = BlockRecord(
                 t0=t0,
                 z_hid=z_hid if K == 1 else z_hid.repeat(1, K, 1),
                 z_out=z_out if K == 1 else z_out.repeat(1, K, 1),
-                dx=dx.view(n, P, N),
-                do=(o[:, 1:] - o[:, :1]).reshape(n, P, n_out),
-                eps_x=ex,
-                eps_o=ox,
-                dl=dl,
+                dx=dx_b[:n].view(n, P, N),
+                do=do_b[:n].view(n, P, n_out),
+                eps_x=eps[:n],
+                eps_o=eo[:n],
+                dl=dl_b[:n],
             )
             state = accumulate_block(rule, state, blk, ctx)
             if yy_rec is not None:
-                gram_upper_(yy_rec, Zall[B:])
+                gram_upper_(yy_rec, zcols[1 : n + 1].reshape(n * B, N))
             if yy_in is not None:
                 uf = uh.reshape(n * B, n_in)
                 yy_in.addmm_(uf.T, uf)
-            if keep_outputs:
-                outs.append(o[:, 0].clone())
-            yb[0].copy_(yb[n])
-            sb[0].copy_(sb[n])
-            # free this chunk's temporaries before the next chunk allocates its own, so every
-            # chunk starts from the same heap (otherwise the peak creeps up with T)
-            del blk, z_hid, z_out, dx, o, ell, dl, Zall, Zs, drive, uh
+            zcols[0].copy_(zcols[n])  # z_{t0+n−1}: the next block's first z_hid
+            # free this block's temporaries before the next block allocates its own, so every
+            # block starts from the same heap (otherwise the peak creeps up with T)
+            del blk, z_hid, z_out, uh
         norm_b = normaliser(mask, T, B)
         est = rule.finalize(state, dS, norm_b * K)
         G_hid, G_out = est.hid, est.out

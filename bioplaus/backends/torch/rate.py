@@ -60,16 +60,22 @@ def to_torch(
     dtype: torch.dtype = torch.float32,
 ) -> RateParams:
     """numpy (or torch) parameter dict → :class:`RateParams` on ``device``."""
+    return RateParams(*(param_tensor(params, k, device, dtype) for k in RateParams._fields))
 
-    def conv(key: str) -> Tensor | None:
-        v = params.get(key)
-        if v is None:
-            return None
-        return torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(
-            device=device, dtype=dtype
-        )
 
-    return RateParams(*(conv(k) for k in RateParams._fields))
+def param_tensor(
+    params: Mapping[str, np.ndarray | Tensor],
+    key: str,
+    device: str | torch.device,
+    dtype: torch.dtype,
+) -> Tensor | None:
+    """``params[key]`` (numpy or torch) as a tensor on ``device``, or None when absent."""
+    v = params.get(key)
+    if v is None:
+        return None
+    return torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(
+        device=device, dtype=dtype
+    )
 
 
 def to_numpy(params: RateParams) -> dict[str, np.ndarray]:

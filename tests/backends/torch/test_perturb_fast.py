@@ -246,3 +246,46 @@ def test_fast_path_with_and_without_folding_D(N, B, T, kind):
     ref = generic_estimate(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(6), **kw)
     fast = local_estimate_fast(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(6), **kw)
     _close(ref, fast)
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "K", "chunk", "dyn_chunk"),
+    [
+        ("anp", {"signal": "rtg"}, 1, 8, 3),
+        ("anp", {"signal": "trace", "trace_decay": 0.7}, 2, 10, 4),
+        ("np", {"signal": "trial"}, 3, 23, 5),
+        ("anp", {}, 1, 6, 1),
+        ("np", {}, 2, 7, 7),
+    ],
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_time_loop_in_sub_chunks_of_a_block(name, opts, K, chunk, dyn_chunk, bias):
+    """The time loop runs in sub-chunks shorter than the rule's block (what a rule that asks
+    for long blocks gets): the records it writes, carried across sub-chunks and blocks, give
+    the generic loop's estimate, losses, outputs and statistics in float64."""
+    spec, p, u, y, m = _problem(bias=bias)
+    c = consts_of(spec)
+    rule = make_rule(RuleSpec(name=name, **opts))
+    kw = dict(sigma=0.05, keep_outputs=True, decor=("D_in", "D_rec"), K=K)
+    ref = generic_estimate(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(2), **kw)
+    fast = local_estimate_fast(
+        p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(2), chunk=chunk,
+        dyn_chunk=dyn_chunk, **kw,
+    )  # fmt: skip
+    _close(ref, fast)
+
+
+def test_readout_bias_without_hidden_bias():
+    """z_out = [r̂, 1] when only the readout has a bias (the records share no bias column)."""
+    spec, p, u, y, m = _problem()
+    p = p._replace(b=None)
+    c = consts_of(spec)
+    for opts in ({}, {"signal": "rtg"}):
+        rule = make_rule(RuleSpec(name="anp", **opts))
+        kw = dict(sigma=0.05, keep_outputs=True, decor=("D_rec",), K=2)
+        ref = generic_estimate(p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(4), **kw)
+        fast = local_estimate_fast(
+            p, c, rule, u, y, m, "mse", torch.Generator().manual_seed(4), chunk=9, dyn_chunk=4,
+            **kw,
+        )  # fmt: skip
+        _close(ref, fast)
