@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import time
 
 import numpy as np
 import pytest
@@ -149,12 +148,12 @@ def test_mse_matches_bioplaus_loss_with_mask():
     assert task.metrics(o, b)["mse"] == pytest.approx(float(ref))
 
 
-def test_generation_is_fast():
+def test_generation_of_a_long_batch():
+    # its speed (under 1 s on 2 cores) is a benchmark: benchmarks/bench_tasks.py
     task = MackeyGlassTask(length=2000)
-    t0 = time.perf_counter()
     b = task.sample(32, np.random.default_rng(0))
-    assert time.perf_counter() - t0 < 1.0
     assert b.inputs.shape == (2000, 32, 1)
+    assert np.isfinite(b.inputs).all() and np.isfinite(b.targets).all()
 
 
 def test_transient_is_dropped():
