@@ -60,6 +60,13 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
             res = bptt_estimate(
                 q, c, u, y, None, "mse", decor=("D_rec",) if rule == "dbptt" else ()
             )
+        elif RuleSpec(name=rule, **opts).mechanism == "online":  # e-prop, rflo, three-factor
+            from bioplaus.backends.torch.online import OnlineHandle
+            from bioplaus.rules import make_online
+
+            rs = RuleSpec(name=rule, **opts)
+            h = OnlineHandle(make_online(rs, "rate", spec.dt), None, 1, u.shape[1], spec.dt)
+            res = h.estimate(q, c, u, y, None, "mse", gen)
         else:
             rs = RuleSpec(name="anp" if rule in ("anp", "danp") else rule, **opts)
             res = perturbation_estimate(
@@ -137,7 +144,14 @@ def lif_update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[],
             res = lif_bptt_estimate(q, c, u, y, None, "mse", generator=gen)
         else:
             res = lif_perturbation_estimate(
-                q, c, make_rule(RuleSpec(name=rule), network="lif"), u, y, None, "mse", gen,
+                q,
+                c,
+                make_rule(RuleSpec(name=rule), network="lif"),
+                u,
+                y,
+                None,
+                "mse",
+                gen,
                 delta=spec.delta,
             )
         for k, w in weights.items():

@@ -81,8 +81,11 @@ class RFLO:
     def observe(self, tr: RFLOTrial, sig: StepSignals) -> RFLOTrial:
         g = learning_gradient(sig, tr.info.norm)
         tr.G_out.addmm_(g.T, sig.z_out)
-        h = sig.psi[:, :, None] * sig.z_hid[:, None, :]  # φ'(x_t) ⊗ z_t
-        P = h.mul_(sig.gain) if tr.P is None else tr.P.mul_(sig.decay).add_(h, alpha=sig.gain)
+        psi, z = sig.psi[:, :, None], sig.z_hid[:, None, :]  # φ'(x_t) ⊗ z_t, in place
+        if tr.P is None:
+            P = (psi * z).mul_(sig.gain)
+        else:
+            P = tr.P.mul_(sig.decay).addcmul_(psi, z, value=sig.gain)
         tr.G_hid.add_(torch.einsum("bi,bij->ij", g @ tr.feedback.T, P))
         return tr._replace(P=P)
 

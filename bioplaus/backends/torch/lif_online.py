@@ -29,7 +29,7 @@ import torch
 from ...loss import step_loss, step_loss_grad
 from ...rules.online import StepSignals
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
-from .online import OnlineHandle, OnlineResult, end_trials, explore, trial_info
+from .online import CHUNK, OnlineHandle, OnlineResult, end_trials, explore, trial_info
 from .pass_common import add_decor_, decor_sums, noise_sigma
 
 Tensor = torch.Tensor
@@ -86,11 +86,14 @@ def lif_online_pass(
         ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
         ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
         st = init_state(p, c, B)
-        ext = external_drive(p, c, inputs)
-        u_hat_all = decorrelate(p.D_in, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt_)
         yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         for t in range(T):
+            k = t % CHUNK
+            if k == 0:  # the external drive, CHUNK steps at a time: memory O(1) in T
+                ext = u_hat_all = None  # (freed before the next chunk is formed)
+                ext = external_drive(p, c, inputs[t : t + CHUNK])
+                u_hat_all = decorrelate(p.D_in, inputs[t : t + CHUNK])
             if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
                 bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt_)
                 un = torch.rand(B, N, generator=generator, device=dev, dtype=dt_)
@@ -102,7 +105,7 @@ def lif_online_pass(
                     noise = noise + explore(rule, (B, N), sigma, generator, dev, dt_)
                 kw = {}
             prev = st
-            st, J = lif_step(p, c, st, ext[t], noise, **kw)
+            st, J = lif_step(p, c, st, ext[k], noise, **kw)
             r_hat = decorrelate(p.D_rec, st.r)
             o = readout(p, st.r)
             if sigma > 0:
@@ -110,7 +113,7 @@ def lif_online_pass(
             ell = step_loss(loss_kind, o, targets[t])
             m = None if mask is None else mask[t]
             loss_sum += ell if m is None else ell * m
-            z_hid = torch.cat([u_hat_all[t], c.kappa * prev.q, *ones_h], 1)
+            z_hid = torch.cat([u_hat_all[k], c.kappa * prev.q, *ones_h], 1)
             z_out = torch.cat([r_hat, *ones_o], 1)
             psi, decay, gain = None, c.beta_m, 1.0 - c.beta_m
             if "psi" in needs:
@@ -126,7 +129,7 @@ def lif_online_pass(
                 spikes=st.s,
             )  # fmt: skip
             trial = rule.observe(trial, sig)
-            add_decor_(yy, u_hat_all[t], r_hat)
+            add_decor_(yy, u_hat_all[k], r_hat)
     return end_trials(rule, trial, loss_sum, mask, T, types, sigma, p, yy, [])
 
 

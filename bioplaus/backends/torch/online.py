@@ -41,6 +41,11 @@ from .rate import (
 
 Tensor = torch.Tensor
 
+#: steps of input drive formed at once (one matmul per chunk; the same values as one
+#: matmul over all T, and memory independent of T; small, so that the buffer stays below
+#: the allocator's mmap threshold and is reused rather than mapped anew)
+CHUNK = 16
+
 
 class OnlineResult(NamedTuple):
     result: PassResult  # grads = −ΔW/η (autograd sign convention), loss of the pass
@@ -187,17 +192,19 @@ def online_pass(
         ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
         ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
         s = init_state(p, c, B, x0)
-        drive = input_drive(p, inputs)
         loss_sum = torch.zeros(B, device=dev, dtype=dt_)
         outs = []
         yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
         decay, gain = 1.0 - c.alpha, c.alpha
         for t in range(T):
+            if t % CHUNK == 0:  # the input drive, CHUNK steps at a time: memory O(1) in T
+                drive = None  # (freed before the next chunk is formed)
+                drive = input_drive(p, inputs[t : t + CHUNK])
             r_prev = s.r_hat
             added = (
                 exploration(rule, (B, N), c, sigma, generator, dev, dt_) if rule.explores else None
             )
-            s = rate_step(p, c, s, drive[t], None, added_t=added)
+            s = rate_step(p, c, s, drive[t % CHUNK], None, added_t=added)
             x, r_hat = s.x, s.r_hat
             o = readout(p, r_hat)
             if sigma > 0:
