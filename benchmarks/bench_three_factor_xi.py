@@ -14,7 +14,9 @@ mean update ΔW/η over K batches of B trials (``plastic = "all"``, torch back-e
 rule object the brian2 back-end uses) against the exact gradient ∇L (BPTT), per layer:
 cos(ΔW, −∇L) and ‖ΔW‖/‖∇L‖, for each σ. With σ = 0 there is no exploration at all, so the
 update left is the deterministic covariation of the fluctuation a − ā and the reward
-R − R̄ along the trajectory (the rule's bias)::
+R − R̄ along the trajectory (the rule's bias). Last line: cos(∇_k=1 L, ∇L) for W_rec, the
+one-step-truncated gradient (TBPTT(1)), the most an eligibility without memory and a reward
+per step could estimate of the recurrent credit::
 
     python benchmarks/bench_three_factor_xi.py align --sigma 0 0.1 0.3 --batches 20
 """
@@ -91,10 +93,24 @@ def align(sigmas: list[float], batches: int, seed: int) -> None:
                 est[k] = est.get(k, 0.0) + out.result.grads[k].numpy()
                 tru[k] = tru.get(k, 0.0) + g[k].numpy()
         for k in ("W_rec", "W_out"):
-            a, t = est[k].ravel(), tru[k].ravel()
-            na, nt = np.linalg.norm(a), np.linalg.norm(t)
-            cos = float(a @ t / (na * nt)) if na > 0 else float("nan")
-            print(f"{sigma:5.2f}  {k:5s}  {cos:13.3f}  {na / nt:11.3f}", flush=True)
+            size = np.linalg.norm(est[k]) / np.linalg.norm(tru[k])
+            print(f"{sigma:5.2f}  {k:5s}  {_cos(est[k], tru[k]):13.3f}  {size:11.3f}", flush=True)
+    rng = np.random.default_rng(seed)
+    k1, full = 0.0, 0.0
+    for _ in range(batches):
+        b = task.sample(B, rng)
+        u, y = (torch.as_tensor(a, dtype=torch.float64) for a in (b.inputs, b.targets))
+        mk = None if b.mask is None else torch.as_tensor(b.mask, dtype=torch.float64)
+        k1 = k1 + bptt_estimate(p, c, u, y, mk, "mse", k=1).grads["W_rec"].numpy()
+        full = full + bptt_estimate(p, c, u, y, mk, "mse").grads["W_rec"].numpy()
+    print(f"cos(TBPTT(1), BPTT) for W_rec: {_cos(k1, full):.3f}")
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    """cos(a, b) of two flattened arrays (NaN when a = 0)."""
+    a, b = np.ravel(a), np.ravel(b)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
