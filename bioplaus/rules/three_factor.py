@@ -38,6 +38,15 @@ reward R and neuromodulator M = R − R̄ (R̄ read *before* it is updated with 
                        R̄_b ← λ_r R̄_b + (1 − λ_r) R_{t,b}  (λ_r = exp(−dt/τ_r), τ_r in s)
                        ΔW = η (1/Σm) Σ_{t,b} m_{t,b} M_{t,b} e_{b,t}
 
+modulator (``modulator``): "difference" M = R − R̄ as above (default), or "binary"
+M = 1[R > R̄] (1 when the reward beats its running mean, else 0; Hoerzer, Legenstein &
+Maass 2014's EH rule), with the same masking, first-entry and baseline bookkeeping.
+
+plastic weights (``plastic``): "all" (default) returns both ΔW; "readout" returns ΔW_hid = 0,
+so only the readout learns and the recurrent network (still explored by its noise, which
+reaches o through W_out) stays a fixed reservoir, as in the EH readout set-ups of
+Legenstein et al. 2010 and Hoerzer et al. 2014.
+
 optional divisive normalisation (``normalise``): M ← c M / ν with c = N + n_out the number
 of perturbed units and ν = ‖δx‖² + ‖δo‖² (per step for "step"; its mean over the trial's
 steps for "trial"), so that, as in ANP, E[c δa δaᵀ/ν] ≈ I for isotropic fluctuations.
@@ -63,6 +72,8 @@ from .options import RuleSpec
 Tensor = torch.Tensor
 Reward = Literal["trial", "step"]
 Noise = Literal["gaussian", "kicks"]
+Modulator = Literal["difference", "binary"]
+Plastic = Literal["all", "readout"]
 
 _TINY = 1e-12
 
@@ -150,6 +161,8 @@ class ThreeFactor:
         kick_amplitude: float = 1.0,
         supralinear: float | None = None,
         normalise: bool = False,
+        modulator: Modulator = "difference",
+        plastic: Plastic = "all",
     ) -> None:
         if not dt > 0:
             raise ValueError(f"dt: must be > 0 (got {dt})")
@@ -162,12 +175,17 @@ class ThreeFactor:
             raise ValueError(f"reward: must be 'trial' or 'step' (got {reward!r})")
         if noise not in ("gaussian", "kicks"):
             raise ValueError(f"noise: must be 'gaussian' or 'kicks' (got {noise!r})")
+        if modulator not in ("difference", "binary"):
+            raise ValueError(f"modulator: must be 'difference' or 'binary' (got {modulator!r})")
+        if plastic not in ("all", "readout"):
+            raise ValueError(f"plastic: must be 'all' or 'readout' (got {plastic!r})")
         if supralinear is not None and not supralinear > 0:
             raise ValueError(f"supralinear: must be > 0 (got {supralinear})")
         self.dt, self.tau_e, self.tau_b, self.tau_r = dt, tau_e, tau_b, tau_r
         self.reward, self.noise = reward, noise
         self.kick_rate, self.kick_amplitude = kick_rate, kick_amplitude
         self.p, self.normalise = supralinear, normalise
+        self.modulator, self.plastic = modulator, plastic
         self.lam_e = None if tau_e is None else decay(dt, tau_e)
         self.lam_b = decay(dt, tau_b)
         self.lam_r = decay(1.0 if reward == "trial" else dt, tau_r)
@@ -290,7 +308,7 @@ class ThreeFactor:
                 raise ValueError("reward 'step' needs the baseline and this step's reward")
             m = torch.ones_like(R_t) if m_t is None else m_t
             seen = base.seen
-            M = torch.where(seen, R_t - base.rbar, torch.zeros_like(R_t)) * m
+            M = torch.where(seen, self.modulate(R_t - base.rbar), torch.zeros_like(R_t)) * m
             if self.normalise:
                 M = M * ((dx.shape[-1] + do.shape[-1]) / nu_t.clamp_min(_TINY))
             s.acc_hid.add_(torch.einsum("b,bnm->nm", M, s.e_hid))
@@ -318,7 +336,7 @@ class ThreeFactor:
         """
         if self.reward == "step":
             n = 1.0 if norm is None else norm
-            return s.acc_hid / n, s.acc_out / n, base, s.acc_hid.new_zeros(0)
+            return self._hid(s.acc_hid / n), s.acc_out / n, base, s.acc_hid.new_zeros(0)
         if R is None:
             raise ValueError("reward 'trial' needs the trials' rewards R")
         B = R.shape[0]
@@ -328,13 +346,22 @@ class ThreeFactor:
             Baseline(base.rbar, base.seen), idx, R
         )  # R̄ after this batch
         rbar_before = torch.where(base.seen, base.rbar, _first_reward(idx, R, base.rbar))
-        M = R - rbar_before[idx]
+        M = self.modulate(R - rbar_before[idx])
         if self.normalise:
             c = s.e_hid.shape[1] + s.e_out.shape[1]
             M = M * (c / (s.nu / max(s.n_steps, 1)).clamp_min(_TINY))
         d_hid = torch.einsum("b,bnm->nm", M, s.e_hid) / B
         d_out = torch.einsum("b,bnm->nm", M, s.e_out) / B
-        return d_hid, d_out, first, M
+        return self._hid(d_hid), d_out, first, M
+
+    def modulate(self, dR: Tensor) -> Tensor:
+        """M from the reward's excess over its baseline, dR = R − R̄: dR ("difference") or
+        1[dR > 0] ("binary")."""
+        return dR if self.modulator == "difference" else (dR > 0).to(dR.dtype)
+
+    def _hid(self, d_hid: Tensor) -> Tensor:
+        """ΔW_hid/η, or zeros when only the readout is plastic."""
+        return d_hid if self.plastic == "all" else torch.zeros_like(d_hid)
 
 
 def _first_reward(idx: Tensor, R: Tensor, rbar: Tensor) -> Tensor:
@@ -393,13 +420,24 @@ class ThreeFactorOptions(RuleSpec):
     normalise: bool = Field(
         False, description="three-factor: divide M by ‖x − x̄‖² (times the number of units)."
     )
+    modulator: Literal["difference", "binary"] = Field(
+        "difference",
+        description="three-factor: neuromodulator M = R − R̄, or binary M = 1[R > R̄] "
+        "(Hoerzer et al. 2014).",
+    )
+    plastic: Literal["all", "readout"] = Field(
+        "all",
+        description="three-factor: weights the rule changes: all, or the readout only "
+        "(W_in, W_rec fixed: a reservoir explored by its intrinsic noise).",
+    )
 
 
 def build_three_factor(opts: ThreeFactorOptions, network: str, dt: float | None = None):
     """The online rule for a model with step ``dt`` (seconds)."""
     if dt is None:
         raise ValueError("rule 'three-factor' needs the model's dt")
-    keys = ("tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude")
+    keys = ("tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude",
+            "modulator", "plastic")  # fmt: skip
     return ThreeFactor(
         dt, **{k: getattr(opts, k) for k in keys}, supralinear=opts.supralinear,
         normalise=opts.normalise,

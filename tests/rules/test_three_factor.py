@@ -230,3 +230,85 @@ def test_rule_spec_options():
 
     with pytest.raises(ValueError, match="online"):
         make_rule(bp.RuleSpec(name="three-factor"))
+
+
+def _step_run(rule: ThreeFactor, seed: int = 4):
+    """Drive ``rule`` (reward "step") over random signals; return (ΔW_hid/η, ΔW_out/η, inputs)."""
+    rng = np.random.default_rng(seed)
+    T, B, N, Mh, no, Mo = 8, 2, 3, 4, 1, 3
+    xs, zh = rng.standard_normal((T, B, N)), rng.standard_normal((T, B, Mh))
+    os_, zo = rng.standard_normal((T, B, no)), rng.standard_normal((T, B, Mo))
+    Rs = rng.standard_normal((T, B))
+    mask = (rng.random((T, B)) < 0.7).astype(float)
+    like = torch.zeros(1, dtype=D)
+    s, base = rule.init_trial(B, N, Mh, no, Mo, like), rule.init_baseline(B, like)
+    for t in range(T):
+        s, base = rule.step(s, *(torch.as_tensor(a[t]) for a in (xs, zh, os_, zo)), base,
+                            torch.as_tensor(Rs[t]), torch.as_tensor(mask[t]))  # fmt: skip
+    d_h, d_o, _, _ = rule.end_trial(s, base, norm=float(mask.sum()))
+    return d_h, d_o, (xs, zh, os_, zo, Rs, mask)
+
+
+def test_binary_modulator_gates_the_trace_when_the_reward_beats_its_mean():
+    """modulator "binary" (Hoerzer et al. 2014): M_t = 1[R_t > R̄] on scored steps, the
+    same baselines as "difference"; reference loop over the readout trace."""
+    dt, tau_r = 0.01, 0.05
+    rule = ThreeFactor(dt, tau_e=0.1, tau_b=0.02, tau_r=tau_r, reward="step", modulator="binary")
+    _, d_o, (xs, zh, os_, zo, Rs, mask) = _step_run(rule)
+    lam_r, (T, B, no), Mo = math.exp(-dt / tau_r), os_.shape, zo.shape[-1]
+    acc, n_on = np.zeros((no, Mo)), 0
+    for b in range(B):
+        rbar, seen, obar, e = 0.0, False, np.zeros(no), np.zeros((no, Mo))
+        for t in range(T):
+            e = rule.lam_e * e + (1 - rule.lam_e) * np.outer(os_[t, b] - obar, zo[t, b])
+            obar = rule.lam_b * obar + (1 - rule.lam_b) * os_[t, b]
+            if mask[t, b]:
+                M = float(Rs[t, b] > rbar) if seen else 0.0
+                n_on += M > 0
+                acc += M * e
+                rbar = lam_r * rbar + (1 - lam_r) * Rs[t, b] if seen else Rs[t, b]
+                seen = True
+    assert 0 < n_on < mask.sum() - B  # both branches of the gate are exercised
+    np.testing.assert_allclose(d_o.numpy(), acc / mask.sum(), rtol=1e-10, atol=1e-12)
+    diff = ThreeFactor(dt, tau_e=0.1, tau_b=0.02, tau_r=tau_r, reward="step")
+    assert not np.allclose(_step_run(diff)[1].numpy(), d_o.numpy())
+    # reward "trial": M_b = 1[R_b > R̄_{type_b}]; a type's first trial gets M = 0 (R = R̄)
+    trial = ThreeFactor(0.01, tau_e=None, tau_r=2.0, modulator="binary")
+    s = trial.init_trial(3, 2, 2, 1, 2, torch.zeros(1, dtype=D))
+    base = Baseline(torch.tensor([-0.5], dtype=D), torch.tensor([True]))
+    *_, M = trial.end_trial(s, base, R=torch.tensor([-0.3, -0.6, -0.5], dtype=D))
+    torch.testing.assert_close(M, torch.tensor([1.0, 0.0, 0.0], dtype=D))
+
+
+def test_plastic_readout_keeps_the_hidden_weights_fixed():
+    """plastic "readout": ΔW_hid = 0 and the readout's ΔW as with "all" (both rewards)."""
+    kw = dict(tau_e=0.1, tau_b=0.02, tau_r=0.05, reward="step")
+    d_h, d_o, _ = _step_run(ThreeFactor(0.01, **kw))
+    r_h, r_o, _ = _step_run(ThreeFactor(0.01, plastic="readout", **kw))
+    assert float(d_h.abs().max()) > 0 and float(r_h.abs().max()) == 0.0
+    torch.testing.assert_close(r_o, d_o, rtol=0, atol=0)
+    s = ThreeFactor(0.01).init_trial(2, 2, 3, 1, 2, torch.zeros(1, dtype=D))
+    s = s._replace(e_hid=torch.ones(2, 2, 3, dtype=D), e_out=torch.ones(2, 1, 2, dtype=D))
+    base = Baseline(torch.tensor([-0.5], dtype=D), torch.tensor([True]))
+    R = torch.tensor([-0.3, -0.6], dtype=D)
+    a = ThreeFactor(0.01).end_trial(s, base, R=R)
+    r = ThreeFactor(0.01, plastic="readout").end_trial(s, base, R=R)
+    assert float(a[0].abs().max()) > 0 and float(r[0].abs().max()) == 0.0
+    torch.testing.assert_close(r[1], a[1], rtol=0, atol=0)
+
+
+def test_modulator_and_plastic_options_validate():
+    rule = make_three_factor(
+        bp.RuleSpec(name="three-factor", modulator="binary", plastic="readout"), dt=0.01
+    )
+    assert (rule.modulator, rule.plastic) == ("binary", "readout")
+    default = make_three_factor(bp.RuleSpec(name="three-factor"), dt=0.01)
+    assert (default.modulator, default.plastic) == ("difference", "all")
+    with pytest.raises(ValueError, match="modulator"):
+        bp.RuleSpec(name="three-factor", modulator="sign")
+    with pytest.raises(ValueError, match="plastic"):
+        bp.RuleSpec(name="three-factor", plastic="hidden")
+    with pytest.raises(ValueError, match="modulator"):
+        ThreeFactor(0.01, modulator="sign")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="plastic"):
+        ThreeFactor(0.01, plastic="none")  # type: ignore[arg-type]

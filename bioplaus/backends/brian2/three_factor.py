@@ -16,6 +16,7 @@ Continuous-time rule → brian2 (for W acting as a ← W z)::
                                       gives e ← λ_e e + (1 − λ_e) h, λ_e = e^{−dt/τ_e}
                                       (τ_e unset: e += h, the whole-trial accumulator)
     M = m (R − R̄) [· c/ν]             in ``mod``, broadcast to every synapse as M_post
+                                      (modulator "binary": M = m 1[R > R̄] [· c/ν])
     dW/dt = η M e                     reward "step": acc += M e every step, ΔW = η Σ acc / Σm;
                                       reward "trial": M at trial end, ΔW = η (1/B) Σ_b M_b e_b
 
@@ -49,6 +50,9 @@ _SUPRA = {
 }
 #: the only variable names S may be applied to
 _SUPRA_VARIABLES = ("dx_f_post", "do_f_post", "uhat_pre", "rprev_pre", "rhat_pre")
+
+#: the neuromodulator's reward term as brian2 code (ThreeFactor.modulate)
+_MODULATOR = {"difference": "(R - Rbar)", "binary": "int(R > Rbar)"}
 
 #: per forward synapse: (postsynaptic δa, presynaptic z of the eligibility)
 _ELIGIBILITY = {
@@ -97,17 +101,20 @@ def check_rule(rule: ThreeFactor) -> None:
         raise ValueError("supralinear: must be finite for brian2")
     if rule.noise not in ("gaussian", "kicks") or rule.reward not in ("trial", "step"):
         raise ValueError("three-factor: unknown noise or reward kind")
+    if rule.modulator not in _MODULATOR or rule.plastic not in ("all", "readout"):
+        raise ValueError("three-factor: unknown modulator or plastic kind")
 
 
 def _modulator_code(rule: ThreeFactor) -> str:
-    """R, M = m(R − R̄)[c/ν] and the R̄ update (reward "step"); nothing for reward "trial"."""
+    """R, M = m(R − R̄)[c/ν] (or m 1[R > R̄][c/ν]) and the R̄ update (reward "step");
+    nothing for reward "trial"."""
     if rule.reward != "step":
         return ""
     nu = eq.nu_expression(rule.normalise)
     scale_M = f"*c_units/clip({nu}, tiny, inf)" if rule.normalise else ""
     return (
         "R = -ell\n"
-        f"M = seen*(R - Rbar)*m{scale_M}\n"
+        f"M = seen*{_MODULATOR[rule.modulator]}*m{scale_M}\n"
         "Rbar = Rbar + int(m > 0)*(seen*(1 - lam_r) + (1 - seen))*(R - Rbar)\n"
         "seen = clip(seen + int(m > 0), 0, 1)\n"
     )

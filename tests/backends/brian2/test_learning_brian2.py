@@ -81,8 +81,16 @@ def _close(a, b) -> None:
         dict(noise="gaussian", reward="trial", tau_e=0.02, supralinear=None, normalise=False),
         dict(noise="kicks", reward="step", tau_e=0.02, supralinear=3.0, normalise=True),
         dict(noise="gaussian", reward="step", tau_e=None, supralinear=2.0, normalise=False),
+        dict(
+            noise="gaussian",
+            reward="step",
+            tau_e=0.02,
+            supralinear=None,
+            normalise=False,
+            modulator="binary",
+        ),
     ],
-    ids=["gauss-trial", "kicks-step-supra3-norm", "gauss-step-accumulate-p2"],
+    ids=["gauss-trial", "kicks-step-supra3-norm", "gauss-step-accumulate-p2", "gauss-step-binary"],
 )
 def test_three_factor_traces_match_torch_on_shared_noise(opts):
     """Eligibility traces, activity/reward baselines and the update agree with the torch rule."""
