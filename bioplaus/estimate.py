@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from .loss import LOSSES
 from .params import LEARNABLE, Params, check_params
 from .random import torch_generator
-from .rules import RuleOptionError, RuleSpec, make_rule, rule_options
+from .rules import RuleOptionError, RuleSpec, make_online, make_rule, rule_options
 from .simulate import check_inputs
 from .spec import ModelSpec, SpecError, format_validation_error
 from .validate import check_estimate
@@ -130,6 +130,9 @@ def estimate(
     ``options`` are the rule's (``sigma``, ``signal``, ``K``, ``baseline``, ``scale``,
     ``norm``, ``k``). The noise of perturbation rules comes from a generator seeded by
     ``seed``. Returns float64 numpy arrays keyed like ``params`` (W_in, W_rec, W_out, b, b_out).
+    An online rule (e-prop, RFLO, three-factor) returns the update of one pass over the batch
+    at the given weights, −ΔW/η (e-prop and RFLO: their estimate of ∂L; three-factor: from a
+    fresh reward baseline, so the first trial of each type has M = 0).
 
     Rate RNN: inputs [T, B, n_in], targets [T, B, n_out]; ``loss`` "mse" (default) or "ce".
     MLP (:class:`~bioplaus.spec.MLPSpec`): inputs [B, n_in] and targets [B, n_out] (a
@@ -170,6 +173,12 @@ def estimate(
     m = None if mask is None else torch.as_tensor(mask, device=device, dtype=td)
     if rs.is_gradient:
         res = bptt_estimate(p, c, u, y, m, loss, k=rs.option("k"))
+    elif rs.mechanism == "online":  # one pass at fixed weights (backends/torch/online.py)
+        from .backends.torch.online import OnlineHandle
+
+        rule_obj = make_online(rs, "rate", spec.dt)
+        handle = OnlineHandle(rule_obj, rs.option("sigma"), 1, u.shape[1], spec.dt)
+        res = handle.estimate(p, c, u, y, m, loss, torch_generator(seed, "estimate", device=device))
     else:
         res = perturbation_estimate(
             p,

@@ -24,6 +24,15 @@ def step_loss(kind: str, o: Tensor, y: Tensor) -> Tensor:
     raise ValueError(f"loss: unknown loss {kind!r} (choose from {LOSSES})")
 
 
+def step_loss_grad(kind: str, o: Tensor, y: Tensor) -> Tensor:
+    """∂ℓ/∂o [..., n_out]: mse o − y; ce softmax(o) Σ_k y_k − y."""
+    if kind == "mse":
+        return o - y
+    if kind == "ce":
+        return torch.softmax(o, dim=-1) * y.sum(-1, keepdim=True) - y
+    raise ValueError(f"loss: unknown loss {kind!r} (choose from {LOSSES})")
+
+
 def mean_loss(kind: str, o: Tensor, y: Tensor, mask: Tensor | None) -> Tensor:
     """L over [T, B, n_out] outputs: the masked mean of ℓ_{t,b}."""
     ell = step_loss(kind, o, y)

@@ -48,11 +48,12 @@ MODEL_OPTION_LIMITS: tuple[tuple[str, str, tuple, str], ...] = (
     ("lif", "baseline", ("clean",), "the LIF driver has only a clean (unperturbed) baseline"),
     ("rate", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
     ("lif", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
+    ("rate", "c_reg", (0.0,), "firing-rate regularisation is for LIF networks"),
 )
 #: rule options that are floats: each must be finite (and > 0 where pydantic says so)
 RULE_FLOATS = (
     "sigma", "trace_decay", "tau_e", "tau_b", "tau_r", "kick_rate", "kick_amplitude",
-    "supralinear", "scale",
+    "supralinear", "scale", "c_reg", "f0",
 )  # fmt: skip
 
 
@@ -262,8 +263,8 @@ def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = ""
         if kind == mkind and getattr(rs, opt, allowed[0]) not in allowed:
             raise SpecError(f"{head}rule.{opt}: {getattr(rs, opt)!r} on a {kind} model: {why}")
     needs_sigma = cap["sigma"]
-    if needs_sigma is None:  # three-factor: only Gaussian exploration needs σ
-        needs_sigma = getattr(rs, "noise", "gaussian") == "gaussian"
+    if needs_sigma is None:  # online: only Gaussian exploration needs σ (three-factor)
+        needs_sigma = getattr(rs, "noise", None) == "gaussian"
     if needs_sigma:
         sigma = getattr(rs, "sigma", None)
         where = "rule.sigma"
@@ -477,11 +478,6 @@ def check_estimate(
     except ValidationError as err:
         raise SpecError(format_validation_error(err, None, prefix="rule.")) from None
     check_rule_options(rs)
-    if rs.name == "three-factor":
-        raise SpecError(
-            "rule: 'three-factor' changes weights online during trials: train it with bp.run "
-            "(no one-batch gradient estimate)"
-        )
     check_rule_model(rs, spec)
     if params is None or not isinstance(params, Mapping):
         raise TypeError(f"params: expected a dict of arrays (got {type(params).__name__})")

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from ..registry import RULES as REGISTRY
 from ..registry import register_rule, rule_entry
-from . import gradient, node_perturbation, three_factor, weight_perturbation  # noqa: F401
+from . import (  # noqa: F401
+    eprop,
+    gradient,
+    node_perturbation,
+    rflo,
+    three_factor,
+    weight_perturbation,
+)
 from .gradient import GradientOptions, TBPTTOptions
 from .layered import LayeredNodePerturbation, LayeredWeightPerturbation
 from .node_perturbation import NodePerturbation, NodePerturbationOptions
@@ -32,8 +39,8 @@ def make_rule(spec: RuleSpec, layered: bool = False, network: str | None = None)
         raise ValueError(f"rule {spec.name!r} is computed by autograd, not a perturbation rule")
     if entry.mechanism == "online":
         raise ValueError(
-            f"rule {spec.name!r} changes weights online during trials: train it with bp.run "
-            "(no one-batch gradient estimate)"
+            f"rule {spec.name!r} is an online rule: its driver is make_online's "
+            "(bp.estimate and bp.run run it)"
         )
     if network not in entry.networks:
         raise ValueError(

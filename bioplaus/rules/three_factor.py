@@ -57,6 +57,7 @@ import torch
 from pydantic import Field
 
 from ..registry import register_rule
+from .online import StepSignals, TrialEnd, TrialInfo, Update
 from .options import RuleSpec
 
 Tensor = torch.Tensor
@@ -117,6 +118,14 @@ class Baseline(NamedTuple):
     seen: Tensor  # bool
 
 
+class Trial(NamedTuple):
+    """A batch of trials under way (the online contract's trial object)."""
+
+    ts: TrialState
+    base: Baseline  # R̄ before the batch
+    step_base: Baseline | None  # the running per-network R̄ (reward "step")
+
+
 class ThreeFactor:
     """The online three-factor rule. Times are in seconds; ``tau_r`` is in trials for
     reward "trial" and in seconds for reward "step". ``noise``, ``kick_rate`` (Hz) and
@@ -124,6 +133,9 @@ class ThreeFactor:
     each step, with probability kick_rate·dt, x += U(−A, A); Miconi 2017)."""
 
     name = "three-factor"
+    #: the online contract (rules/online.py): the driver injects this rule's exploration
+    explores = True
+    needs: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -159,6 +171,69 @@ class ThreeFactor:
         self.lam_e = None if tau_e is None else decay(dt, tau_e)
         self.lam_b = decay(dt, tau_b)
         self.lam_r = decay(1.0 if reward == "trial" else dt, tau_r)
+
+    # -- the online contract (rules/online.py) -----------------------------------------------
+    def explore(
+        self,
+        shape: tuple[int, ...],
+        std: float,
+        generator: torch.Generator,
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ) -> Tensor:
+        """The exploratory term added to each hidden unit: std · ξ (noise "gaussian"), or
+        κ ⊙ U(−A, A) with κ ~ Bernoulli(kick_rate · dt) (noise "kicks", Miconi 2017)."""
+        if self.noise == "gaussian":
+            return std * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        p = self.kick_rate * self.dt
+        hit = torch.rand(shape, generator=generator, device=device, dtype=dtype) < p
+        amp = torch.rand(shape, generator=generator, device=device, dtype=dtype)
+        return hit.to(dtype) * ((2.0 * amp - 1.0) * self.kick_amplitude)
+
+    def state_size(self, n_types: int, batch: int) -> int:
+        """Entries of R̄: one per network (reward "step") or per trial type ("trial")."""
+        return batch if self.reward == "step" else n_types
+
+    def init_state(self, info: TrialInfo) -> Baseline:
+        return self.init_baseline(self.state_size(info.n_types, info.B), info.like)
+
+    def begin(self, state: Baseline, info: TrialInfo) -> Trial:
+        n = int(state.rbar.shape[0])
+        if info.types is not None and self.reward == "trial" and int(info.types.max()) >= n:
+            raise ValueError(f"trial type {int(info.types.max())} >= n_trial_types={n}")
+        ts = self.init_trial(info.B, info.N, info.M_h, info.n_out, info.M_o, info.like)
+        return Trial(ts, state, state if self.reward == "step" else None)
+
+    def observe(self, trial: Trial, sig: StepSignals) -> Trial:
+        ts, sb = self.step(
+            trial.ts, sig.a, sig.z_hid, sig.o, sig.z_out, trial.step_base, -sig.ell, sig.m
+        )
+        return Trial(ts, trial.base, sb)
+
+    def finish(self, trial: Trial, end: TrialEnd) -> Update:
+        """R_b = −(masked mean of ℓ_t), then :meth:`end_trial`; with σ = 0 the readout
+        has no exploration of its own, so it stays fixed."""
+        if self.reward == "step":
+            d_hid, d_out, new_base, M = self.end_trial(trial.ts, trial.step_base, norm=end.norm)
+        else:
+            R = -end.loss_sum / end.n_scored.clamp_min(1.0)
+            d_hid, d_out, new_base, M = self.end_trial(trial.ts, trial.base, R=R, types=end.types)
+        if not end.sigma > 0:
+            d_out = torch.zeros_like(d_out)
+        return Update(d_hid, d_out, new_base, M)
+
+    def state_dict(self, state: Baseline | None) -> dict[str, Tensor]:
+        """R̄ and its "set" flags (traces and activity baselines restart every trial)."""
+        if state is None:
+            return {}
+        return {"rbar": state.rbar.cpu().clone(), "seen": state.seen.cpu().clone()}
+
+    def load_state(self, sd: dict[str, Tensor], like: Tensor) -> Baseline | None:
+        if not sd:
+            return None
+        return Baseline(
+            sd["rbar"].to(like.device, like.dtype), sd["seen"].to(like.device, torch.bool)
+        )
 
     # -- baselines across trials ------------------------------------------------------------
     def init_baseline(self, n: int, like: Tensor) -> Baseline:

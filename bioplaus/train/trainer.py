@@ -22,7 +22,7 @@ import torch
 from ..analysis.alignment import angles
 from ..backends.torch import lif_train
 from ..backends.torch.bptt import bptt_estimate
-from ..backends.torch.online import OnlineThreeFactor
+from ..backends.torch.online import OnlineHandle
 from ..backends.torch.perturb import perturbation_estimate
 from ..backends.torch.precision import precision_scope
 from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
@@ -143,19 +143,21 @@ class Trainer:
         self.gen_noise = torch_generator(seed, "noise", device=self.device)
         self.gen_align = torch_generator(seed, "alignment", device=self.device)
         rs = protocol.rule
-        # the online three-factor rule changes weights from one noisy pass (online.py); its
-        # update ΔW reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
+        # an online rule (three-factor, e-prop, RFLO, …: the registry's mechanism "online")
+        # runs in the network's online driver (online.py, lif_online.py); its update ΔW
+        # reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
         network = protocol.model.kind
         self.online = None
         if rs.mechanism == "online":
             self.online = (
                 lif_train.make_online(protocol, task)
                 if self.lif
-                else OnlineThreeFactor(
+                else OnlineHandle(
                     make_online(rs, network, protocol.model.dt),
-                    rs.sigma,
+                    rs.option("sigma"),
                     int(getattr(task, "n_trial_types", 1)),
                     tr.batch_size,
+                    protocol.model.dt,
                 )
             )
         self.rule = make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
@@ -229,7 +231,14 @@ class Trainer:
         u, y, m = (self._tensor(a) for a in b)
         p = self.params()
         g = bptt_estimate(p, self.consts, u, y, m, self.task.loss).grads
-        e = self._estimate(p, u, y, m, self.gen_align).grads
+        if self.online is not None:  # the online rule's pass from its current state, unchanged
+            h = OnlineHandle(self.online.rule, self.online.sigma, self.online.n_types,
+                             self.online.batch, self.online.dt)  # fmt: skip
+            h.base = self.online.base
+            e = h.estimate(p, self.consts, u, y, m, self.task.loss, self.gen_align)
+            e = e.grads
+        else:
+            e = self._estimate(p, u, y, m, self.gen_align).grads
         a = angles(
             {k: v.cpu().double().numpy() for k, v in e.items()},
             {k: v.cpu().double().numpy() for k, v in g.items()},

@@ -16,7 +16,7 @@ from ...rules import RuleSpec, make_rule
 from ...spec import LIFSpec, SpecError
 from .lif import consts_of, to_torch
 from .lif_bptt import lif_bptt_estimate
-from .lif_online import LIFOnlineThreeFactor
+from .lif_online import LIFOnlineHandle
 from .lif_perturb import lif_perturbation_estimate
 from .lif_rollout import background, eval_outputs, simulate_fast, uniform_source
 from .perturb import PassResult
@@ -79,8 +79,9 @@ def lif_estimate(
     seed: int,
     device: str,
 ) -> dict[str, np.ndarray]:
-    """``bp.estimate`` for a LIF spec: surrogate BPTT (bptt/tbptt) or a perturbation rule.
-    The background noise of BPTT and of the perturbation pair come from ``seed``."""
+    """``bp.estimate`` for a LIF spec: surrogate BPTT (bptt/tbptt), a perturbation rule, or
+    an online rule's one pass at fixed weights. The background noise comes from ``seed``
+    (BPTT and symmetric e-prop draw it in the same order: the same realisation)."""
     p = to_torch(params, device, u.dtype)
     c = consts_of(spec)
     if rs.is_gradient:
@@ -88,6 +89,18 @@ def lif_estimate(
             p, c, u, y, m, loss, k=rs.option("k"),
             generator=torch_generator(seed, "estimate", device=device),
         )  # fmt: skip
+    elif rs.mechanism == "online":  # one pass at fixed weights (lif_online.py)
+        from ...rules import make_online
+
+        handle = LIFOnlineHandle(
+            make_online(rs, "lif", spec.dt), rs.option("sigma"), 1, u.shape[1], spec.dt
+        )
+        try:
+            res = handle.estimate(
+                p, c, u, y, m, loss, torch_generator(seed, "estimate", device=device)
+            )
+        except ValueError as exc:  # e.g. precise spiking for a rule that needs ψ: one line
+            raise SpecError(str(exc)) from None
     else:
         try:
             res = lif_perturbation_estimate(
@@ -100,16 +113,18 @@ def lif_estimate(
     return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items() if k in LEARNABLE}
 
 
-def make_online(protocol: Any, task: Any) -> LIFOnlineThreeFactor:
-    """The trainer's online three-factor handle for a LIF protocol."""
+def make_online(protocol: Any, task: Any) -> LIFOnlineHandle:
+    """The trainer's handle on the online rule of a LIF protocol (any online rule: built
+    from its registry entry by :func:`bioplaus.rules.make_online`)."""
     from ...rules import make_online
 
     rs = protocol.rule
-    return LIFOnlineThreeFactor(
+    return LIFOnlineHandle(
         make_online(rs, "lif", protocol.model.dt),
-        rs.sigma,
+        rs.option("sigma"),
         int(getattr(task, "n_trial_types", 1)),
         protocol.train.batch_size,
+        protocol.model.dt,
     )
 
 

@@ -1,30 +1,35 @@
-"""Online three-factor learning on the torch back-end: one noisy pass, no clean pass.
+"""The online driver of the rate network: one pass, weights fixed, every online rule.
 
 B networks with shared weights run B independent trials side by side (the rows of the
-batch). Each step is the Euler–Maruyama step of DESIGN §1 with the rule's exploration
-added to x, then the readout with its own Gaussian noise::
+batch). Each step is the Euler–Maruyama step of DESIGN §1; a rule that explores
+(``rule.explores``, the three-factor rule) has its exploration n_t added to x and the
+readout its own Gaussian noise::
 
     x_t = (1 − α) x_{t−1} + α (W_rec r̂_{t−1} + W_in û_t + b) + n_t
-    n_t = σ √α ξ_t                                          noise = "gaussian"
-    n_t = κ_t ⊙ U(−A, A),  κ_t ~ Bernoulli(kick_rate · dt)  noise = "kicks" (Miconi 2017)
+    n_t = rule.explore(…): σ √α ξ_t (gaussian) or κ_t ⊙ U(−A, A) (kicks, Miconi 2017)
     o_t = W_out r̂_t + b_out + σ ξ^o_t
 
-and hands (x_t, z_hid, o_t, z_out) to :class:`~bioplaus.rules.three_factor.ThreeFactor`,
-which keeps the traces and baselines (memory independent of T: no history is stored).
-The reward is −ℓ (``bioplaus.loss``): per step, or the trial's masked mean at its end.
+(a rule that does not explore — e-prop, RFLO — sees the network without noise, as BPTT
+does). Every step the rule gets the local signals of :class:`~bioplaus.rules.online.StepSignals`
+(a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α, z_hid = [û_t, r̂_{t−1}, 1],
+z_out = [r̂_t, 1], o_t, y_t, ∂ℓ_t/∂o_t, ℓ_t, m_t) and keeps its own traces: memory is
+independent of T (no history is stored). The driver names no rule
+(:mod:`bioplaus.rules.online` is the contract).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
-from ...loss import normaliser, step_loss
+from ...loss import normaliser, step_loss, step_loss_grad
 from ...records import PassResult
-from ...rules.three_factor import Baseline, ThreeFactor
+from ...rules.online import StepSignals, TrialEnd, TrialInfo
+from ...rules.three_factor import ThreeFactor
 from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 from .rate import (
+    PHI,
     RateConsts,
     RateParams,
     decorrelate,
@@ -38,10 +43,10 @@ Tensor = torch.Tensor
 
 
 class OnlineResult(NamedTuple):
-    result: PassResult  # grads = −ΔW/η (autograd sign convention), loss of the noisy pass
-    baseline: Baseline  # the reward baseline after these trials
-    reward: float  # mean reward of the trials
-    modulator: Tensor  # M_b per trial (reward "trial"; empty for "step")
+    result: PassResult  # grads = −ΔW/η (autograd sign convention), loss of the pass
+    baseline: Any  # the rule's state after these trials (three-factor: the reward baseline)
+    reward: float  # mean reward of the trials, −(masked mean loss)
+    modulator: Tensor  # M_b per trial (three-factor reward "trial"; else empty)
 
 
 def exploration(
@@ -59,28 +64,62 @@ def exploration(
 
 
 def explore(
-    rule: ThreeFactor,
+    rule: Any,
     shape: tuple[int, ...],
     std: float,
     generator: torch.Generator,
     device: torch.device | str,
     dtype: torch.dtype,
 ) -> Tensor:
-    """std · ξ (noise "gaussian"), or κ ⊙ U(−A, A) with κ ~ Bernoulli(kick_rate · dt)
-    (noise "kicks"); shared by the rate and LIF networks."""
-    if rule.noise == "gaussian":
-        return std * torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    p = rule.kick_rate * rule.dt
-    hit = torch.rand(shape, generator=generator, device=device, dtype=dtype) < p
-    amp = torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    return hit.to(dtype) * ((2.0 * amp - 1.0) * rule.kick_amplitude)
+    """The rule's exploration (``rule.explore``), shared by the rate and LIF drivers."""
+    return rule.explore(shape, std, generator, device, dtype)
+
+
+def phi_prime(phi: Any, x: Tensor) -> Tensor:
+    """φ'(x) for the nonlinearities of :data:`.rate.PHI` (as autograd differentiates them)."""
+    if phi is torch.tanh:
+        t = torch.tanh(x)
+        return 1.0 - t * t
+    if phi is torch.sigmoid:
+        s = torch.sigmoid(x)
+        return s * (1.0 - s)
+    if phi is torch.relu:
+        return (x > 0).to(x.dtype)
+    if phi is torch.nn.functional.softplus:
+        return torch.sigmoid(x)
+    if phi is PHI["linear"]:
+        return torch.ones_like(x)
+    with torch.enable_grad():  # any other φ: autograd, elementwise
+        xx = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(phi(xx).sum(), xx)
+    return g
+
+
+def trial_info(
+    network: str,
+    p: RateParams,
+    inputs: Tensor,
+    mask: Tensor | None,
+    readout_decay: float,
+    dt: float,
+    types: Tensor | None,
+    n_types: int,
+    generator: torch.Generator,
+) -> TrialInfo:
+    """The :class:`~bioplaus.rules.online.TrialInfo` of a batch (both drivers)."""
+    T, B = inputs.shape[0], inputs.shape[1]
+    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+    W_eff = p.W_out if p.D_rec is None else p.W_out @ p.D_rec
+    return TrialInfo(
+        network, B, N, p.W_in.shape[1], n_out,
+        p.W_in.shape[1] + N + (p.b is not None), N + (p.b_out is not None),
+        T, dt, normaliser(mask, T, B), readout_decay, W_eff, types, n_types, generator, p.W_rec,
+    )  # fmt: skip
 
 
 def end_trials(
-    rule: ThreeFactor,
-    ts: object,
-    base: Baseline,
-    step_base: Baseline | None,
+    rule: Any,
+    trial: Any,
     loss_sum: Tensor,
     mask: Tensor | None,
     T: int,
@@ -90,34 +129,28 @@ def end_trials(
     decor_sums: dict[str, Tensor],
     outputs: list[Tensor],
 ) -> OnlineResult:
-    """End of B trials: the trial reward R_b = −(masked mean over t of ℓ_t), the rule's
-    update ΔW (per-step or per-trial reward) returned as a gradient −ΔW/η, and the new
-    baseline. With σ = 0 the readout has no exploration of its own, so it stays fixed."""
+    """End of B trials: the rule's update ΔW/η (``rule.finish``) returned as a gradient
+    −ΔW/η, its new state, and the trials' mean reward R_b = −(masked mean over t of ℓ_t)."""
     B = loss_sum.shape[0]
     n_scored = loss_sum.new_full((B,), float(T)) if mask is None else mask.sum(0)
     R = -loss_sum / n_scored.clamp_min(1.0)
     norm = normaliser(mask, T, B)
-    if rule.reward == "step":
-        d_hid, d_out, new_base, M = rule.end_trial(ts, step_base, norm=norm)
-    else:
-        d_hid, d_out, new_base, M = rule.end_trial(ts, base, R=R, types=types)
-    if not sigma > 0:
-        d_out = torch.zeros_like(d_out)
+    up = rule.finish(trial, TrialEnd(loss_sum, n_scored, norm, types, sigma))
     res = PassResult(
-        grads=split_grads(p, -d_hid, -d_out),
+        grads=split_grads(p, -up.d_hid, -up.d_out),
         loss=float(loss_sum.sum()) / norm,
         loss_perturbed=float(loss_sum.sum()) / norm,
         outputs=torch.stack(outputs) if outputs else None,
         decor={k: (v, float(T * B)) for k, v in decor_sums.items()},
     )
-    return OnlineResult(res, new_base, float(R.mean()), M)
+    return OnlineResult(res, up.state, float(R.mean()), up.modulator)
 
 
-def three_factor_pass(
+def online_pass(
     p: RateParams,
     c: RateConsts,
-    rule: ThreeFactor,
-    base: Baseline,
+    rule: Any,
+    state: Any,
     inputs: Tensor,
     targets: Tensor,
     mask: Tensor | None,
@@ -129,69 +162,94 @@ def three_factor_pass(
     keep_outputs: bool = False,
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
+    n_types: int = 1,
+    dt: float | None = None,
 ) -> OnlineResult:
-    """Run B trials with exploration and return the rule's update as a gradient (−ΔW/η).
+    """Run B trials of the rate network and return the online rule's update as a gradient
+    (−ΔW/η).
 
-    ``base`` is the reward baseline before these trials ([n_types] for reward "trial",
-    [B] for "step"); ``types`` [B] the trial types (None: all type 0).
+    ``state`` is the rule's state before these trials (None: ``rule.init_state``; for the
+    three-factor rule the reward baseline, [n_types] for reward "trial", [B] for "step");
+    ``types`` [B] the trial types (None: all type 0); ``dt`` the model step (s).
     """
-    sigma = noise_sigma(sigma, c.sigma)
+    sigma = noise_sigma(sigma, c.sigma) if rule.explores else 0.0
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-    dev, dt = inputs.device, inputs.dtype
+    dev, dt_ = inputs.device, inputs.dtype
+    needs = rule.needs
     with torch.no_grad():
-        ones_h = [torch.ones(B, 1, device=dev, dtype=dt)] if p.b is not None else []
-        ones_o = [torch.ones(B, 1, device=dev, dtype=dt)] if p.b_out is not None else []
-        M_h = p.W_in.shape[1] + N + len(ones_h)
-        M_o = N + len(ones_o)
-        ts = rule.init_trial(B, N, M_h, n_out, M_o, p.W_rec)
+        info = trial_info(
+            "rate", p, inputs, mask, 0.0, 1.0 if dt is None else dt, types, n_types, generator
+        )
+        if state is None:
+            state = rule.init_state(info)
+        trial = rule.begin(state, info)
+        ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
+        ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
         s = init_state(p, c, B, x0)
         drive = input_drive(p, inputs)
-        loss_sum = torch.zeros(B, device=dev, dtype=dt)
+        loss_sum = torch.zeros(B, device=dev, dtype=dt_)
         outs = []
         yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
-        step_base = base if rule.reward == "step" else None
+        decay, gain = 1.0 - c.alpha, c.alpha
         for t in range(T):
             r_prev = s.r_hat
-            s = rate_step(
-                p, c, s, drive[t], None,
-                added_t=exploration(rule, (B, N), c, sigma, generator, dev, dt),
-            )  # fmt: skip
+            added = (
+                exploration(rule, (B, N), c, sigma, generator, dev, dt_) if rule.explores else None
+            )
+            s = rate_step(p, c, s, drive[t], None, added_t=added)
             x, r_hat = s.x, s.r_hat
             o = readout(p, r_hat)
             if sigma > 0:
-                o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt)
+                o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt_)
             ell = step_loss(loss_kind, o, targets[t])
             m = None if mask is None else mask[t]
             loss_sum += ell if m is None else ell * m
             u_hat = decorrelate(p.D_in, inputs[t])
             z_hid = torch.cat([u_hat, r_prev, *ones_h], 1)
             z_out = torch.cat([r_hat, *ones_o], 1)
-            ts, step_base = rule.step(ts, x, z_hid, o, z_out, step_base, -ell, m)
+            sig = StepSignals(
+                t, x, z_hid, o, z_out, targets[t], ell, m, decay, gain,
+                psi=phi_prime(c.phi, x) if "psi" in needs else None,
+                dl_do=step_loss_grad(loss_kind, o, targets[t]) if "dl_do" in needs else None,
+            )  # fmt: skip
+            trial = rule.observe(trial, sig)
             if keep_outputs:
                 outs.append(o)
             add_decor_(yy, u_hat, r_hat)
-    return end_trials(
-        rule, ts, base, step_base, loss_sum, mask, T, types, sigma, p, yy, outs
-    )  # fmt: skip
+    return end_trials(rule, trial, loss_sum, mask, T, types, sigma, p, yy, outs)
 
 
-class OnlineThreeFactor:
-    """The trainer's handle on the rule: the rule, its options, and the reward baseline
-    carried from one batch of trials to the next (checkpointed with the run)."""
+#: the name of the driver when it only ran the three-factor rule
+three_factor_pass = online_pass
 
-    def __init__(self, rule: ThreeFactor, sigma: float | None, n_types: int, batch: int):
+
+class OnlineHandle:
+    """The trainer's handle on an online rule: the rule, its exploration σ, and the rule's
+    state carried from one batch of trials to the next (checkpointed with the run; for the
+    three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
+    matrix B)."""
+
+    def __init__(
+        self, rule: Any, sigma: float | None, n_types: int, batch: int, dt: float | None = None
+    ):
         self.rule, self.sigma = rule, sigma
-        self.n = batch if rule.reward == "step" else n_types
-        self.base: Baseline | None = None
+        self.n_types, self.batch, self.dt = n_types, batch, dt
+        self.base: Any = None
 
-    #: B exploratory trials of the network → :class:`OnlineResult` (the LIF subclass swaps it)
-    trial_pass = staticmethod(three_factor_pass)
+    @property
+    def n(self) -> int:
+        """Size of the rule's per-type state (three-factor: entries of R̄)."""
+        size = getattr(self.rule, "state_size", None)
+        return size(self.n_types, self.batch) if size is not None else self.n_types
+
+    #: B trials of the network → :class:`OnlineResult` (the LIF subclass swaps it)
+    trial_pass = staticmethod(online_pass)
 
     def estimate(
         self,
         p: RateParams,
-        c: RateConsts,
+        c: Any,
         inputs: Tensor,
         targets: Tensor,
         mask: Tensor | None,
@@ -200,28 +258,20 @@ class OnlineThreeFactor:
         types: Tensor | None = None,
         decor: tuple[str, ...] = (),
     ) -> PassResult:
-        if self.base is None:
-            self.base = self.rule.init_baseline(self.n, p.W_rec)
-        if types is not None and self.rule.reward == "trial" and int(types.max()) >= self.n:
-            raise ValueError(f"trial type {int(types.max())} >= n_trial_types={self.n}")
         out = type(self).trial_pass(
             p, c, self.rule, self.base, inputs, targets, mask, loss_kind, generator,
-            sigma=self.sigma, types=types if self.rule.reward == "trial" else None, decor=decor,
+            sigma=self.sigma, types=types, decor=decor, n_types=self.n_types, dt=self.dt,
         )  # fmt: skip
         self.base = out.baseline
         return out.result
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The rule's state between trials: R̄ and its "set" flags. (Eligibility traces and
-        activity baselines start from zero at every trial, so they are empty here.)"""
-        if self.base is None:
-            return {}
-        return {"rbar": self.base.rbar.cpu().clone(), "seen": self.base.seen.cpu().clone()}
+        """The rule's state between batches (``rule.state_dict``; traces restart every trial)."""
+        return self.rule.state_dict(self.base)
 
     def load_state_dict(self, sd: dict[str, torch.Tensor], like: Tensor) -> None:
-        if not sd:
-            self.base = None
-            return
-        self.base = Baseline(
-            sd["rbar"].to(like.device, like.dtype), sd["seen"].to(like.device, torch.bool)
-        )
+        self.base = self.rule.load_state(sd, like)
+
+
+#: the handle's name when it only held the three-factor rule
+OnlineThreeFactor = OnlineHandle
