@@ -41,11 +41,13 @@ relative to BPTT), ``curves.png`` (learning curves, mean ± sd over seeds), and 
 (rules not registered, or not written for a network type).
 
 Normalised score (1 = BPTT, 0 = no learning): per run, the fraction of BPTT's loss reduction
-that the rule achieves, ``s = (L₀ − L) / (L₀ − L_BPTT)``, with L the final held-out loss of the
-run, L₀ its own held-out loss before training (step 0) and L_BPTT the final held-out loss of
-BPTT's run with the same seed (same initial weights, same held-out trials; the mean over
-BPTT's seeds when that run is missing or diverged). Computed from the run files by
-:func:`normalised_scores`.
+that the rule achieves, counted in orders of magnitude, ``s = log(L₀/L) / log(L₀/L_BPTT)``,
+with L the final held-out loss of the run, L₀ its own held-out loss before training (step 0)
+and L_BPTT the final held-out loss of BPTT's run with the same seed (same initial weights,
+same held-out trials; the mean over BPTT's seeds when that run is missing or diverged). The
+linear fraction ``(L₀ − L) / (L₀ − L_BPTT)`` is kept as ``score_linear``: it is close to 1 for
+any rule that learns a little when BPTT reduces the loss by orders of magnitude. Computed from
+the run files by :func:`normalised_scores`.
 """
 
 from __future__ import annotations
@@ -370,6 +372,17 @@ def measure_updates(proto: dict, n: int = 3) -> dict[str, float]:
     return {"cpu_per_update_s": cpu / n, "probe_wall_per_update_s": wall / n, "update_mem_mb": mem}
 
 
+def _wait_for(measured: Path, job: dict, timeout: float = 1800.0) -> dict:
+    """The record another process is writing for this run (its worker holds the run's lock)."""
+    t0 = time.perf_counter()
+    while not measured.is_file():
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"{measured.parent}: busy for {timeout:.0f} s, no record")
+        time.sleep(2.0)
+    time.sleep(0.5)  # the writer's probe may still add its fields: read the settled file
+    return run_one(job)
+
+
 def run_one(job: dict) -> dict:
     """Train one protocol into ``job['out']`` with the run machinery and measure it (a run
     measured before is read back from its ``league.json``; ``job['probe']`` adds the update
@@ -379,6 +392,7 @@ def run_one(job: dict) -> dict:
 
     torch.set_num_threads(1)
     import bioplaus as bp
+    from bioplaus.runs import RunBusyError
 
     out = Path(job["out"])
     measured = out / "league.json"
@@ -391,7 +405,10 @@ def run_one(job: dict) -> dict:
     else:
         reset = _reset_peak()
         c0, w0 = time.process_time(), time.perf_counter()
-        res = bp.run(job["protocol"], out=out, progress=False, exist_ok=True)
+        try:
+            res = bp.run(job["protocol"], out=out, progress=False, exist_ok=True)
+        except RunBusyError:  # another league process trains this run: wait for its record
+            return _wait_for(measured, job)
         cpu, wall = time.process_time() - c0, time.perf_counter() - w0
         after = _status_kb()
         if reset and "VmHWM" in after:
@@ -471,12 +488,15 @@ def final_values(rec: dict, metric: str) -> dict[str, float]:
 
 
 def normalised_scores(df, reference: str = REFERENCE):
-    """Add ``score = (L₀ − L) / (L₀ − L_ref)`` to a table of runs (columns rule, task, seed,
-    eval_loss_0, eval_loss): L the run's final held-out loss, L₀ its held-out loss before
-    training, L_ref the final held-out loss of ``reference``'s run of the same task and seed
-    (same initial weights and held-out trials), or — when that run is missing or diverged —
-    the mean over ``reference``'s seeds. Tasks without a reference run get NaN; a diverged run
-    (NaN loss) gets NaN."""
+    """Add ``score = log(L₀ / L) / log(L₀ / L_ref)`` (the fraction of the reference's loss
+    reduction, counted in orders of magnitude) and ``score_linear = (L₀ − L) / (L₀ − L_ref)``
+    to a table of runs (columns rule, task, seed, eval_loss_0, eval_loss): L the run's final
+    held-out loss, L₀ its held-out loss before training, L_ref the final held-out loss of
+    ``reference``'s run of the same task and seed (same initial weights and held-out trials),
+    or — when that run is missing or diverged — the mean over ``reference``'s seeds. Tasks
+    without a reference run get NaN; a diverged run (NaN loss) gets NaN."""
+    import numpy as np
+
     df = df.copy()
     ref = df[df["rule"] == reference]
     by_seed = ref.set_index(["task", "seed"])["eval_loss"]
@@ -485,7 +505,9 @@ def normalised_scores(df, reference: str = REFERENCE):
     l_ref = [by_seed.get(k, math.nan) for k in keys]
     l_ref = [v if v == v else mean.get(k[0], math.nan) for v, k in zip(l_ref, keys, strict=True)]
     df["ref_eval_loss"] = l_ref
-    df["score"] = (df["eval_loss_0"] - df["eval_loss"]) / (df["eval_loss_0"] - df["ref_eval_loss"])
+    l0, l1, lr = df["eval_loss_0"], df["eval_loss"], df["ref_eval_loss"]
+    df["score"] = np.log(l0 / l1) / np.log(l0 / lr)
+    df["score_linear"] = (l0 - l1) / (l0 - lr)
     return df
 
 
@@ -554,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     # phase 1: the lr sweep on the first seed
+    # the reference first (every score needs it), then the rules in order; seeds in turn, so
+    # that a league stopped early has its seeds spread over every pair
+    pairs = sorted(pairs, key=lambda p: p[0].label != REFERENCE)
     sweep_jobs = [job(r, t, seeds[0], lr, "sweep") for r, t in pairs for lr in grid[t.network]]
     if not a.report_only:
         print(f"lr sweep: {len(sweep_jobs)} runs on seed {seeds[0]}")
@@ -561,9 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     best = best_lrs(sweep)
     seed_jobs = [
         job(r, t, s, best[(r.label, t.name)], "seeds")
+        for s in seeds
         for r, t in pairs
         if (r.label, t.name) in best
-        for s in seeds
     ]
     if not a.report_only:
         print(f"seeds: {len(seed_jobs)} runs ({len(seeds)} seeds at each pair's best lr)")
@@ -625,7 +650,8 @@ def report(out, sweep, league, skipped, all_tasks, rules, size, seeds, grid, ela
     order_t = [t for t in all_tasks if t in set(league["task"])]
     keep = [
         "rule", "rule_name", "task", "network", "seed", "lr", "status", "metric_name", "metric",
-        "eval_loss_0", "eval_loss", "score", "time_per_update_s", "cpu_per_update_s",
+        "eval_loss_0", "eval_loss", "score", "score_linear", "time_per_update_s",
+        "cpu_per_update_s",
         "run_cpu_per_update_s", "update_mem_mb", "peak_rss_mb", "steps_done", "run_dir",
     ]  # fmt: skip
     league[keep].to_csv(out / "league.csv", index=False)
@@ -678,8 +704,16 @@ def summarise(league, order_r: list[str], order_t: list[str]):
 
 def _pm(m: float, sd: float, fmt: str = ".3g") -> str:
     if m != m:
-        return "diverged"
+        return "n/a"
     return f"{m:{fmt}} ± {sd:{fmt}}" if sd == sd else f"{m:{fmt}}"
+
+
+def _cell(r, mean: str, sd: str, fmt: str) -> str:
+    """mean ± sd over the completed seeds; says when some or all seeds diverged."""
+    if r["n_ok"] == 0:
+        return "diverged"
+    text = _pm(r[mean], r[sd], fmt)
+    return text if r["n_ok"] == r["n"] else f"{text} ({r['n'] - r['n_ok']}/{r['n']} diverged)"
 
 
 def _grid_table(summary, order_r, order_t, cell) -> list[str]:
@@ -700,13 +734,13 @@ def summary_markdown(
         f"Rule league, size `{size}`, seeds {seeds}, lr grid {dict(grid)}, "
         f"{jobs} worker(s), {elapsed / 60:.1f} min.",
         "",
-        "Normalised score s = (L₀ − L) / (L₀ − L_BPTT) (1 = BPTT, 0 = no learning), mean ± sd "
+        "Normalised score s = log(L₀/L) / log(L₀/L_BPTT) (1 = BPTT, 0 = no learning), mean ± sd "
         "over seeds; time and memory as ratios to BPTT on the same task.",
         "",
-        "Score (fraction of BPTT's loss reduction), mean ± sd over seeds:",
+        "Score (fraction of BPTT's loss reduction, log scale), mean ± sd over seeds:",
         "",
         *_grid_table(
-            summary, order_r, order_t, lambda r: _pm(r["score_mean"], r["score_sd"], ".2f")
+            summary, order_r, order_t, lambda r: _cell(r, "score_mean", "score_sd", ".2f")
         ),
         "",
         "CPU time per update relative to BPTT's (median over seeds):",
@@ -722,8 +756,8 @@ def summary_markdown(
     for _, r in summary.iterrows():
         lines.append(
             f"| {r['task']} | {r['rule']} | {r['lr']:g} | {r['n_ok']}/{r['n']} "
-            f"| {r['metric_name']} {_pm(r['metric_mean'], r['metric_sd'])} "
-            f"| {_pm(r['score_mean'], r['score_sd'], '.2f')} | {r['ms_per_update']:.1f} "
+            f"| {r['metric_name']} {_cell(r, 'metric_mean', 'metric_sd', '.3g')} "
+            f"| {_cell(r, 'score_mean', 'score_sd', '.2f')} | {r['ms_per_update']:.1f} "
             f"| {r['cpu_ms_per_update']:.1f} | {r['cpu_vs_bptt']:.2f} | {r['update_mem_mb']:.2f} "
             f"| {r['peak_rss_mb']:.0f} |"
         )
@@ -778,7 +812,7 @@ def figures(out: Path, league, summary, order_r, order_t, all_tasks) -> None:
     heat(
         "score_mean",
         "heat_score.png",
-        "fraction of BPTT's loss reduction (1 = BPTT, 0 = none; mean of seeds)",
+        "log(L₀/L) / log(L₀/L_BPTT): 1 = BPTT, 0 = no learning (mean of seeds)",
         ".2f",
         "RdYlGn",
         0.0,

@@ -36,14 +36,16 @@ def test_normalised_scores_pairs_seeds_and_falls_back_to_the_mean(league):
     )
     out = league.normalised_scores(df)
     s = dict(zip(zip(out["rule"], out["seed"], strict=True), out["score"], strict=True))
+    lin = dict(zip(zip(out["rule"], out["seed"], strict=True), out["score_linear"], strict=True))
     assert s[("BPTT", 0)] == pytest.approx(1.0) and s[("BPTT", 1)] == pytest.approx(1.0)
-    assert s[("NP", 0)] == pytest.approx((1.0 - 0.6) / (1.0 - 0.2))
-    assert s[("NP", 1)] == pytest.approx((2.0 - 1.5) / (2.0 - 1.0))
+    assert s[("NP", 0)] == pytest.approx(math.log(1.0 / 0.6) / math.log(1.0 / 0.2))
+    assert s[("NP", 1)] == pytest.approx(math.log(2.0 / 1.5) / math.log(2.0 / 1.0))
+    assert lin[("NP", 0)] == pytest.approx((1.0 - 0.6) / (1.0 - 0.2))
     assert math.isnan(s[("NP", 2)])  # diverged
     # seed 2 has no BPTT run: the reference is BPTT's mean final loss (0.6)
     df.loc[4, "eval_loss"] = 1.8
     out = league.normalised_scores(df)
-    assert out.loc[4, "score"] == pytest.approx((3.0 - 1.8) / (3.0 - 0.6))
+    assert out.loc[4, "score"] == pytest.approx(math.log(3.0 / 1.8) / math.log(3.0 / 0.6))
 
 
 def test_best_lr_is_the_lowest_final_loss_and_diverged_counts_worst(league):
@@ -102,7 +104,7 @@ def test_small_league_writes_tables_and_figures_from_its_runs(league, tmp_path):
     for _, r in table.iterrows():
         m, ref = curves[(r["rule"], r["seed"])], curves[("BPTT", r["seed"])]
         l0, l1 = m["eval_loss"].iloc[0], m["eval_loss"].iloc[-1]
-        expect = (l0 - l1) / (l0 - ref["eval_loss"].iloc[-1])
+        expect = math.log(l0 / l1) / math.log(l0 / ref["eval_loss"].iloc[-1])
         assert r["score"] == pytest.approx(expect, rel=1e-9)
         assert r["time_per_update_s"] > 0 and r["cpu_per_update_s"] > 0
     assert (table.loc[table["rule"] == "BPTT", "score"] == 1.0).all()
