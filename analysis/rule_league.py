@@ -1,7 +1,7 @@
 """The rule league: every registered learning rule of the list below on the same small rate
 and LIF networks and tasks, against full BPTT (docs/rule-league.md).
 
-    python analysis/rule_league.py                     # default size (~25 min on one core)
+    python analysis/rule_league.py                     # default size (~31 CPU-minutes measured)
     python analysis/rule_league.py --small             # seconds: a smoke test
     python analysis/rule_league.py --jobs 2 --seeds 0 1 2 --out runs/league
     python analysis/rule_league.py --rules np bptt --tasks copy --small --out /tmp/league
