@@ -62,20 +62,18 @@ import torch
 from pydantic import Field
 
 from ..registry import register_rule
-from .online import StepSignals, TrialEnd, TrialInfo, Update, learning_gradient
+from .online import (
+    FeedbackState,
+    StepSignals,
+    TrialEnd,
+    TrialInfo,
+    Update,
+    learning_gradient,
+)
 from .options import RuleSpec
 
 Tensor = torch.Tensor
 Feedback = Literal["symmetric", "random"]
-
-
-def random_feedback(info: TrialInfo) -> Tensor:
-    """B ~ N(0, 1/N) [N, n_out], drawn from the pass's generator (the run's noise stream)."""
-    g = torch.randn(
-        (info.N, info.n_out), generator=info.generator, device=info.like.device,
-        dtype=info.like.dtype,
-    )  # fmt: skip
-    return g / info.N**0.5
 
 
 class EPropTrial(NamedTuple):
@@ -92,7 +90,7 @@ class EPropTrial(NamedTuple):
     E_reg: Tensor | None  # [N, M_h] Σ_{t,b} e (c_reg > 0)
 
 
-class EProp:
+class EProp(FeedbackState):
     """e-prop (module docstring) for a ``network`` ("rate" or "lif")."""
 
     name = "e-prop"
@@ -117,19 +115,9 @@ class EProp:
             raise ValueError("c_reg: firing-rate regularisation is for LIF networks")
         self.network, self.feedback, self.c_reg, self.f0 = network, feedback, c_reg, f0
 
-    # -- state across batches: the random feedback matrix -----------------------------------
-    def init_state(self, info: TrialInfo) -> Tensor | None:
-        return random_feedback(info) if self.feedback == "random" else None
-
-    def state_dict(self, state: Tensor | None) -> dict[str, Tensor]:
-        return {} if state is None else {"B": state.cpu().clone()}
-
-    def load_state(self, sd: dict[str, Tensor], like: Tensor) -> Tensor | None:
-        return sd["B"].to(like.device, like.dtype) if sd.get("B") is not None else None
-
     # -- a batch of trials ----------------------------------------------------------------
     def begin(self, state: Tensor | None, info: TrialInfo) -> EPropTrial:
-        fb = info.W_out.T if state is None else state
+        fb = self.feedback_of(state, info)
         if fb.shape != (info.N, info.n_out):
             raise ValueError(f"feedback: B has shape {tuple(fb.shape)}, the network needs "
                              f"{(info.N, info.n_out)}")  # fmt: skip

@@ -130,4 +130,44 @@ def learning_gradient(sig: StepSignals, norm: float) -> Tensor:
     return g if sig.m is None else g * sig.m[:, None]
 
 
-__all__ = ["OnlineRule", "StepSignals", "TrialEnd", "TrialInfo", "Update", "learning_gradient"]
+def random_feedback(info: TrialInfo) -> Tensor:
+    """B ~ N(0, 1/N) [N, n_out], drawn from the pass's generator (the run's noise stream)."""
+    g = torch.randn(
+        (info.N, info.n_out), generator=info.generator, device=info.like.device,
+        dtype=info.like.dtype,
+    )  # fmt: skip
+    return g / info.N**0.5
+
+
+class FeedbackState:
+    """The state across batches of a rule whose learning signal goes through a feedback
+    matrix (e-prop, RFLO): the fixed random B [N, n_out] (``feedback = "random"``, drawn at
+    the first batch and checkpointed) or None (``"symmetric"``: B = W_outᵀ of each batch)."""
+
+    feedback: str
+
+    def init_state(self, info: TrialInfo) -> Tensor | None:
+        return random_feedback(info) if self.feedback == "random" else None
+
+    def state_dict(self, state: Tensor | None) -> dict[str, Tensor]:
+        return {} if state is None else {"B": state.cpu().clone()}
+
+    def load_state(self, sd: dict[str, Tensor], like: Tensor) -> Tensor | None:
+        return sd["B"].to(like.device, like.dtype) if sd.get("B") is not None else None
+
+    @staticmethod
+    def feedback_of(state: Tensor | None, info: TrialInfo) -> Tensor:
+        """This batch's B: the fixed random one, or W_outᵀ."""
+        return info.W_out.T if state is None else state
+
+
+__all__ = [
+    "FeedbackState",
+    "OnlineRule",
+    "StepSignals",
+    "TrialEnd",
+    "TrialInfo",
+    "Update",
+    "learning_gradient",
+    "random_feedback",
+]

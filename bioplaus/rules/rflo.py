@@ -34,8 +34,7 @@ import torch
 from pydantic import Field
 
 from ..registry import register_rule
-from .eprop import random_feedback
-from .online import StepSignals, TrialEnd, TrialInfo, Update, learning_gradient
+from .online import FeedbackState, StepSignals, TrialEnd, TrialInfo, Update, learning_gradient
 from .options import RuleSpec
 
 Tensor = torch.Tensor
@@ -50,7 +49,7 @@ class RFLOTrial(NamedTuple):
     G_out: Tensor  # [n_out, M_o]
 
 
-class RFLO:
+class RFLO(FeedbackState):
     """RFLO (module docstring), rate network."""
 
     name = "rflo"
@@ -62,19 +61,10 @@ class RFLO:
             raise ValueError(f"feedback: must be 'random' or 'symmetric' (got {feedback!r})")
         self.feedback = feedback
 
-    def init_state(self, info: TrialInfo) -> Tensor | None:
-        return random_feedback(info) if self.feedback == "random" else None
-
-    def state_dict(self, state: Tensor | None) -> dict[str, Tensor]:
-        return {} if state is None else {"B": state.cpu().clone()}
-
-    def load_state(self, sd: dict[str, Tensor], like: Tensor) -> Tensor | None:
-        return sd["B"].to(like.device, like.dtype) if sd.get("B") is not None else None
-
     def begin(self, state: Tensor | None, info: TrialInfo) -> RFLOTrial:
         if info.network != "rate":
             raise ValueError("rule 'rflo' is written for the rate network")
-        fb = info.W_out.T if state is None else state
+        fb = self.feedback_of(state, info)
         z = info.like.new_zeros
         return RFLOTrial(info, fb, state, None, z((info.N, info.M_h)), z((info.n_out, info.M_o)))
 
