@@ -29,7 +29,7 @@ import torch
 from ...loss import step_loss, step_loss_grad
 from ...rules.online import StepSignals
 from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
-from .online import CHUNK, OnlineHandle, OnlineResult, end_trials, explore, trial_info
+from .online import CHUNK, OnlineHandle, OnlineResult, end_trials, trial_info
 from .pass_common import add_decor_, decor_sums, noise_sigma
 
 Tensor = torch.Tensor
@@ -97,12 +97,12 @@ def lif_online_pass(
             if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
                 bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt_)
                 un = torch.rand(B, N, generator=generator, device=dev, dtype=dt_)
-                noise = explore(rule, (B, N), sigma, generator, dev, dt_) if rule.explores else None
+                noise = rule.explore((B, N), sigma, generator, dev, dt_) if rule.explores else None
                 kw = {"bg": bg, "uniform": un if c.needs_uniform else None}
             else:
                 noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt_)
                 if rule.explores:
-                    noise = noise + explore(rule, (B, N), sigma, generator, dev, dt_)
+                    noise = noise + rule.explore((B, N), sigma, generator, dev, dt_)
                 kw = {}
             prev = st
             st, J = lif_step(p, c, st, ext[k], noise, **kw)

@@ -65,19 +65,7 @@ def exploration(
 ) -> Tensor:
     """The exploratory term n_t added to x_t (see the module docstring): Gaussian σ √α ξ_t
     or sparse kicks."""
-    return explore(rule, shape, sigma * c.alpha**0.5, generator, device, dtype)
-
-
-def explore(
-    rule: Any,
-    shape: tuple[int, ...],
-    std: float,
-    generator: torch.Generator,
-    device: torch.device | str,
-    dtype: torch.dtype,
-) -> Tensor:
-    """The rule's exploration (``rule.explore``), shared by the rate and LIF drivers."""
-    return rule.explore(shape, std, generator, device, dtype)
+    return rule.explore(shape, sigma * c.alpha**0.5, generator, device, dtype)
 
 
 def phi_prime(phi: Any, x: Tensor) -> Tensor:
