@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import interrupted_at
 
 import bioplaus as bp
 from bioplaus.backends.torch.online import online_pass
@@ -15,7 +16,6 @@ from bioplaus.backends.torch.rate import consts_of, to_torch
 from bioplaus.rules import RuleSpec, make_online, rule_entry
 from bioplaus.rules.eprop import EProp
 from bioplaus.spec import SpecError
-from bioplaus.train import trainer as trainer_mod
 
 D = torch.float64
 
@@ -297,20 +297,11 @@ def test_a_short_run_reduces_the_loss(tmp_path, make):
     assert loss[-1] < 0.8 * loss[0], loss
 
 
-def _crash_and_resume(proto, tmp_path, monkeypatch, name):
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 8:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+def _crash_and_resume(proto, tmp_path, name):
+    with interrupted_at(8), pytest.raises(KeyboardInterrupt):
         bp.run(proto, out=tmp_path / name, progress=False)
     status = json.loads((tmp_path / name / "status.json").read_text())
     assert status["status"] == "interrupted"
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
 
 
 @pytest.mark.parametrize(
@@ -319,11 +310,11 @@ def _crash_and_resume(proto, tmp_path, monkeypatch, name):
      _lif_proto("symmetric", c_reg=1e-4)],
     ids=["rate-eprop-random", "rate-rflo", "lif-eprop-random", "lif-eprop-reg"],
 )  # fmt: skip
-def test_resume_is_bit_identical(tmp_path, monkeypatch, proto):
+def test_resume_is_bit_identical(tmp_path, proto):
     """Interrupt at step 8 (last checkpoint at 5), resume: final weights equal bit for bit
     those of an uninterrupted run; the random feedback B is in the checkpoint."""
     full = bp.run(proto, out=tmp_path / "full", progress=False)
-    _crash_and_resume(proto, tmp_path, monkeypatch, "cut")
+    _crash_and_resume(proto, tmp_path, "cut")
     ck = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     if proto["rule"].get("feedback") == "random":
         assert ck["rule_state"]["B"].shape == (16, 1)

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import interrupted_at
 
 import bioplaus as bp
 from bioplaus.backends.torch.bptt import bptt_estimate
 from bioplaus.backends.torch.online import exploration, three_factor_pass
 from bioplaus.backends.torch.rate import consts_of, to_torch
 from bioplaus.rules.three_factor import Baseline, ThreeFactor
-from bioplaus.train import trainer as trainer_mod
 
 D = torch.float64
 
@@ -156,33 +156,22 @@ def test_trainer_runs_the_rule_and_checkpoints_its_state(tmp_path):
     ("reward", "noise", "extra"),
     [("trial", "kicks", {"supralinear": 3.0}), ("step", "gaussian", {"normalise": True})],
 )
-def test_resume_is_bit_identical(tmp_path, monkeypatch, reward, noise, extra):
+def test_resume_is_bit_identical(tmp_path, reward, noise, extra):
     """Interrupt at step 8 (last checkpoint at 5), resume: final weights equal bit for bit
     those of an uninterrupted run; without the rule's saved state they would not."""
     proto = _proto(reward, noise, **extra)
     full = bp.run(proto, out=tmp_path / "full", progress=False)
-    real_step = trainer_mod.Trainer.step
-
-    def crashing_step(self):
-        if self.step_count == 8:
-            raise KeyboardInterrupt
-        return real_step(self)
-
-    monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(8), pytest.raises(KeyboardInterrupt):
         bp.run(proto, out=tmp_path / "cut", progress=False)
     status = json.loads((tmp_path / "cut" / "status.json").read_text())
     assert status["status"] == "interrupted"
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     resumed = bp.resume(tmp_path / "cut", progress=False)
     for k in full.params:
         assert np.array_equal(full.params[k], resumed.params[k]), k
     assert list(resumed.metrics["step"]) == list(full.metrics["step"])
     # the reward baseline is part of the state: dropping it changes the continuation
-    with pytest.raises(KeyboardInterrupt):
-        monkeypatch.setattr(trainer_mod.Trainer, "step", crashing_step)
+    with interrupted_at(8), pytest.raises(KeyboardInterrupt):
         bp.run(proto, out=tmp_path / "cut2", progress=False)
-    monkeypatch.setattr(trainer_mod.Trainer, "step", real_step)
     ck = tmp_path / "cut2" / "checkpoint.pt"
     sd = torch.load(ck, weights_only=True)
     assert sd["step"] == 5 and sd["rule_state"]
