@@ -24,12 +24,12 @@ from typing import Any, NamedTuple
 import torch
 
 from ...loss import normaliser, step_loss, step_loss_grad
+from ...nonlinearities import phi_prime
 from ...records import PassResult
 from ...rules.online import StepSignals, TrialEnd, TrialInfo
 from ...rules.three_factor import ThreeFactor
 from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 from .rate import (
-    PHI,
     RateConsts,
     RateParams,
     decorrelate,
@@ -66,26 +66,6 @@ def exploration(
     """The exploratory term n_t added to x_t (see the module docstring): Gaussian σ √α ξ_t
     or sparse kicks."""
     return rule.explore(shape, sigma * c.alpha**0.5, generator, device, dtype)
-
-
-def phi_prime(phi: Any, x: Tensor) -> Tensor:
-    """φ'(x) for the nonlinearities of :data:`.rate.PHI` (as autograd differentiates them)."""
-    if phi is torch.tanh:
-        t = torch.tanh(x)
-        return 1.0 - t * t
-    if phi is torch.sigmoid:
-        s = torch.sigmoid(x)
-        return s * (1.0 - s)
-    if phi is torch.relu:
-        return (x > 0).to(x.dtype)
-    if phi is torch.nn.functional.softplus:
-        return torch.sigmoid(x)
-    if phi is PHI["linear"]:
-        return torch.ones_like(x)
-    with torch.enable_grad():  # any other φ: autograd, elementwise
-        xx = x.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(phi(xx).sum(), xx)
-    return g
 
 
 def trial_info(
