@@ -166,6 +166,19 @@ def consts_of(spec: LIFSpec) -> LIFConsts:
     )
 
 
+def surrogate_denominator(x: Tensor, slope: float) -> Tensor:
+    """(1 + k|x|)², the denominator of the fast-sigmoid surrogate derivative 1/(1 + k|x|)²
+    (a new tensor; ``x`` is left as it is)."""
+    d = x.abs().mul_(slope).add_(1.0)
+    return d.mul_(d)
+
+
+def surrogate_derivative(x: Tensor, slope: float) -> Tensor:
+    """The fast-sigmoid surrogate derivative of the spike, 1/(1 + k|x|)² (x = ṽ − θ): the
+    backward of :func:`surrogate_spike` and e-prop's pseudo-derivative ψ."""
+    return 1.0 / surrogate_denominator(x, slope)
+
+
 class _SurrogateSpike(torch.autograd.Function):
     """Forward H(x) = [x ≥ 0]; backward 1/(1 + k|x|)² (fast sigmoid)."""
 
@@ -178,8 +191,7 @@ class _SurrogateSpike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        d = x.abs().mul_(ctx.slope).add_(1.0)
-        return grad / d.mul_(d), None
+        return grad / surrogate_denominator(x, ctx.slope), None
 
 
 class _SurrogateSpikeAt(_SurrogateSpike):
@@ -265,6 +277,24 @@ def late_psp_gain(c: LIFConsts, d: Tensor) -> Tensor:
     return psi * (c.beta_m / (1.0 - c.beta_m))
 
 
+def pre_spike_potential(
+    c: LIFConsts, v: Tensor, ref: Tensor, J: Tensor
+) -> tuple[Tensor, Tensor | float, Tensor | None]:
+    """The membrane potential before the spike test of grid spiking, its weight and the
+    active mask: ṽ_t = v_rest + w_t (v_{t−1} − v_rest) + (1 − w_t) J_t as one lerp (fewer
+    autograd nodes for BPTT), w_t = β_m, or 1 while refractory (``ref`` > 0: torch's lerp
+    returns v exactly there). Returns (ṽ_t, w_t, active_t); w_t is the float β_m and
+    active_t None when the model has no refractory steps (n_ref = 0)."""
+    J_inf = J if c.v_rest == 0.0 else J + c.v_rest
+    J_inf = J_inf.to(v.dtype)  # a no-op, except under bf16 autocast (precision.py)
+    if c.n_ref > 0:
+        with torch.no_grad():
+            active = ref <= 0
+            w = torch.full_like(v, c.beta_m).masked_fill_(~active, 1.0)
+        return torch.lerp(J_inf, v, w), w, active
+    return torch.lerp(J_inf, v, c.beta_m), c.beta_m, None
+
+
 def lif_step(
     p: LIFParams,
     c: LIFConsts,
@@ -294,21 +324,12 @@ def lif_step(
         J = J + noise_t
     # ṽ = v_rest + β_m (v − v_rest) + (1 − β_m) J as one lerp (fewer autograd nodes for
     # BPTT); while refractory the weight is 1, and torch's lerp returns v exactly there
-    J_inf = J if c.v_rest == 0.0 else J + c.v_rest
-    J_inf = J_inf.to(state.v.dtype)  # a no-op, except under bf16 autocast (precision.py)
-    if c.n_ref > 0:
-        with torch.no_grad():
-            active = state.c <= 0
-            w = torch.full_like(state.v, c.beta_m).masked_fill_(~active, 1.0)
-        v_tilde = torch.lerp(J_inf, state.v, w)
-        s = _spike(spike_fn, v_tilde, c)
-        if not c.detach_reset or spike_fn == "smooth":
-            # a clamped v (= v_reset < θ) never spikes; the mask only matters for gradients
-            # (with a detached reset the clamped v carries none)
-            s = s * active.to(v_tilde.dtype)
-    else:
-        v_tilde = torch.lerp(J_inf, state.v, c.beta_m)
-        s = _spike(spike_fn, v_tilde, c)
+    v_tilde, _, active = pre_spike_potential(c, state.v, state.c, J)
+    s = _spike(spike_fn, v_tilde, c)
+    if active is not None and (not c.detach_reset or spike_fn == "smooth"):
+        # a clamped v (= v_reset < θ) never spikes; the mask only matters for gradients
+        # (with a detached reset the clamped v carries none)
+        s = s * active.to(v_tilde.dtype)
     with torch.no_grad():
         fired = s.detach() > 0.5
     if c.detach_reset and spike_fn != "smooth":

@@ -28,22 +28,21 @@ import torch
 
 from ...loss import step_loss, step_loss_grad
 from ...rules.online import StepSignals
-from .lif import LIFConsts, LIFParams, decorrelate, external_drive, init_state, lif_step, readout
+from .lif import (
+    LIFConsts,
+    LIFParams,
+    decorrelate,
+    external_drive,
+    init_state,
+    lif_step,
+    pre_spike_potential,
+    readout,
+    surrogate_derivative,
+)
 from .online import CHUNK, OnlineHandle, OnlineResult, end_trials, trial_info
 from .pass_common import add_decor_, decor_sums, noise_sigma
 
 Tensor = torch.Tensor
-
-
-def pre_spike_potential(c: LIFConsts, v_prev: Tensor, c_prev: Tensor, J: Tensor) -> tuple:
-    """ṽ_t (as :func:`.lif.lif_step` forms it, bit for bit) and w_t (β_m, or 1 while
-    refractory) of grid spiking."""
-    J_inf = J if c.v_rest == 0.0 else J + c.v_rest
-    if c.n_ref > 0:
-        active = c_prev <= 0
-        w = torch.full_like(v_prev, c.beta_m).masked_fill_(~active, 1.0)
-        return torch.lerp(J_inf, v_prev, w), w, active
-    return torch.lerp(J_inf, v_prev, c.beta_m), torch.full_like(v_prev, c.beta_m), None
 
 
 def lif_online_pass(
@@ -118,9 +117,10 @@ def lif_online_pass(
             psi, decay, gain = None, c.beta_m, 1.0 - c.beta_m
             if "psi" in needs:
                 v_tilde, w, active = pre_spike_potential(c, prev.v, prev.c, J)
-                d = (v_tilde - c.theta).abs_().mul_(c.slope).add_(1.0)
-                psi = 1.0 / (d * d)
-                if active is not None:
+                psi = surrogate_derivative(v_tilde - c.theta, c.slope)
+                if active is None:  # no refractory steps: w = β_m for every neuron
+                    w = torch.full_like(v_tilde, w)
+                else:
                     psi = psi * active.to(dt_)
                 decay, gain = w * (1.0 - prev.s), 1.0 - w
             sig = StepSignals(
