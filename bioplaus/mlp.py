@@ -12,6 +12,7 @@ import numpy as np
 
 from .random import numpy_rng
 from .spec import MLPSpec
+from .validate import check_shapes
 
 
 def mlp_keys(spec: MLPSpec) -> tuple[list[str], list[str]]:
@@ -58,6 +59,4 @@ def check_mlp_params(spec: MLPSpec, params: dict[str, np.ndarray]) -> None:
         shapes[f"W{l}"] = (n_out, n_in)
         shapes[f"b{l}"] = (n_out,)
         shapes[f"D{l}"] = (n_in, n_in)
-    from .params import check_shapes  # params imports this module for MLP specs
-
     check_shapes(params, shapes, mlp_keys(spec)[0])

@@ -6,7 +6,7 @@ import numpy as np
 
 from .random import numpy_rng
 from .spec import ModelSpec
-from .validate import check_spec_type
+from .validate import check_shapes, check_spec_type
 
 Params = dict[str, np.ndarray]
 
@@ -100,18 +100,3 @@ def check_params(spec: ModelSpec, params: Params) -> None:
         "D_rec": (spec.n_rec, spec.n_rec),
     }
     check_shapes(params, shapes, ("W_in", "W_rec", "W_out"))
-
-
-def check_shapes(params: Params, shapes: dict[str, tuple[int, ...]], required) -> None:
-    """Raise ValueError naming the key if a ``required`` key is missing, or a key is not in
-    ``shapes`` or has another shape (every network type's parameter check)."""
-    for key in required:
-        if key not in params:
-            raise ValueError(f"params: missing {key}")
-    for key, value in params.items():
-        if key not in shapes:
-            raise ValueError(f"params: unknown parameter {key!r}")
-        if tuple(np.shape(value)) != shapes[key]:
-            raise ValueError(
-                f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}"
-            )

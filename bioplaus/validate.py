@@ -350,6 +350,21 @@ def _finite_array(name: str, arr: np.ndarray, allow_nonfinite: bool) -> None:
         raise SpecError(f"{name}: contains NaN or Inf (pass allow_nonfinite=True to allow it)")
 
 
+def check_shapes(params: Mapping[str, Any], shapes: dict[str, tuple[int, ...]], required) -> None:
+    """Raise ValueError naming the key if a ``required`` key is missing, or a key is not in
+    ``shapes`` or has another shape (every network type's parameter check)."""
+    for key in required:
+        if key not in params:
+            raise ValueError(f"params: missing {key}")
+    for key, value in params.items():
+        if key not in shapes:
+            raise ValueError(f"params: unknown parameter {key!r}")
+        if tuple(np.shape(value)) != shapes[key]:
+            raise ValueError(
+                f"params: {key} has shape {tuple(np.shape(value))}, expected {shapes[key]}"
+            )
+
+
 def check_spec_type(spec: Any) -> None:
     """``spec`` is a model spec object (TypeError naming ``spec`` otherwise)."""
     _check_spec(spec, "init_params")
