@@ -192,3 +192,31 @@ def test_non_finite_step_0_evaluation_marks_the_run_diverged(tmp_path, monkeypat
     assert cli.main(["run", str(p), "--out", str(out), "--quiet"]) == 3
     st = json.loads((out / "status.json").read_text())
     assert st["status"] == "diverged" and "step 0" in st["reason"]
+
+
+def test_completed_is_written_only_once_params_final_is_on_disk(tmp_path, monkeypatch):
+    """status.json "completed" is the run's commit mark: a process killed just before it
+    leaves a "running" run that resumes, never a completed one without its final parameters."""
+    from bioplaus.runs import loop
+
+    out = tmp_path / "r"
+    seen = []
+    real = loop.io.write_json
+
+    def write_json(path, obj):
+        if path.name == "status.json":
+            seen.append((obj["status"], (out / "params_final.npz").is_file()))
+        return real(path, obj)
+
+    monkeypatch.setattr(loop.io, "write_json", write_json)
+    full = bp.run(PROTO, out=out, progress=False)
+    assert seen[-1] == ("completed", True)
+    assert all(has is False for s, has in seen[:-1]), seen
+    monkeypatch.undo()
+    # killed between the two writes: params_final.npz gone, status "running" at the last step
+    (out / "params_final.npz").unlink()
+    st = json.loads((out / "status.json").read_text())
+    (out / "status.json").write_text(json.dumps({**st, "status": "running"}))
+    res = bp.resume(out, progress=False, log=lambda _: None)
+    assert res.status == "completed" and (out / "params_final.npz").is_file()
+    _same(full, res)

@@ -207,10 +207,13 @@ def _train(
             raise RunInterrupted(out, last_ckpt, "KeyboardInterrupt", trainer.step_count) from None
         else:
             bar.close()
+            # params_final.npz before the status that says so: a run killed between the two
+            # is "running" and resumes from its last checkpoint, never "completed" without it
+            final = trainer.params_numpy()
+            io.write_npz(out / "params_final.npz", final)
             status("completed")
-    final = trainer.params_numpy()
-    if reason is None:
-        io.write_npz(out / "params_final.npz", final)
+    if reason is not None:  # diverged: the parameters as they stand, not saved as final
+        final = trainer.params_numpy()
     if metrics_path.is_file() and metrics_path.stat().st_size > 0:
         metrics_df = pd.read_csv(metrics_path)
         plot_run(out)
