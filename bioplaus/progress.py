@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, TextIO, TypedDict, Unpack
 
 INTERVAL_S = 30.0
 
@@ -100,32 +100,26 @@ class LineProgress:
         self.close()
 
 
-def progress(
-    total: int,
-    initial: int = 0,
-    desc: str = "",
-    unit: str = "it",
-    disable: bool = False,
-    stream: TextIO | None = None,
-):
+class ProgressOptions(TypedDict, total=False):
+    """The options :func:`progress` hands on unchanged to the reporter it picks (tqdm and
+    :class:`LineProgress` take them alike; defaults 0, "", "it", False)."""
+
+    initial: int
+    desc: str
+    unit: str
+    disable: bool
+
+
+def progress(total: int, stream: TextIO | None = None, **options: Unpack[ProgressOptions]):
     """A progress reporter with tqdm's ``update`` / ``set_postfix`` / ``write`` /
     ``close``: a tqdm bar when ``stream`` (default stderr, where tqdm draws) is a terminal,
-    a :class:`LineProgress` otherwise."""
+    a :class:`LineProgress` otherwise; ``BIOPLAUS_PROGRESS=off`` sets ``disable``."""
     stream = stream if stream is not None else sys.stderr
     style = _style(stream)
     if style == "off":
-        disable = True
+        options["disable"] = True
     if style == "bar":
         from tqdm.auto import tqdm
 
-        return tqdm(
-            total=total,
-            initial=initial,
-            disable=disable,
-            desc=desc,
-            unit=unit,
-            dynamic_ncols=True,
-            file=stream,
-        )
-    return LineProgress(total, initial, desc, unit, disable, stream)
-
+        return tqdm(total=total, dynamic_ncols=True, file=stream, **options)
+    return LineProgress(total, stream=stream, **options)

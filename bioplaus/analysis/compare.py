@@ -154,6 +154,79 @@ def _fp_summary(fp: FixedPoints) -> dict[str, Any]:
     }
 
 
+def _final(r: Run, o: np.ndarray, batch: Batch) -> dict[str, Any]:
+    """A run's row of the report: its last evaluation (update step, held-out loss, wall
+    time), its task metric on these trials' outputs ``o`` [T, B, n_out], status and size."""
+    last = r.metrics.iloc[-1]
+    return {
+        "step": int(last["step"]),
+        "eval_loss": float(last["eval_loss"]),
+        r.task.metric: r.task.metrics(o, batch)[r.task.metric],
+        "status": r.status,
+        "wall_time_s": float(last["wall_time"]),
+        "n_rec": r.protocol.model.n_rec,
+    }
+
+
+def _head(a: Run, b: Run, n_trials: int, seed: int, final: dict, **extra: Any) -> dict[str, Any]:
+    """The numbers a report starts with: the runs, their labels (then ``extra``, e.g. the
+    kind), the task, the analysis settings and each run's :func:`_final` row."""
+    return {
+        "runs": {"A": str(a.path), "B": str(b.path)},
+        "labels": {"A": a.label, "B": b.label},
+        **extra,
+        "task": a.protocol.task,
+        "n_trials": n_trials,
+        "seed": seed,
+        "final": final,
+    }
+
+
+def _similarity(sa: np.ndarray, sb: np.ndarray, sa0: np.ndarray, sb0: np.ndarray) -> dict:
+    """Linear CKA and angular Procrustes distance of the [P, N] samples of the trained (sa,
+    sb) and initial (sa0, sb0) networks A and B: A vs B trained, A vs B initial, and each
+    network's initial vs trained states (CKA)."""
+    return {
+        "cka_final": dyn.linear_cka(sa, sb),
+        "procrustes_final": dyn.procrustes_distance(sa, sb),
+        "cka_init": dyn.linear_cka(sa0, sb0),
+        "procrustes_init": dyn.procrustes_distance(sa0, sb0),
+        "cka_A_init_vs_final": dyn.linear_cka(sa0, sa),
+        "cka_B_init_vs_final": dyn.linear_cka(sb0, sb),
+    }
+
+
+def _dimensionality(sa: np.ndarray, sb: np.ndarray, sa0: np.ndarray, sb0: np.ndarray) -> dict:
+    """Participation ratio PR = (Σλ)² / Σλ² of each set of samples (as :func:`_similarity`)."""
+    return {
+        "pr_A": dyn.participation_ratio(sa),
+        "pr_B": dyn.participation_ratio(sb),
+        "pr_A_init": dyn.participation_ratio(sa0),
+        "pr_B_init": dyn.participation_ratio(sb0),
+    }
+
+
+def _plot_learning_curves(a: Run, b: Run, out: Path, x: str) -> str:
+    """learning_curves.png in ``out`` (held-out loss and metric against ``x``); its name."""
+    return plot_comparison(
+        [a.path, b.path],
+        out / "learning_curves.png",
+        labels=[a.label, b.label],
+        x=x,
+        title="Learning curves",
+    ).name
+
+
+def _write(out: Path, res: dict, markdown: str) -> dict[str, Any]:
+    """Write ``res`` to ``out``/compare.json and the report ``markdown`` to ``out``/report.md;
+    return ``res`` with the report's path."""
+    io.write_json(out / "compare.json", res)
+    report = out / "report.md"
+    io.write_text(report, markdown)
+    res["report"] = str(report)
+    return res
+
+
 def compare_runs(
     run_a: str | Path,
     run_b: str | Path,
@@ -216,40 +289,10 @@ def _compare(
     xa, xb = clean_states(a, batch.inputs), clean_states(b, batch.inputs)
     xa0, xb0 = clean_states(a, batch.inputs, a.init), clean_states(b, batch.inputs, b.init)
     sa, sb, sa0, sb0 = (_scored(z, batch) for z in (xa, xb, xa0, xb0))
-    res: dict[str, Any] = {
-        "runs": {"A": str(a.path), "B": str(b.path)},
-        "labels": {"A": a.label, "B": b.label},
-        "task": a.protocol.task,
-        "n_trials": n_trials,
-        "seed": seed,
-        "final": {},
-    }
-    for name, r, z in (("A", a, xa), ("B", b, xb)):
-        o = readout(r, z)
-        m = r.task.metrics(o, batch)
-        last = r.metrics.iloc[-1]
-        res["final"][name] = {
-            "step": int(last["step"]),
-            "eval_loss": float(last["eval_loss"]),
-            r.task.metric: m[r.task.metric],
-            "status": r.status,
-            "wall_time_s": float(last["wall_time"]),
-            "n_rec": r.protocol.model.n_rec,
-        }
-    res["similarity"] = {
-        "cka_final": dyn.linear_cka(sa, sb),
-        "procrustes_final": dyn.procrustes_distance(sa, sb),
-        "cka_init": dyn.linear_cka(sa0, sb0),
-        "procrustes_init": dyn.procrustes_distance(sa0, sb0),
-        "cka_A_init_vs_final": dyn.linear_cka(sa0, sa),
-        "cka_B_init_vs_final": dyn.linear_cka(sb0, sb),
-    }
-    res["dimensionality"] = {
-        "pr_A": dyn.participation_ratio(sa),
-        "pr_B": dyn.participation_ratio(sb),
-        "pr_A_init": dyn.participation_ratio(sa0),
-        "pr_B_init": dyn.participation_ratio(sb0),
-    }
+    final = {name: _final(r, readout(r, z), batch) for name, r, z in (("A", a, xa), ("B", b, xb))}
+    res = _head(a, b, n_trials, seed, final)
+    res["similarity"] = _similarity(sa, sb, sa0, sb0)
+    res["dimensionality"] = _dimensionality(sa, sb, sa0, sb0)
     specs = {
         name: {
             "final": dyn.spectrum(r.params),
@@ -291,14 +334,7 @@ def _compare(
 
     # -- figures (only now is anything written) ---------------------------------------------
     out.mkdir(parents=True, exist_ok=True)
-    figs: dict[str, str] = {}
-    figs["learning_curves"] = plot_comparison(
-        [a.path, b.path],
-        out / "learning_curves.png",
-        labels=[a.label, b.label],
-        x=x,
-        title="Learning curves",
-    ).name
+    figs = {"learning_curves": _plot_learning_curves(a, b, out, x)}
     figs["outputs"] = _plot_outputs(a, b, xa, xb, batch, out / "outputs.png").name
     figs["pca"] = _plot_pca(a, b, xa, xb, batch, out / "pca.png").name
     figs["fixed_points"] = _plot_fixed_points(a, b, sa, sb, fps, out / "fixed_points.png").name
@@ -308,11 +344,7 @@ def _compare(
             res["alignment"], res["labels"], out / "alignment.png"
         ).name
     res["figures"] = figs
-    io.write_json(out / "compare.json", res)
-    report = out / "report.md"
-    io.write_text(report, _markdown(res, a, b))
-    res["report"] = str(report)
-    return res
+    return _write(out, res, _markdown(res, a, b))
 
 
 # -- spiking (LIF) runs -------------------------------------------------------------------------
@@ -363,47 +395,20 @@ def _compare_lif(a: Run, b: Run, out: Path, n_trials: int, seed: int, x: str) ->
         ("A", "init"): lif_activity(a, batch.inputs, xi_a, a.init),
         ("B", "init"): lif_activity(b, batch.inputs, xi_b, b.init),
     }
-    sc = {k: _scored(v[1], batch) for k, v in act.items()}
-    res: dict[str, Any] = {
-        "runs": {"A": str(a.path), "B": str(b.path)},
-        "labels": {"A": a.label, "B": b.label},
-        "kind": "lif",
-        "task": a.protocol.task,
-        "n_trials": n_trials,
-        "seed": seed,
-        "final": {},
-    }
-    outputs = {}
+    scored = [_scored(act[(n, w)][1], batch) for w in ("final", "init") for n in ("A", "B")]
+    outputs, final = {}, {}
     for name, r in (("A", a), ("B", b)):
         s_, rr = act[(name, "final")]
         outputs[name] = lif_readout(r, rr)
-        m = r.task.metrics(outputs[name], batch)
-        last = r.metrics.iloc[-1]
         dt = r.protocol.model.dt
-        res["final"][name] = {
-            "step": int(last["step"]),
-            "eval_loss": float(last["eval_loss"]),
-            r.task.metric: m[r.task.metric],
-            "status": r.status,
-            "wall_time_s": float(last["wall_time"]),
-            "n_rec": r.protocol.model.n_rec,
+        final[name] = _final(r, outputs[name], batch) | {
             "rate_hz_final": float(s_.mean() / dt),
             "rate_hz_init": float(act[(name, "init")][0].mean() / dt),
             "silent_fraction": float((s_.sum((0, 1)) == 0).mean()),
         }
-    res["similarity"] = {
-        "cka_final": dyn.linear_cka(sc[("A", "final")], sc[("B", "final")]),
-        "procrustes_final": dyn.procrustes_distance(sc[("A", "final")], sc[("B", "final")]),
-        "cka_init": dyn.linear_cka(sc[("A", "init")], sc[("B", "init")]),
-        "procrustes_init": dyn.procrustes_distance(sc[("A", "init")], sc[("B", "init")]),
-        "cka_A_init_vs_final": dyn.linear_cka(sc[("A", "init")], sc[("A", "final")]),
-        "cka_B_init_vs_final": dyn.linear_cka(sc[("B", "init")], sc[("B", "final")]),
-    }
-    res["dimensionality"] = {
-        f"pr_{n}{'' if w == 'final' else '_init'}": dyn.participation_ratio(sc[(n, w)])
-        for n in ("A", "B")
-        for w in ("final", "init")
-    }
+    res = _head(a, b, n_trials, seed, final, kind="lif")
+    res["similarity"] = _similarity(*scored)
+    res["dimensionality"] = _dimensionality(*scored)
     specs = {
         name: {
             "final": np.linalg.eigvals(r.params["W_rec"]),
@@ -420,11 +425,7 @@ def _compare_lif(a: Run, b: Run, out: Path, n_trials: int, seed: int, x: str) ->
     }
 
     out.mkdir(parents=True, exist_ok=True)
-    figs: dict[str, str] = {}
-    figs["learning_curves"] = plot_comparison(
-        [a.path, b.path], out / "learning_curves.png", labels=[a.label, b.label], x=x,
-        title="Learning curves",
-    ).name  # fmt: skip
+    figs = {"learning_curves": _plot_learning_curves(a, b, out, x)}
     figs["outputs"] = _plot_outputs_of(a, b, outputs["A"], outputs["B"], batch, out / "outputs.png")
     dt = a.protocol.model.dt if a.protocol.model.dt == b.protocol.model.dt else None
     figs["rasters"] = plot_rasters(
@@ -436,33 +437,20 @@ def _compare_lif(a: Run, b: Run, out: Path, n_trials: int, seed: int, x: str) ->
     ).name
     figs["spectra"] = _plot_spectra(a, b, specs, out / "spectra.png", "W_rec").name
     res["figures"] = figs
-    io.write_json(out / "compare.json", res)
-    report = out / "report.md"
-    io.write_text(report, _markdown_lif(res, a, b))
-    res["report"] = str(report)
-    return res
+    return _write(out, res, _markdown_lif(res, a, b))
 
 
 def _markdown_lif(res: dict, a: Run, b: Run) -> str:
     L, fa, fb = res["labels"], res["final"]["A"], res["final"]["B"]
-    metric = a.task.metric
     s, d, sp = res["similarity"], res["dimensionality"], res["spectra"]
     lines = [
         f"# Comparison (spiking networks): {L['A']} vs {L['B']}",
         "",
-        f"- A: `{res['runs']['A']}`  ",
-        f"- B: `{res['runs']['B']}`  ",
-        f"- task: `{json.dumps(res['task'])}`; {res['n_trials']} held-out trials, one "
-        f"background-noise realisation, no perturbation, analysis seed {res['seed']}.",
+        *_about(res, "one background-noise realisation, no perturbation"),
         "",
         "## Performance and activity",
         "",
-        "| | A | B |",
-        "|---|---|---|",
-        f"| rule | {a.protocol.rule.name} | {b.protocol.rule.name} |",
-        f"| updates | {fa['step']} | {fb['step']} |",
-        f"| held-out loss (last eval) | {_f(fa['eval_loss'])} | {_f(fb['eval_loss'])} |",
-        f"| held-out {metric} (these trials) | {_f(fa[metric])} | {_f(fb[metric])} |",
+        *_performance_rows(res, a, b),
         f"| mean firing rate (Hz), initial → trained | {_f(fa['rate_hz_init'])} → "
         f"{_f(fa['rate_hz_final'])} | {_f(fb['rate_hz_init'])} → {_f(fb['rate_hz_final'])} |",
         f"| silent neurons (fraction) | {_f(fa['silent_fraction'])} | "
@@ -679,6 +667,30 @@ def _f(v: Any) -> str:
     return str(v)
 
 
+def _about(res: dict, how: str) -> list[str]:
+    """The report's list of the two run folders and of the task, trials, simulation
+    (``how``) and analysis seed."""
+    return [
+        f"- A: `{res['runs']['A']}`  ",
+        f"- B: `{res['runs']['B']}`  ",
+        f"- task: `{json.dumps(res['task'])}`; {res['n_trials']} held-out trials, {how}, "
+        f"analysis seed {res['seed']}.",
+    ]
+
+
+def _performance_rows(res: dict, a: Run, b: Run) -> list[str]:
+    """The head of a report's performance table: rule, updates, held-out loss and metric."""
+    fa, fb, metric = res["final"]["A"], res["final"]["B"], a.task.metric
+    return [
+        "| | A | B |",
+        "|---|---|---|",
+        f"| rule | {a.protocol.rule.name} | {b.protocol.rule.name} |",
+        f"| updates | {fa['step']} | {fb['step']} |",
+        f"| held-out loss (last eval) | {_f(fa['eval_loss'])} | {_f(fb['eval_loss'])} |",
+        f"| held-out {metric} (these trials) | {_f(fa[metric])} | {_f(fb[metric])} |",
+    ]
+
+
 def _similarity_rows(s: dict, d: dict) -> list[str]:
     """The CKA / Procrustes and participation-ratio tables of a report (rate and LIF)."""
     return [
@@ -697,25 +709,16 @@ def _similarity_rows(s: dict, d: dict) -> list[str]:
 
 def _markdown(res: dict, a: LoadedRun, b: LoadedRun) -> str:
     L = res["labels"]
-    metric = a.task.metric
     fa, fb = res["final"]["A"], res["final"]["B"]
     s, d, sp, fp = res["similarity"], res["dimensionality"], res["spectra"], res["fixed_points"]
     lines = [
         f"# Comparison: {L['A']} vs {L['B']}",
         "",
-        f"- A: `{res['runs']['A']}`  ",
-        f"- B: `{res['runs']['B']}`  ",
-        f"- task: `{json.dumps(res['task'])}`; {res['n_trials']} held-out trials, noise-free "
-        f"simulation, analysis seed {res['seed']}.",
+        *_about(res, "noise-free simulation"),
         "",
         "## Performance",
         "",
-        "| | A | B |",
-        "|---|---|---|",
-        f"| rule | {a.protocol.rule.name} | {b.protocol.rule.name} |",
-        f"| updates | {fa['step']} | {fb['step']} |",
-        f"| held-out loss (last eval) | {_f(fa['eval_loss'])} | {_f(fb['eval_loss'])} |",
-        f"| held-out {metric} (these trials) | {_f(fa[metric])} | {_f(fb[metric])} |",
+        *_performance_rows(res, a, b),
         f"| training time (s) | {_f(fa['wall_time_s'])} | {_f(fb['wall_time_s'])} |",
         "",
         f"![learning curves]({res['figures']['learning_curves']})",

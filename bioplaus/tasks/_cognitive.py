@@ -100,15 +100,27 @@ class EvidenceTask(CognitiveTask):
     """A choice on noisy evidence (decision, context): periods fixation | stimulus | delay |
     decision, coherences c ∈ (0, 1] and per-step evidence noise σ_dt = sigma / √(dt / 1 ms)
     (NeuroGym's convention: the noise of evidence integrated over a fixed time does not
-    depend on dt)."""
+    depend on dt). Subclasses set ``n_in``, ``n_out`` and ``default_coherences``."""
 
-    def _set_evidence(
-        self, dt: object, fixation: object, stimulus: object, delay: object, decision: object,
-        coherences: object, sigma: object, seed: object,
-    ) -> None:  # fmt: skip
+    default_coherences: ClassVar[tuple[float, ...]]
+
+    def __init__(
+        self,
+        dt: float = 0.02,
+        fixation: float = 0.1,
+        stimulus: float = 0.5,
+        delay: float = 0.0,
+        decision: float = 0.1,
+        coherences: tuple[float, ...] | list[float] | None = None,
+        sigma: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        """Periods in seconds; ``coherences`` None: the task's ``default_coherences``."""
         durations = {"fixation": fixation, "stimulus": stimulus, "delay": delay}
         durations["decision"] = decision
         self._set_periods(dt, durations, seed)
+        if coherences is None:
+            coherences = self.default_coherences
         if not isinstance(coherences, list | tuple) or not coherences:
             raise ValueError(f"coherences must be a non-empty list (got {coherences!r})")
         self.coherences = tuple(float_arg("coherences", c) for c in coherences)

@@ -30,25 +30,14 @@ from .base import Batch
 
 
 class ContextTask(EvidenceTask):
-    """Context-dependent choice between two noisy modalities: 7 inputs, 2 outputs."""
+    """Context-dependent choice between two noisy modalities: 7 inputs, 2 outputs
+    (coherences 0.1, 0.2, 0.4 per modality unless given)."""
 
     name: ClassVar[str] = "context"
     response: ClassVar[str] = "decision"
     n_trial_types = 4
-
-    def __init__(
-        self,
-        dt: float = 0.02,
-        fixation: float = 0.1,
-        stimulus: float = 0.5,
-        delay: float = 0.0,
-        decision: float = 0.1,
-        coherences: tuple[float, ...] | list[float] = (0.1, 0.2, 0.4),
-        sigma: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        self._set_evidence(dt, fixation, stimulus, delay, decision, coherences, sigma, seed)
-        self.n_in, self.n_out = 7, 2
+    n_in, n_out = 7, 2
+    default_coherences = (0.1, 0.2, 0.4)
 
     def trial(
         self,

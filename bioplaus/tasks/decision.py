@@ -34,25 +34,14 @@ from .base import Batch
 
 
 class DecisionTask(EvidenceTask):
-    """Two-alternative forced choice on noisy evidence: 3 inputs, 2 outputs."""
+    """Two-alternative forced choice on noisy evidence: 3 inputs, 2 outputs (coherences
+    0, 0.064, 0.128, 0.256, 0.512 unless given)."""
 
     name: ClassVar[str] = "decision"
     response: ClassVar[str] = "decision"
     n_trial_types = 2
-
-    def __init__(
-        self,
-        dt: float = 0.02,
-        fixation: float = 0.1,
-        stimulus: float = 0.5,
-        delay: float = 0.0,
-        decision: float = 0.1,
-        coherences: tuple[float, ...] | list[float] = (0.0, 0.064, 0.128, 0.256, 0.512),
-        sigma: float = 1.0,
-        seed: int = 0,
-    ) -> None:
-        self._set_evidence(dt, fixation, stimulus, delay, decision, coherences, sigma, seed)
-        self.n_in, self.n_out = 3, 2
+    n_in, n_out = 3, 2
+    default_coherences = (0.0, 0.064, 0.128, 0.256, 0.512)
 
     def trial(self, side: np.ndarray, coh: np.ndarray, noise: np.ndarray) -> Batch:
         """Trials for correct sides [B] (0/1), coherences [B] and standard-normal evidence
