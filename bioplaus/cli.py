@@ -35,9 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a protocol key, e.g. --set train.lr=1e-2 (repeatable)",
     )
-    r.add_argument(
-        "--seed", type=int, help="the run's root seed (overrides the protocol's seed)"
-    )
+    r.add_argument("--seed", type=int, help="the run's root seed (overrides the protocol's seed)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     s = sub.add_parser("resume", help="continue a run from its last checkpoint")
     s.add_argument("run", help="run directory")

@@ -1,7 +1,8 @@
 """Running sweep points: one point in a worker (``run_point``, under a per-point lock), and
 the one executor that runs many — a Dask cluster (a LocalCluster started here, an existing
-scheduler, or a dask-jobqueue cluster), whose points survive the death of any one worker. :mod:`bioplaus.sweep` reads the sweep file, validates every point
-and writes the table; this module only runs points and reports their rows.
+scheduler, or a dask-jobqueue cluster), whose points survive the death of any one worker.
+:mod:`bioplaus.sweep` reads the sweep file, validates every point and writes the table; this
+module only runs points and reports their rows.
 
 A worker that dies (``kill -9``, the OOM killer, a lost Dask worker) loses only the point
 it was running: that point is run again, resuming its checkpoint, up to ``retries`` times,

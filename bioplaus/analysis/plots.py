@@ -83,11 +83,7 @@ def plot_comparison(
     for i, rd in enumerate(run_dirs):
         df, cfg = _run_info(Path(rd))
         metric = _metric_name(cfg, df)
-        lab = (
-            labels[i]
-            if labels
-            else f"{rule_label(cfg['protocol'])} ({cfg['protocol']['name']})"
-        )
+        lab = labels[i] if labels else f"{rule_label(cfg['protocol'])} ({cfg['protocol']['name']})"
         a1.plot(df[x], df[f"{split}_loss"], label=lab, color=f"C{i}")
         a2.plot(df[x], df[f"{split}_{metric}"], label=lab, color=f"C{i}")
     for j, (lab, (loss, met)) in enumerate((baselines or {}).items()):
