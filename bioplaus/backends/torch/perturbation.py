@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 import torch
 
-from ...rules.base import StepRecord
+from ...rules.base import PerturbationRule, StepRecord
 from ...rules.weight_perturbation import WPRecord
-from .rate import RateConsts, RateParams, RateState, decorrelate, rate_step, readout
+from .rate import RateConsts, RateParams, RateState, rate_step, readout
 
 Tensor = torch.Tensor
 
@@ -74,9 +74,11 @@ class Rows(NamedTuple):
         return z[: self.Bb] if self.simple else z[: self.Bb][self.pair]
 
 
-class NodeNoise:
-    """Node noise ξ on the hidden units (added after the Euler step, by :func:`rate_step`)
-    and ξᵒ on the readout; the record is a :class:`StepRecord`."""
+class Perturbation:
+    """What one kind of perturbation does at each step of the loop (the protocol): draw and
+    run the hidden step of all S rows (:meth:`hidden`), draw and run the readout
+    (:meth:`readout`), and make the rule's record of the step (:meth:`record`) from what
+    they drew. Subclasses: :class:`NodeNoise`, :class:`WeightNoise`."""
 
     def __init__(
         self,
@@ -87,12 +89,52 @@ class NodeNoise:
         generator: torch.Generator,
         like: Tensor,
     ) -> None:
-        self.p, self.sigma, self.rows, self.generator = p, sigma, rows, generator
+        self.p, self.c, self.sigma, self.rows, self.generator = p, c, sigma, rows, generator
+        self.dev, self.dt = like.device, like.dtype
+        self.setup()
+
+    def setup(self) -> None:
+        """What a kind precomputes once per pass (called by ``__init__``)."""
+
+    def _ones(self, n: int, bias: Tensor | None) -> list[Tensor]:
+        """[ones [n, 1]], the presynaptic 1 of a bias column, or [] without the bias."""
+        return [torch.ones(n, 1, device=self.dev, dtype=self.dt)] if bias is not None else []
+
+    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, object]:
+        """Draw this step's hidden-layer noise and return the new state of all S rows, and
+        what was drawn."""
+        raise NotImplementedError
+
+    def readout(self, r_hat: Tensor) -> tuple[Tensor, object]:
+        """Draw this step's readout noise and return o_t of all S rows, and what was drawn."""
+        raise NotImplementedError
+
+    def record(
+        self,
+        t: int,
+        u_hat: Tensor,
+        r_prev: Tensor,
+        s: RateState,
+        o: Tensor,
+        drawn_h: object,
+        drawn_o: object,
+        dl: Tensor,
+    ) -> StepRecord | WPRecord:
+        """The rule's record of step t (``dl`` [P]: δℓ_t of every perturbed row)."""
+        raise NotImplementedError
+
+
+class NodeNoise(Perturbation):
+    """Node noise ξ on the hidden units (added after the Euler step, by :func:`rate_step`)
+    and ξᵒ on the readout; the record is a :class:`StepRecord`."""
+
+    def setup(self) -> None:
+        """σ of the pass, σ √α, INP's group masks, zero ξ_B (clean baseline), bias ones."""
+        p, c, sigma, rows = self.p, self.c, self.sigma, self.rows
         self.c_pass = c._replace(sigma=sigma)  # the pass's σ; ξ = 0 on clean baseline rows
         self.gain = sigma * c.alpha**0.5
         N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-        dev, dt = like.device, like.dtype
-        self.dev, self.dt = dev, dt
+        dev, dt = self.dev, self.dt
         P, Bb = rows.P, rows.Bb
         self.hid_on = self.out_on = None
         if rows.G == 2:  # INP: group 0 perturbs only the hidden layer, group 1 the readout
@@ -100,8 +142,7 @@ class NodeNoise:
             self.hid_on, self.out_on = (grp == 0).to(dt), (grp == 1).to(dt)
         self.zeros_b = torch.zeros(Bb, N, device=dev, dtype=dt)
         self.zeros_bo = torch.zeros(Bb, n_out, device=dev, dtype=dt)
-        self.ones_h = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b is not None else []
-        self.ones_o = [torch.ones(P, 1, device=dev, dtype=dt)] if p.b_out is not None else []
+        self.ones_h, self.ones_o = self._ones(P, p.b), self._ones(P, p.b_out)
 
     def _draw(self, width: int, zeros_b: Tensor, on: Tensor | None) -> tuple[Tensor, Tensor]:
         """ξ_A [P, width], then ξ_B [B_b, width] (zeros with a clean baseline); INP: masked."""
@@ -160,28 +201,21 @@ class NodeNoise:
         )
 
 
-class WeightNoise:
+class WeightNoise(Perturbation):
     """Per-row weight noise ΔW (hidden layer [W_in, W_rec, b]) and ΔV (readout [W_out,
     b_out]), drawn fresh every step, one ``bmm`` each; the record is a :class:`WPRecord`."""
 
-    def __init__(
-        self,
-        p: RateParams,
-        c: RateConsts,
-        sigma: float,
-        rows: Rows,
-        generator: torch.Generator,
-        like: Tensor,
-    ) -> None:
-        self.p, self.c, self.sigma, self.rows, self.generator = p, c, sigma, rows, generator
-        dev, dt = like.device, like.dtype
-        self.dev, self.dt = dev, dt
-        S = rows.S
-        self.ones_h = [torch.ones(S, 1, device=dev, dtype=dt)] if p.b is not None else []
-        self.ones_o = [torch.ones(S, 1, device=dev, dtype=dt)] if p.b_out is not None else []
+    def setup(self) -> None:
+        """W_h = [W_in, W_rec, (b)], W_o = [W_out, (b_out)], the first noisy row, bias ones,
+        and the open network that :func:`rate_step` runs from WP's pre-activation."""
+        p, rows = self.p, self.rows
+        self.ones_h, self.ones_o = self._ones(rows.S, p.b), self._ones(rows.S, p.b_out)
         self.W_h = torch.cat([p.W_in, p.W_rec, *([p.b[:, None]] if p.b is not None else [])], 1)
         self.W_o = torch.cat([p.W_out, *([p.b_out[:, None]] if p.b_out is not None else [])], 1)
         self.lo = 0 if rows.noisy else rows.Bb  # the first row that carries weight noise
+        # rate_step from a given pre-activation: no recurrent weights, no r̂ to multiply
+        self.p_open = p._replace(W_rec=p.W_rec.new_empty(p.W_rec.shape[0], 0))
+        self.no_r = p.W_rec.new_empty(rows.S, 0)
 
     def _draw(self, n: int, m: int) -> Tensor:
         """σ · N(0, 1) of shape [S − lo, n, m]."""
@@ -198,15 +232,16 @@ class WeightNoise:
     def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Tensor]:
         """Draw ΔW; x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], r̂_t = D φ(x_t).
 
-        The leak is written here, not by :func:`rate_step`: rate_step forms its own
-        pre-activation W_rec r̂ + drive, and WP's [W_h + ΔW] z has no drive that reproduces
-        it bit for bit (see docs/architecture.md, "Not yet one per axis")."""
+        The step is :func:`rate_step`'s, given the whole pre-activation as its drive and a
+        network without recurrent weights (W_rec of width 0, so W_rec r̂ = 0 exactly and
+        the drive passes through unchanged): WP's pre-activation already holds W_rec r̂,
+        in one matmul over [û; r̂; 1] plus one bmm, which rate_step's own W_rec r̂ + drive
+        would round differently."""
         z_h = torch.cat([self.rows.stack(u_hat), s.r_hat, *self.ones_h], 1)
         dW = self._draw(self.W_h.shape[0], self.W_h.shape[1])
         pre = self._perturbed(z_h, self.W_h, dW)
-        alpha = self.c.alpha
-        x = torch.lerp(s.x, pre, alpha) if alpha != 1.0 else pre
-        return RateState(x, decorrelate(self.p.D_rec, self.c.phi(x))), dW
+        s = rate_step(self.p_open, self.c, RateState(s.x, self.no_r), pre, None)
+        return s, dW
 
     def readout(self, r_hat: Tensor) -> tuple[Tensor, Tensor]:
         """Draw ΔV; o_t = (W_o + ΔV_t) [r̂_t; 1]."""
@@ -232,7 +267,7 @@ class WeightNoise:
 
 
 def perturbation_for(
-    rule,
+    rule: PerturbationRule,
     p: RateParams,
     c: RateConsts,
     sigma: float,
@@ -240,7 +275,7 @@ def perturbation_for(
     baseline: str,
     generator: torch.Generator,
     like: Tensor,
-) -> NodeNoise | WeightNoise:
+) -> Perturbation:
     """The perturbation a rule asks for (its ``perturbs``: "nodes" or "weights"; its
     ``iterative``: INP's two groups of passes), on the rows of a batch ``like`` [T, B, ·]."""
     weights = getattr(rule, "perturbs", "nodes") == "weights"
