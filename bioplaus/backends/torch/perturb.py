@@ -33,7 +33,7 @@ from ...loss import normaliser, step_loss
 from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import Context, PerturbationRule, check_pass_options
 from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
-from .perturbation import perturbation_for
+from .perturbation import Step, perturbation_for
 from .rate import RateConsts, RateParams, decorrelate, init_state
 
 Tensor = torch.Tensor
@@ -138,7 +138,7 @@ def generic_estimate(
             sum_lb += ell_b.sum()
             sum_la += ell_a.sum()
             dl = ell_a - (ell_b if simple else ell_b[rows.pair])
-            rec = pert.record(t, u_hat, r_prev, s, o, drawn_h, drawn_o, dl)
+            rec = pert.record(Step(t, u_hat, r_prev, s, o, drawn_h, drawn_o, dl))
             state_rule = rule.accumulate(state_rule, rec, ctx)
             dS += dl
             if keep_outputs:

@@ -29,7 +29,7 @@ Rows of the stacked batch (:class:`Rows`): [ baseline (B, or P when noisy) | per
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -74,6 +74,19 @@ class Rows(NamedTuple):
         return z[: self.Bb] if self.simple else z[: self.Bb][self.pair]
 
 
+class Step(NamedTuple):
+    """What the loop hands :meth:`Perturbation.record` about step t (all S rows)."""
+
+    t: int
+    u_hat: Tensor  # [B, n_in] û_t
+    r_prev: Tensor  # [S, N] r̂_{t−1}
+    state: RateState  # x_t, r̂_t
+    o: Tensor  # [S, n_out] o_t
+    drawn_h: Any  # what :meth:`Perturbation.hidden` drew
+    drawn_o: Any  # what :meth:`Perturbation.readout` drew
+    dl: Tensor  # [P] δℓ_t = m_t (ℓ_A − ℓ_B) of every perturbed row
+
+
 class Perturbation:
     """What one kind of perturbation does at each step of the loop (the protocol): draw and
     run the hidden step of all S rows (:meth:`hidden`), draw and run the readout
@@ -100,27 +113,17 @@ class Perturbation:
         """[ones [n, 1]], the presynaptic 1 of a bias column, or [] without the bias."""
         return [torch.ones(n, 1, device=self.dev, dtype=self.dt)] if bias is not None else []
 
-    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, object]:
+    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Any]:
         """Draw this step's hidden-layer noise and return the new state of all S rows, and
         what was drawn."""
         raise NotImplementedError
 
-    def readout(self, r_hat: Tensor) -> tuple[Tensor, object]:
+    def readout(self, r_hat: Tensor) -> tuple[Tensor, Any]:
         """Draw this step's readout noise and return o_t of all S rows, and what was drawn."""
         raise NotImplementedError
 
-    def record(
-        self,
-        t: int,
-        u_hat: Tensor,
-        r_prev: Tensor,
-        s: RateState,
-        o: Tensor,
-        drawn_h: object,
-        drawn_o: object,
-        dl: Tensor,
-    ) -> StepRecord | WPRecord:
-        """The rule's record of step t (``dl`` [P]: δℓ_t of every perturbed row)."""
+    def record(self, step: Step) -> StepRecord | WPRecord:
+        """The rule's record of the step."""
         raise NotImplementedError
 
 
@@ -171,31 +174,21 @@ class NodeNoise(Perturbation):
         xo_a, xo_b = self._draw(self.p.W_out.shape[0], self.zeros_bo, self.out_on)
         return readout(self.p, r_hat) + self.sigma * torch.cat([xo_b, xo_a]), (xo_a, xo_b)
 
-    def record(
-        self,
-        t: int,
-        u_hat: Tensor,
-        r_prev: Tensor,
-        s: RateState,
-        o: Tensor,
-        drawn_h: tuple[Tensor, Tensor],
-        drawn_o: tuple[Tensor, Tensor],
-        dl: Tensor,
-    ) -> StepRecord:
+    def record(self, step: Step) -> StepRecord:
         """δx, δo, ε = injected noise A − B, and pass B's presynaptic z (of each pair)."""
-        r = self.rows
-        (xi_a, xi_b), (xo_a, xo_b) = drawn_h, drawn_o
+        r, s, o = self.rows, step.state, step.o
+        (xi_a, xi_b), (xo_a, xo_b) = step.drawn_h, step.drawn_o
         part = r.partner
-        z_u = u_hat if r.simple else u_hat[r.src[r.Bb :]]
+        z_u = step.u_hat if r.simple else step.u_hat[r.src[r.Bb :]]
         return StepRecord(
-            t=t,
-            z_hid=torch.cat([z_u, part(r_prev), *self.ones_h], 1),
+            t=step.t,
+            z_hid=torch.cat([z_u, part(step.r_prev), *self.ones_h], 1),
             z_out=torch.cat([part(s.r_hat), *self.ones_o], 1),
             dx=s.x[r.Bb :] - part(s.x),
             do=o[r.Bb :] - part(o),
             eps_x=self.gain * (xi_a - part(xi_b)),
             eps_o=self.sigma * (xo_a - part(xo_b)),
-            dl=dl,
+            dl=step.dl,
             hid_on=self.hid_on,
             out_on=self.out_on,
         )
@@ -248,22 +241,13 @@ class WeightNoise(Perturbation):
         dV = self._draw(self.W_o.shape[0], self.W_o.shape[1])
         return self._perturbed(torch.cat([r_hat, *self.ones_o], 1), self.W_o, dV), dV
 
-    def record(
-        self,
-        t: int,
-        u_hat: Tensor,
-        r_prev: Tensor,
-        s: RateState,
-        o: Tensor,
-        drawn_h: Tensor,
-        drawn_o: Tensor,
-        dl: Tensor,
-    ) -> WPRecord:
+    def record(self, step: Step) -> WPRecord:
         """ΔW and ΔV of pass A minus pass B (pass A's alone with a clean baseline), δℓ."""
+        dW, dV = step.drawn_h, step.drawn_o
         if not self.rows.noisy:
-            return WPRecord(t, drawn_h, drawn_o, dl)
+            return WPRecord(step.t, dW, dV, step.dl)
         Bb = self.rows.Bb
-        return WPRecord(t, drawn_h[Bb:] - drawn_h[:Bb], drawn_o[Bb:] - drawn_o[:Bb], dl)
+        return WPRecord(step.t, dW[Bb:] - dW[:Bb], dV[Bb:] - dV[:Bb], step.dl)
 
 
 def perturbation_for(
