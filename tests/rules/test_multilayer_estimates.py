@@ -202,6 +202,62 @@ def test_rnn_weight_perturbation(signal, target, threshold):
     assert cs[0] < cs[1] and cs[1] > threshold
 
 
+@pytest.mark.parametrize("baseline", ["clean", "noisy"])
+def test_rnn_wp_loop_is_the_weight_perturbation_equation(baseline):
+    """The paired-pass loop with WP's weight noise (perturbation.py) against the equation
+    written out per row, with the same draws (ΔW [S − lo, N, M_h], then ΔV per step):
+    x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], o_t = (W_o + ΔV_t) [r̂_t; 1],
+    G = Σ_{t,p} δℓ_{t,p} (ΔW_A − ΔW_B)_{t,p} / (v σ² Σm K)."""
+    import torch
+
+    from bioplaus.backends.torch.perturb import perturbation_estimate
+    from bioplaus.backends.torch.rate import consts_of, to_torch
+    from bioplaus.rules import make_rule
+
+    spec = bp.RateSpec(n_in=3, n_rec=5, n_out=2, tau=1.0, dt=0.5, bias=True, out_bias=True)
+    rng = np.random.default_rng(3)
+    params = {**bp.init_params(spec, seed=0), "b": 0.1 * rng.standard_normal(5),
+              "b_out": 0.1 * rng.standard_normal(2)}  # fmt: skip
+    T, B, K, sigma = 4, 3, 2, 0.05
+    u, y = rng.standard_normal((T, B, 3)), rng.standard_normal((T, B, 2))
+    m = (rng.random((T, B)) > 0.3).astype(float)
+    p, c = to_torch(params, dtype=torch.float64), consts_of(spec)
+    ut, yt, mt = (torch.as_tensor(a) for a in (u, y, m))
+    rule = make_rule(bp.RuleSpec(name="wp", K=K, baseline=baseline))
+    res = perturbation_estimate(p, c, rule, ut, yt, mt, "mse", torch.Generator().manual_seed(9),
+                                sigma=sigma, K=K, baseline=baseline)  # fmt: skip
+
+    noisy = baseline == "noisy"
+    P = K * B
+    Bb = P if noisy else B
+    src = torch.arange(Bb + P) % B
+    W_h = torch.cat([p.W_in, p.W_rec, p.b[:, None]], 1)
+    W_o = torch.cat([p.W_out, p.b_out[:, None]], 1)
+    g = torch.Generator().manual_seed(9)
+    x = torch.zeros(Bb + P, 5, dtype=torch.float64)
+    G_h, G_o = torch.zeros_like(W_h), torch.zeros_like(W_o)
+    for t in range(T):
+        dW = torch.zeros(Bb + P, *W_h.shape, dtype=torch.float64)
+        dV = torch.zeros(Bb + P, *W_o.shape, dtype=torch.float64)
+        lo = 0 if noisy else Bb
+        dW[lo:] = sigma * torch.randn(Bb + P - lo, *W_h.shape, generator=g, dtype=torch.float64)
+        z = torch.cat([ut[t][src], torch.tanh(x), torch.ones(Bb + P, 1)], 1)
+        x = (1 - 0.5) * x + 0.5 * torch.einsum("snm,sm->sn", W_h + dW, z)
+        dV[lo:] = sigma * torch.randn(Bb + P - lo, *W_o.shape, generator=g, dtype=torch.float64)
+        zo = torch.cat([torch.tanh(x), torch.ones(Bb + P, 1)], 1)
+        o = torch.einsum("snm,sm->sn", W_o + dV, zo)
+        ell = 0.5 * ((o - yt[t][src]) ** 2).sum(-1) * mt[t][src]
+        pair = torch.arange(P) % Bb
+        dl = ell[Bb:] - ell[:Bb][pair]
+        G_h += torch.einsum("p,pnm->nm", dl, dW[Bb:] - dW[:Bb][pair])
+        G_o += torch.einsum("p,pnm->nm", dl, dV[Bb:] - dV[:Bb][pair])
+    norm = (2.0 if noisy else 1.0) * sigma**2 * float(mt.sum()) * K
+    want = {"W_in": G_h[:, :3], "W_rec": G_h[:, 3:8], "b": G_h[:, 8], "W_out": G_o[:, :5],
+            "b_out": G_o[:, 5]}  # fmt: skip
+    for k, v in want.items():
+        torch.testing.assert_close(res.grads[k], v / norm, rtol=1e-10, atol=1e-12)
+
+
 def test_rnn_wp_and_inp_reject_bad_options():
     spec, p, u, y = rnn_problem()
     with pytest.raises(bp.SpecError, match="scale"):

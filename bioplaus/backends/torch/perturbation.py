@@ -1,0 +1,268 @@
+"""What the paired-pass loop (perturb.py) perturbs on the rate network, one object per kind:
+per step, what is drawn from the generator (and in which order), how it perturbs the hidden
+step and the readout, and the record the rule receives.
+
+:class:`NodeNoise` (``rule.perturbs == "nodes"``: np, anp, inp, rtg-np, users' node rules)
+adds noise to the units after the step; the rule gets a
+:class:`~bioplaus.rules.base.StepRecord`::
+
+    x_t = (1 − α) x_{t−1} + α (W_rec r̂_{t−1} + W_in û_t + b) + σ √α ξ_t
+    o_t = W_out r̂_t + b_out + σ ξᵒ_t
+    drawn per step: ξ_A [P, N], (ξ_B [B_b, N]), ξᵒ_A [P, n_out], (ξᵒ_B [B_b, n_out])
+
+(the B rows in parentheses only with a noisy baseline; INP masks ξ to the hidden layer on
+group 0 and ξᵒ to the readout on group 1).
+
+:class:`WeightNoise` (``rule.perturbs == "weights"``: wp) gives every noisy row its own
+weights, fresh every step; the rule gets a :class:`~bioplaus.rules.weight_perturbation.WPRecord`::
+
+    x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) z_t ,  z_t = [û_t; r̂_{t−1}; 1]
+    o_t = (W_o + ΔV_t) [r̂_t; 1]
+    drawn per step: ΔW [S − lo, N, M_h], then ΔV [S − lo, n_out, M_o], entries N(0, σ²)
+
+(lo = B_b with a clean baseline: only the perturbed rows carry noise; lo = 0 with a noisy
+one, whose baseline rows carry their own ΔW, ΔV).
+
+Rows of the stacked batch (:class:`Rows`): [ baseline (B, or P when noisy) | perturbed
+(P = K·G·B) ]; perturbed row i pairs with baseline row i mod B (clean) or i (noisy).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+from ...rules.base import PerturbationRule, StepRecord
+from ...rules.weight_perturbation import WPRecord
+from .rate import RateConsts, RateParams, RateState, rate_step, readout
+
+Tensor = torch.Tensor
+
+
+class Rows(NamedTuple):
+    """The stacked batch of the paired passes: S = B_b + P rows, B_b baseline rows first."""
+
+    B: int  # trials in the batch
+    G: int  # groups of perturbed passes (2 for INP: hidden-only, readout-only)
+    P: int  # perturbed rows, K·G·B
+    Bb: int  # baseline rows: B (clean) or P (noisy)
+    S: int  # all rows
+    noisy: bool  # the baseline rows are perturbed too
+    simple: bool  # K = G = 1, clean baseline: rows pair one-to-one, slices suffice
+    src: Tensor  # [S] the input/target row (trial) of every stacked row
+    pair: Tensor  # [P] the baseline row of every perturbed row
+
+    @staticmethod
+    def of(B: int, K: int, G: int, baseline: str, device: torch.device) -> Rows:
+        P = K * G * B
+        noisy = baseline == "noisy"
+        Bb = P if noisy else B
+        S = Bb + P
+        return Rows(
+            B, G, P, Bb, S, noisy, K == 1 and G == 1 and not noisy,
+            torch.arange(S, device=device) % B, torch.arange(P, device=device) % Bb,
+        )  # fmt: skip
+
+    def stack(self, z: Tensor) -> Tensor:
+        """[B, ·] per trial → [S, ·] per stacked row."""
+        return z.repeat(2, 1) if self.simple else z[self.src]
+
+    def partner(self, z: Tensor) -> Tensor:
+        """[S, ·] (or the [B_b, ·] baseline rows) → [P, ·], the baseline partner of every
+        perturbed row."""
+        return z[: self.Bb] if self.simple else z[: self.Bb][self.pair]
+
+
+class Step(NamedTuple):
+    """What the loop hands :meth:`Perturbation.record` about step t (all S rows)."""
+
+    t: int
+    u_hat: Tensor  # [B, n_in] û_t
+    r_prev: Tensor  # [S, N] r̂_{t−1}
+    state: RateState  # x_t, r̂_t
+    o: Tensor  # [S, n_out] o_t
+    drawn_h: Any  # what :meth:`Perturbation.hidden` drew
+    drawn_o: Any  # what :meth:`Perturbation.readout` drew
+    dl: Tensor  # [P] δℓ_t = m_t (ℓ_A − ℓ_B) of every perturbed row
+
+
+class Perturbation:
+    """What one kind of perturbation does at each step of the loop (the protocol): draw and
+    run the hidden step of all S rows (:meth:`hidden`), draw and run the readout
+    (:meth:`readout`), and make the rule's record of the step (:meth:`record`) from what
+    they drew. Subclasses: :class:`NodeNoise`, :class:`WeightNoise`."""
+
+    def __init__(
+        self,
+        p: RateParams,
+        c: RateConsts,
+        sigma: float,
+        rows: Rows,
+        generator: torch.Generator,
+        like: Tensor,
+    ) -> None:
+        self.p, self.c, self.sigma, self.rows, self.generator = p, c, sigma, rows, generator
+        self.dev, self.dt = like.device, like.dtype
+        self.setup()
+
+    def setup(self) -> None:
+        """What a kind precomputes once per pass (called by ``__init__``)."""
+
+    def _ones(self, n: int, bias: Tensor | None) -> list[Tensor]:
+        """[ones [n, 1]], the presynaptic 1 of a bias column, or [] without the bias."""
+        return [torch.ones(n, 1, device=self.dev, dtype=self.dt)] if bias is not None else []
+
+    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Any]:
+        """Draw this step's hidden-layer noise and return the new state of all S rows, and
+        what was drawn."""
+        raise NotImplementedError
+
+    def readout(self, r_hat: Tensor) -> tuple[Tensor, Any]:
+        """Draw this step's readout noise and return o_t of all S rows, and what was drawn."""
+        raise NotImplementedError
+
+    def record(self, step: Step) -> StepRecord | WPRecord:
+        """The rule's record of the step."""
+        raise NotImplementedError
+
+
+class NodeNoise(Perturbation):
+    """Node noise ξ on the hidden units (added after the Euler step, by :func:`rate_step`)
+    and ξᵒ on the readout; the record is a :class:`StepRecord`."""
+
+    def setup(self) -> None:
+        """σ of the pass, σ √α, INP's group masks, zero ξ_B (clean baseline), bias ones."""
+        p, c, sigma, rows = self.p, self.c, self.sigma, self.rows
+        self.c_pass = c._replace(sigma=sigma)  # the pass's σ; ξ = 0 on clean baseline rows
+        self.gain = sigma * c.alpha**0.5
+        N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+        dev, dt = self.dev, self.dt
+        P, Bb = rows.P, rows.Bb
+        self.hid_on = self.out_on = None
+        if rows.G == 2:  # INP: group 0 perturbs only the hidden layer, group 1 the readout
+            grp = (torch.arange(P, device=dev) // rows.B) % rows.G
+            self.hid_on, self.out_on = (grp == 0).to(dt), (grp == 1).to(dt)
+        self.zeros_b = torch.zeros(Bb, N, device=dev, dtype=dt)
+        self.zeros_bo = torch.zeros(Bb, n_out, device=dev, dtype=dt)
+        self.ones_h, self.ones_o = self._ones(P, p.b), self._ones(P, p.b_out)
+
+    def _draw(self, width: int, zeros_b: Tensor, on: Tensor | None) -> tuple[Tensor, Tensor]:
+        """ξ_A [P, width], then ξ_B [B_b, width] (zeros with a clean baseline); INP: masked."""
+        r = self.rows
+        g, dev, dt = self.generator, self.dev, self.dt
+        a = torch.randn(r.P, width, generator=g, device=dev, dtype=dt)
+        b = torch.randn(r.Bb, width, generator=g, device=dev, dtype=dt) if r.noisy else zeros_b
+        if on is not None:
+            a = a * on[:, None]
+            if r.noisy:
+                b = b * on[:, None]
+        return a, b
+
+    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, tuple[Tensor, Tensor]]:
+        """Draw ξ and run the step of all S rows: x_t = … + σ √α ξ_t (:func:`rate_step`)."""
+        p = self.p
+        drive_b = u_hat @ p.W_in.T  # [B, N], W_in û_t + b once per trial
+        if p.b is not None:
+            drive_b = drive_b + p.b
+        xi_a, xi_b = self._draw(p.W_rec.shape[0], self.zeros_b, self.hid_on)
+        s = rate_step(p, self.c_pass, s, self.rows.stack(drive_b), torch.cat([xi_b, xi_a]))
+        return s, (xi_a, xi_b)
+
+    def readout(self, r_hat: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Draw ξᵒ; o_t = W_out r̂_t + b_out + σ ξᵒ_t."""
+        xo_a, xo_b = self._draw(self.p.W_out.shape[0], self.zeros_bo, self.out_on)
+        return readout(self.p, r_hat) + self.sigma * torch.cat([xo_b, xo_a]), (xo_a, xo_b)
+
+    def record(self, step: Step) -> StepRecord:
+        """δx, δo, ε = injected noise A − B, and pass B's presynaptic z (of each pair)."""
+        r, s, o = self.rows, step.state, step.o
+        (xi_a, xi_b), (xo_a, xo_b) = step.drawn_h, step.drawn_o
+        part = r.partner
+        z_u = step.u_hat if r.simple else step.u_hat[r.src[r.Bb :]]
+        return StepRecord(
+            t=step.t,
+            z_hid=torch.cat([z_u, part(step.r_prev), *self.ones_h], 1),
+            z_out=torch.cat([part(s.r_hat), *self.ones_o], 1),
+            dx=s.x[r.Bb :] - part(s.x),
+            do=o[r.Bb :] - part(o),
+            eps_x=self.gain * (xi_a - part(xi_b)),
+            eps_o=self.sigma * (xo_a - part(xo_b)),
+            dl=step.dl,
+            hid_on=self.hid_on,
+            out_on=self.out_on,
+        )
+
+
+class WeightNoise(Perturbation):
+    """Per-row weight noise ΔW (hidden layer [W_in, W_rec, b]) and ΔV (readout [W_out,
+    b_out]), drawn fresh every step, one ``bmm`` each; the record is a :class:`WPRecord`."""
+
+    def setup(self) -> None:
+        """W_h = [W_in, W_rec, (b)], W_o = [W_out, (b_out)], the first noisy row, bias ones,
+        and the open network that :func:`rate_step` runs from WP's pre-activation."""
+        p, rows = self.p, self.rows
+        self.ones_h, self.ones_o = self._ones(rows.S, p.b), self._ones(rows.S, p.b_out)
+        self.W_h = torch.cat([p.W_in, p.W_rec, *([p.b[:, None]] if p.b is not None else [])], 1)
+        self.W_o = torch.cat([p.W_out, *([p.b_out[:, None]] if p.b_out is not None else [])], 1)
+        self.lo = 0 if rows.noisy else rows.Bb  # the first row that carries weight noise
+        # rate_step from a given pre-activation: no recurrent weights, no r̂ to multiply
+        self.p_open = p._replace(W_rec=p.W_rec.new_empty(p.W_rec.shape[0], 0))
+        self.no_r = p.W_rec.new_empty(rows.S, 0)
+
+    def _draw(self, n: int, m: int) -> Tensor:
+        """σ · N(0, 1) of shape [S − lo, n, m]."""
+        shape = (self.rows.S - self.lo, n, m)
+        return self.sigma * torch.randn(shape, generator=self.generator, device=self.dev,
+                                        dtype=self.dt)  # fmt: skip
+
+    def _perturbed(self, z: Tensor, W: Tensor, dW: Tensor) -> Tensor:
+        """(W + ΔW_row) z_row for every row: z Wᵀ, plus ΔW z on the rows lo … S − 1."""
+        y = z @ W.T
+        y[self.lo :] += torch.bmm(dW, z[self.lo :, :, None])[:, :, 0]
+        return y
+
+    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Tensor]:
+        """Draw ΔW; x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], r̂_t = D φ(x_t).
+
+        The step is :func:`rate_step`'s, given the whole pre-activation as its drive and a
+        network without recurrent weights (W_rec of width 0, so W_rec r̂ = 0 exactly and
+        the drive passes through unchanged): WP's pre-activation already holds W_rec r̂,
+        in one matmul over [û; r̂; 1] plus one bmm, which rate_step's own W_rec r̂ + drive
+        would round differently."""
+        z_h = torch.cat([self.rows.stack(u_hat), s.r_hat, *self.ones_h], 1)
+        dW = self._draw(self.W_h.shape[0], self.W_h.shape[1])
+        pre = self._perturbed(z_h, self.W_h, dW)
+        s = rate_step(self.p_open, self.c, RateState(s.x, self.no_r), pre, None)
+        return s, dW
+
+    def readout(self, r_hat: Tensor) -> tuple[Tensor, Tensor]:
+        """Draw ΔV; o_t = (W_o + ΔV_t) [r̂_t; 1]."""
+        dV = self._draw(self.W_o.shape[0], self.W_o.shape[1])
+        return self._perturbed(torch.cat([r_hat, *self.ones_o], 1), self.W_o, dV), dV
+
+    def record(self, step: Step) -> WPRecord:
+        """ΔW and ΔV of pass A minus pass B (pass A's alone with a clean baseline), δℓ."""
+        dW, dV = step.drawn_h, step.drawn_o
+        if not self.rows.noisy:
+            return WPRecord(step.t, dW, dV, step.dl)
+        Bb = self.rows.Bb
+        return WPRecord(step.t, dW[Bb:] - dW[:Bb], dV[Bb:] - dV[:Bb], step.dl)
+
+
+def perturbation_for(
+    rule: PerturbationRule,
+    p: RateParams,
+    c: RateConsts,
+    sigma: float,
+    K: int,
+    baseline: str,
+    generator: torch.Generator,
+    like: Tensor,
+) -> Perturbation:
+    """The perturbation a rule asks for (its ``perturbs``: "nodes" or "weights"; its
+    ``iterative``: INP's two groups of passes), on the rows of a batch ``like`` [T, B, ·]."""
+    weights = getattr(rule, "perturbs", "nodes") == "weights"
+    G = 2 if not weights and bool(getattr(rule, "iterative", False)) else 1
+    rows = Rows.of(like.shape[1], K, G, baseline, like.device)
+    return (WeightNoise if weights else NodeNoise)(p, c, sigma, rows, generator, like)
