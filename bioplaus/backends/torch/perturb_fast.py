@@ -120,10 +120,9 @@ def local_estimate_fast(
         fold_rec = D is not None and N < 2 * B * T
         fold_sums = D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
         # the in-place rate step carrying y = k x and s = g(y) (its equation: rate.py)
-        fw = rate.fused_weights(p, c, sigma=sigma, carry="kx", fold_rec=fold_rec)
+        fw = rate.fused_weights(p, c, S, sigma=sigma, carry="kx", fold_rec=fold_rec)
         gain = rate.noise_gain(fw.alpha, sigma)  # σ√α
         k_, a_, c_, g = fw.phi  # φ = a g(k x) + c
-        tmp = None if fw.D_pre is None else torch.empty(S, N, device=dev, dtype=dt)
         V = p.W_out if D is None else p.W_out @ D  # W_out D
         VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
         bo = V.sum(1) * c_ if c_ != 0.0 else None
@@ -193,7 +192,7 @@ def local_estimate_fast(
                 Y[:, 0].copy_(drive)
                 torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
                 for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
-                    rate.fused_step_(yb[k + 1], yb[k], sb[k], sb[k + 1], fw, tmp)
+                    rate.fused_step_(yb[k + 1], yb[k], sb[k], sb[k + 1], fw)
                 o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
                 if bo is not None:
                     o.add_(bo)

@@ -210,18 +210,21 @@ class FusedRate(NamedTuple):
     D_post: Tensor | None  # D_rec applied to f(v_t) to form z_t, or None
     f: PhiAffine  # z_t = D_post f(v_t): φ carrying x; g carrying k x
     phi: PhiAffine  # φ = a g(k ·) + c
+    scratch: Tensor | None  # [rows, N], for the step's D_rec product (None without one)
 
 
 def fused_weights(
     p: RateParams,
     c: RateConsts,
+    rows: int,
     *,
     sigma: float | None = None,
     carry: Literal["x", "kx"] = "x",
     fold_rec: bool = False,
 ) -> FusedRate:
-    """The weights of the in-place step, prepared once per rollout (call under no_grad).
-    ``sigma`` defaults to the model's σ. With φ(x) = a g(k x) + c (:func:`phi_affine`):
+    """The weights of the in-place step, prepared once per rollout (call under no_grad), and
+    its scratch for steps of ``rows`` rows. ``sigma`` defaults to the model's σ. With
+    φ(x) = a g(k x) + c (:func:`phi_affine`):
 
     ``carry="x"`` (``rollout_fast``): the state x and r̂ = D_rec φ(x), α in every weight::
 
@@ -238,9 +241,13 @@ def fused_weights(
     gain = noise_gain(a, c.sigma if sigma is None else sigma)
     phi = phi_affine(c.phi, p.W_rec.device)
     D = p.D_rec
+    scratch = None
+    if D is not None and (carry == "x" or not fold_rec):
+        scratch = p.W_rec.new_empty(rows, p.W_rec.shape[0])
     if carry == "x":
         b = None if p.b is None else p.b * a
-        return FusedRate(a, gain, (p.W_in * a).T, b, (p.W_rec * a).T, 1.0, None, D, phi, phi)
+        RT = (p.W_rec * a).T
+        return FusedRate(a, gain, (p.W_in * a).T, b, RT, 1.0, None, D, phi, phi, scratch)
     if carry != "kx":
         raise ValueError(f"carry: 'x' or 'kx' (got {carry!r})")
     k_, a_, c_, g = phi
@@ -252,9 +259,8 @@ def fused_weights(
         bias = p.b * (k_ * a) if bias is None else bias + p.b * (k_ * a)
     D_pre = None if D is None or fold_rec else D
     g_only = PhiAffine(1.0, 1.0, 0.0, g)
-    return FusedRate(
-        a, k_ * gain, (p.W_in * (k_ * a)).T, bias, R.T, k_ * a * a_, D_pre, None, g_only, phi
-    )
+    WinT = (p.W_in * (k_ * a)).T
+    return FusedRate(a, k_ * gain, WinT, bias, R.T, k_ * a * a_, D_pre, None, g_only, phi, scratch)
 
 
 def fused_drive_(out: Tensor, u_hat: Tensor, fw: FusedRate, *, noise: bool = False) -> Tensor:
@@ -275,18 +281,11 @@ def fused_drive_(out: Tensor, u_hat: Tensor, fw: FusedRate, *, noise: bool = Fal
 
 
 def fused_step_(
-    v: Tensor,
-    v_prev: Tensor,
-    z_prev: Tensor,
-    z: Tensor,
-    fw: FusedRate,
-    tmp: Tensor | None = None,
-    xi_t: Tensor | None = None,
+    v: Tensor, v_prev: Tensor, z_prev: Tensor, z: Tensor, fw: FusedRate, xi_t: Tensor | None = None
 ) -> Tensor:
     """:func:`rate_step` in place, on the weights of :func:`fused_weights` (the same
     equation, rounded differently). On entry ``v`` holds the step's drive
-    (:func:`fused_drive_`); ``xi_t`` is given when that drive was formed without the noise;
-    ``tmp`` [B, N] is scratch, needed when D_rec is applied per step::
+    (:func:`fused_drive_`); ``xi_t`` is given when that drive was formed without the noise::
 
         v_t ← v_t (+ xi_gain ξ_t) + (1 − α) v_{t−1} + λ (D_pre z_{t−1}) RT
         z_t ← D_post f(v_t)      (carrying x: v = x_t, z = r̂_t = D_rec φ(x_t))
@@ -296,12 +295,12 @@ def fused_step_(
     if fw.alpha != 1.0:
         v.add_(v_prev, alpha=1.0 - fw.alpha)
     if fw.D_pre is not None:
-        z_prev = torch.mm(z_prev, fw.D_pre.T, out=tmp)
+        z_prev = torch.mm(z_prev, fw.D_pre.T, out=fw.scratch)
     v.addmm_(z_prev, fw.RT, alpha=fw.rec_scale)
     if fw.D_post is None:
         phi_into(fw.f, v, z)
     else:
-        torch.mm(phi_into(fw.f, v, tmp), fw.D_post.T, out=z)
+        torch.mm(phi_into(fw.f, v, fw.scratch), fw.D_post.T, out=z)
     return v
 
 

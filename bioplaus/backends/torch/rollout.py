@@ -157,7 +157,7 @@ def rollout_fast(
     new = dict(device=inputs.device, dtype=inputs.dtype)
     Tc = max(1, min(T, chunk or max(1, min(64, 4096 // max(B, 1)))))
     with torch.no_grad():
-        fw = fused_weights(p, c)  # α folded into W_in, b, W_rec
+        fw = fused_weights(p, c, B)  # α folded into W_in, b, W_rec
         WoT = p.W_out.T
         xs = torch.empty(T, B, N, **new) if keep_states else None
         rs = torch.empty(T, B, N, **new) if keep_states else None
@@ -165,7 +165,6 @@ def rollout_fast(
         abuf = None if keep_states else torch.empty(Tc, B, N, **new)
         ring = None if keep_states else torch.empty(2, B, N, **new)
         carry = None if keep_states else torch.empty(B, N, **new)
-        tmp = None if p.D_rec is None else torch.empty(B, N, **new)
         s = init_state(p, c, B, x0)
         x_prev, r_prev = s.x, s.r_hat
         chunked = isinstance(xi, NoiseSource)  # else ξ_t = xi(t), added step by step
@@ -180,7 +179,7 @@ def rollout_fast(
                 t = t0 + k
                 xt = None if chunked else xi(t)
                 r = rs[t] if keep_states else ring[t % 2]
-                x = fused_step_(A[k], x_prev, r_prev, r, fw, tmp, xt if c.sigma > 0 else None)
+                x = fused_step_(A[k], x_prev, r_prev, r, fw, xt if c.sigma > 0 else None)
                 if keep_outputs:
                     if p.b_out is None:
                         torch.mm(r, WoT, out=os[t])

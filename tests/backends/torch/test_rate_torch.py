@@ -141,19 +141,18 @@ def test_in_place_step_is_the_rate_step(carry, noise_in_drive, alpha, phi, decor
 
     with torch.no_grad():
         kw = {} if carry == "x" else dict(carry="kx", fold_rec=carry == "kx-fold")
-        fw = rate.fused_weights(p, c, **kw)
+        fw = rate.fused_weights(p, c, B, **kw)
         k, a_, c_, _ = fw.phi if carry != "x" else (1.0, 1.0, 0.0, None)
         v = xi.clone() if noise_in_drive else torch.empty(T, B, 12, dtype=F64)
         rate.fused_drive_(v, rate.decorrelate(p.D_in, u), fw, noise=noise_in_drive)
         z = torch.empty(T, B, 12, dtype=F64)
-        tmp = torch.empty(B, 12, dtype=F64)
         v_prev = x_init * k
         z_prev = rate.init_state(p, c, B, x_init).r_hat  # carrying x: r̂ = D φ(x)
         if carry != "x":  # carrying y = k x: s = g(y)
             z_prev = rate.g_into(fw.phi.g, v_prev, torch.empty(B, 12, dtype=F64))
         for t in range(T):
             xi_t = None if noise_in_drive else xi[t]
-            rate.fused_step_(v[t], v_prev, z_prev, z[t], fw, tmp, xi_t)
+            rate.fused_step_(v[t], v_prev, z_prev, z[t], fw, xi_t)
             v_prev, z_prev = v[t], z[t]
     x = v / k
     r_hat = z if carry == "x" else rate.decorrelate(p.D_rec, a_ * z + c_)
