@@ -1,12 +1,15 @@
-"""The torch rate step against hand-written references and Ornstein–Uhlenbeck theory."""
+"""The torch rate step against hand-written references and Ornstein–Uhlenbeck theory, and
+its in-place form (the fused engines' step) against the step."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.linalg import solve_discrete_lyapunov
 
 import bioplaus as bp
+from bioplaus.backends.torch import rate
 
 
 def _spec(**kw):
@@ -109,10 +112,6 @@ def test_in_place_step_is_the_rate_step(carry, noise_in_drive, alpha, phi, decor
     into the weights, in place) give the states of rate_step to float64 rounding, carrying
     x (rollout_fast) or y = k x (perturb_fast; D_rec folded into W_rec or applied per
     step), with the noise in the chunk's drive GEMM or added step by step."""
-    import torch
-
-    from bioplaus.backends.torch import rate
-
     F64 = torch.float64
     spec = _spec(
         dt=0.02 * alpha, nonlinearity=phi, decorrelate_rec=decor, decorrelate_input=decor,
@@ -164,10 +163,6 @@ def test_in_place_step_is_the_rate_step(carry, noise_in_drive, alpha, phi, decor
 def test_in_place_tanh_is_tanh():
     """phi_into's CPU tanh, 2 σ(2x) − 1, is tanh to float64 rounding; FAST_TANH off (or
     another φ) evaluates φ itself."""
-    import torch
-
-    from bioplaus.backends.torch import rate
-
     x = torch.linspace(-8, 8, 1001, dtype=torch.float64)
     out = torch.empty_like(x)
     cpu = torch.device("cpu")
