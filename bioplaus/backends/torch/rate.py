@@ -183,7 +183,10 @@ def phi_into(f: PhiAffine, x: Tensor, out: Tensor) -> Tensor:
     """out ← a · g(k x) + c = φ(x) (:func:`phi_affine`) without temporaries (no autograd)."""
     if f.k != 1.0:
         x = torch.mul(x, f.k, out=out)
-    g_into(f.g, x, out)
+    if f.g is torch.sigmoid or f.g is torch.tanh:  # g_into, inlined: one call per step
+        f.g(x, out=out)
+    else:
+        out.copy_(f.g(x))
     if f.a != 1.0:
         out.mul_(f.a)
     if f.c != 0.0:
