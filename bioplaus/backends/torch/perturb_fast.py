@@ -17,11 +17,13 @@ Rearranged so that each step is one GEMM:
   fold only when its O(N³) cost is below the O(B·T·N²) it saves: N < 2BT, resp. 3N < BT;
   any other rule gets r̂ = D φ per chunk;
 * with φ(x) = a g(k x) + c (tanh = 2 σ(2x) − 1 on CPU), the loop carries y = k x and
-  s = g(y): y_t = (1 − α) y_{t−1} + kα (W_in û_t + b + c R 1) + k ε_t + kαa R s_{t−1},
-  R = W_rec D; φ = a s + c is formed per chunk for the records (k = a = 1, c = 0 otherwise);
-* the leak is folded into an in-place GEMM: x_t = α(W_in û_t + b) + √α σ ξ_t
-  + (1 − α) x_{t−1} + α (W_rec D) φ_{t−1}, the first two terms written for a chunk of
-  T_c steps at once (one matmul for the input drive);
+  s = g(y), with α, k, a, c and D folded into the weights once: the in-place form of the
+  rate step in :mod:`.rate` (``fused_weights(carry="kx")``, ``fused_drive_``,
+  ``fused_step_``; the equation is written there); φ = a s + c is formed per chunk for the
+  records (k = a = 1, c = 0 otherwise);
+* the input drive is written for a chunk of T_c steps at once (one matmul), the clean rows
+  without noise and the perturbed rows with k ε_t, ε_t = σ√α ξ_t; then per step the leak
+  and one in-place GEMM, and g;
 * the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
   rows; the rule's sums over the block are its own (GEMMs over n·P rows for
   ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``).
@@ -51,23 +53,6 @@ CHUNK_ROWS = 1024
 def chunk_len(T: int, B: int) -> int:
     """Steps per chunk: ~CHUNK_ROWS rows for the per-chunk GEMMs, at most T."""
     return max(1, min(T, max(4, min(128, CHUNK_ROWS // max(B, 1)))))
-
-
-def phi_affine(phi, device: torch.device) -> tuple[float, float, float, object]:
-    """φ(x) = a · g(k x) + c with a cheap g: (k, a, c, g). On CPU, tanh(x) = 2 σ(2x) − 1
-    (torch's CPU sigmoid is several times faster than its tanh; |error| ≤ 2e-7 in float32,
-    ~4e-16 in float64). ``g`` takes ``out=`` when it is a torch function."""
-    if phi is torch.tanh and device.type == "cpu" and rate.FAST_TANH:
-        return 2.0, 2.0, -1.0, torch.sigmoid
-    return 1.0, 1.0, 0.0, phi
-
-
-def g_into(g, x: Tensor, out: Tensor) -> None:
-    """out ← g(x), without a temporary where torch offers ``out=``."""
-    if g is torch.sigmoid or g is torch.tanh:
-        g(x, out=out)
-    else:
-        out.copy_(g(x))
 
 
 def gram_upper_(acc: Tensor, Z: Tensor, blocks: int = 4) -> None:
@@ -118,8 +103,6 @@ def local_estimate_fast(
     P = K * B
     S = B + P
     dev, dt = inputs.device, inputs.dtype
-    a = float(c.alpha)
-    gain = sigma * a**0.5
     hint = getattr(rule, "block_steps", None)
     hint = hint(P) if callable(hint) else None  # a rule with per-sample traces likes long blocks
     if chunk is None:
@@ -131,26 +114,20 @@ def local_estimate_fast(
     ctx = Context(c.alpha, sigma, 1.0)
     with torch.no_grad():
         D = p.D_rec
-        k_, a_, c_, g = phi_affine(c.phi, dev)
         # fold D into W_rec (2N³ once) when that beats r̂ = D φ every step (4BN² per step),
         # and hand the rule φ instead of r̂ (unfolding its estimate at the end, 6N³) when the
         # rule is linear in z and that beats r̂ = D φ per chunk (2BN²/step)
         fold_rec = D is not None and N < 2 * B * T
         fold_sums = D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
-        R = p.W_rec @ D if fold_rec else p.W_rec  # W_rec D (or W_rec, D applied per step)
+        # the in-place rate step carrying y = k x and s = g(y) (its equation: rate.py)
+        fw = rate.fused_weights(p, c, S, sigma=sigma, carry="kx", fold_rec=fold_rec)
+        gain = rate.noise_gain(fw.alpha, sigma)  # σ√α
+        k_, a_, c_, g = fw.phi  # φ = a g(k x) + c
         V = p.W_out if D is None else p.W_out @ D  # W_out D
-        RT, r_scale = R.T, k_ * a * a_  # y += kαa s_{t−1} (W_rec D)ᵀ
-        tmp = None if D is None or fold_rec else torch.empty(S, N, device=dev, dtype=dt)
         VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
         bo = V.sum(1) * c_ if c_ != 0.0 else None
         if p.b_out is not None:
             bo = p.b_out if bo is None else bo + p.b_out
-        WinT = (p.W_in * (k_ * a)).T
-        bh = None
-        if c_ != 0.0:  # c W_rec D 1
-            bh = (p.W_rec.sum(1) if D is None else p.W_rec @ D.sum(1)) * (c_ * k_ * a)
-        if p.b is not None:
-            bh = p.b * (k_ * a) if bh is None else bh + p.b * (k_ * a)
         new = dict(device=dev, dtype=dt)
         # the time loop's buffers, one sub-chunk long: slot 0 of yb / sb holds the step
         # before the sub-chunk; rows [clean B | perturbed K·B]
@@ -174,7 +151,7 @@ def local_estimate_fast(
         do_b = torch.empty(Tb, K, B, n_out, **new)
         dl_b = torch.empty(Tb, P, **new)
         yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
-        g_into(g, yb[0], sb[0])
+        rate.g_into(g, yb[0], sb[0])
 
         def z_of(s_clean: Tensor, out: Tensor) -> None:
             """out ← z of the clean rows s_clean [m, B, N]: φ = a s + c, or r̂ = D φ."""
@@ -211,19 +188,11 @@ def local_estimate_fast(
                 ex = eps[j0 : j0 + m].mul_(gain)  # ε_x = √α σ ξ
                 ox = eo[j0 : j0 + m].mul_(sigma)  # ε_o = σ ξ_o
                 Y = yb[1 : m + 1].view(m, 1 + K, B, N)
-                drive = torch.matmul(uh[j0 : j0 + m], WinT, out=drive_b[:m])  # kα(W_in û + …)
-                if bh is not None:
-                    drive.add_(bh)
+                drive = rate.fused_drive_(drive_b[:m], uh[j0 : j0 + m], fw)  # kα(W_in û + …)
                 Y[:, 0].copy_(drive)
                 torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
-                for k in range(m):  # y_t = drive_t + (1 − α) y_{t−1} + kαa R s_{t−1}
-                    yk = yb[k + 1]
-                    if a != 1.0:
-                        yk.add_(yb[k], alpha=1.0 - a)
-                    yk.addmm_(
-                        sb[k] if tmp is None else torch.mm(sb[k], D.T, out=tmp), RT, alpha=r_scale
-                    )
-                    g_into(g, yk, sb[k + 1])
+                for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
+                    rate.fused_step_(yb[k + 1], yb[k], sb[k], sb[k + 1], fw)
                 o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
                 if bo is not None:
                     o.add_(bo)

@@ -35,7 +35,7 @@ import torch
 
 from ...rules.base import PerturbationRule, StepRecord
 from ...rules.weight_perturbation import WPRecord
-from .rate import RateConsts, RateParams, RateState, rate_step, readout
+from .rate import RateConsts, RateParams, RateState, integrate, rate_step, readout
 
 Tensor = torch.Tensor
 
@@ -199,16 +199,13 @@ class WeightNoise(Perturbation):
     b_out]), drawn fresh every step, one ``bmm`` each; the record is a :class:`WPRecord`."""
 
     def setup(self) -> None:
-        """W_h = [W_in, W_rec, (b)], W_o = [W_out, (b_out)], the first noisy row, bias ones,
-        and the open network that :func:`rate_step` runs from WP's pre-activation."""
+        """W_h = [W_in, W_rec, (b)], W_o = [W_out, (b_out)], the first noisy row and the
+        bias ones."""
         p, rows = self.p, self.rows
         self.ones_h, self.ones_o = self._ones(rows.S, p.b), self._ones(rows.S, p.b_out)
         self.W_h = torch.cat([p.W_in, p.W_rec, *([p.b[:, None]] if p.b is not None else [])], 1)
         self.W_o = torch.cat([p.W_out, *([p.b_out[:, None]] if p.b_out is not None else [])], 1)
         self.lo = 0 if rows.noisy else rows.Bb  # the first row that carries weight noise
-        # rate_step from a given pre-activation: no recurrent weights, no r̂ to multiply
-        self.p_open = p._replace(W_rec=p.W_rec.new_empty(p.W_rec.shape[0], 0))
-        self.no_r = p.W_rec.new_empty(rows.S, 0)
 
     def _draw(self, n: int, m: int) -> Tensor:
         """σ · N(0, 1) of shape [S − lo, n, m]."""
@@ -225,15 +222,13 @@ class WeightNoise(Perturbation):
     def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Tensor]:
         """Draw ΔW; x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], r̂_t = D φ(x_t).
 
-        The step is :func:`rate_step`'s, given the whole pre-activation as its drive and a
-        network without recurrent weights (W_rec of width 0, so W_rec r̂ = 0 exactly and
-        the drive passes through unchanged): WP's pre-activation already holds W_rec r̂,
-        in one matmul over [û; r̂; 1] plus one bmm, which rate_step's own W_rec r̂ + drive
-        would round differently."""
+        The step is rate.py's :func:`integrate` (the Euler step of :func:`rate_step` from a
+        given pre-activation): WP's pre-activation already holds W_rec r̂, in one matmul
+        over [û; r̂; 1] plus one bmm."""
         z_h = torch.cat([self.rows.stack(u_hat), s.r_hat, *self.ones_h], 1)
         dW = self._draw(self.W_h.shape[0], self.W_h.shape[1])
         pre = self._perturbed(z_h, self.W_h, dW)
-        s = rate_step(self.p_open, self.c, RateState(s.x, self.no_r), pre, None)
+        s = integrate(self.p, self.c, s.x, pre, None)
         return s, dW
 
     def readout(self, r_hat: Tensor) -> tuple[Tensor, Tensor]:

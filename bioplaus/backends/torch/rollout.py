@@ -5,12 +5,12 @@ its memory does not grow with T (only outputs [T, B, n_out] are kept, and even t
 can be dropped by passing ``on_step``).
 
 Without autograd (no_grad, or no tensor that requires grad) and without ``on_step``, a fast
-path runs the same Euler–Maruyama steps with in-place work on preallocated buffers::
-
-    x_t = [α (W_in û_t + b) + σ√α ξ_t] + (1 − α) x_{t−1} + α W_rec r̂_{t−1}
-
-the bracket for a chunk of steps at once (one matmul, noise drawn step by step from the
-same stream), then per step one in-place add, one in-place GEMM and φ.
+path (:func:`rollout_fast`) runs the same Euler–Maruyama steps with in-place work on
+preallocated buffers, through the in-place form of the step in :mod:`.rate`
+(``fused_weights`` with α folded into the weights, ``fused_drive_``, ``fused_step_``; the
+equation is written there): the input drive and the noise for a chunk of steps at once (one
+matmul, the noise drawn step by step from the same stream), then per step one in-place add,
+one in-place GEMM and φ.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from .rate import (
     RateParams,
     RateState,
     decorrelate,
+    fused_drive_,
+    fused_step_,
+    fused_weights,
     init_state,
     input_drive,
-    phi_into,
     rate_step,
     readout,
 )
@@ -153,13 +155,9 @@ def rollout_fast(
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     new = dict(device=inputs.device, dtype=inputs.dtype)
-    a = float(c.alpha)
-    gain = c.sigma * a**0.5
     Tc = max(1, min(T, chunk or max(1, min(64, 4096 // max(B, 1)))))
     with torch.no_grad():
-        RaT = (p.W_rec * a).T
-        WinT = (p.W_in * a).T
-        ba = None if p.b is None else p.b * a
+        fw = fused_weights(p, c, B)  # α folded into W_in, b, W_rec
         WoT = p.W_out.T
         xs = torch.empty(T, B, N, **new) if keep_states else None
         rs = torch.empty(T, B, N, **new) if keep_states else None
@@ -167,37 +165,21 @@ def rollout_fast(
         abuf = None if keep_states else torch.empty(Tc, B, N, **new)
         ring = None if keep_states else torch.empty(2, B, N, **new)
         carry = None if keep_states else torch.empty(B, N, **new)
-        tmp = None if p.D_rec is None else torch.empty(B, N, **new)
         s = init_state(p, c, B, x0)
         x_prev, r_prev = s.x, s.r_hat
-        chunked = isinstance(xi, NoiseSource)
+        chunked = isinstance(xi, NoiseSource)  # else ξ_t = xi(t), added step by step
+        filled = chunked and xi.active
         for t0 in range(0, T, Tc):
             n = min(Tc, T - t0)
             A = xs[t0 : t0 + n] if keep_states else abuf[:n]
-            Af = A.view(n * B, N)
-            uh = decorrelate(p.D_in, inputs[t0 : t0 + n]).reshape(n * B, -1)
-            if chunked and xi.active:
-                xi.fill(t0, A)
-                Af.addmm_(uh, WinT, beta=gain)  # σ√α ξ + α W_in û (β = 0 ignores ξ)
-            else:
-                torch.mm(uh, WinT, out=Af)
-            if ba is not None:
-                A.add_(ba)
+            if filled:
+                xi.fill(t0, A)  # ξ, scaled and added to the drive by its GEMM
+            fused_drive_(A, decorrelate(p.D_in, inputs[t0 : t0 + n]), fw, noise=filled)
             for k in range(n):
                 t = t0 + k
-                x = A[k]
-                if not chunked:
-                    xt = xi(t)
-                    if xt is not None and c.sigma > 0:
-                        x.add_(xt, alpha=gain)
-                if a != 1.0:
-                    x.add_(x_prev, alpha=1.0 - a)
-                x.addmm_(r_prev, RaT)
+                xt = None if chunked else xi(t)
                 r = rs[t] if keep_states else ring[t % 2]
-                if p.D_rec is None:
-                    phi_into(c.phi, x, r)
-                else:
-                    torch.mm(phi_into(c.phi, x, tmp), p.D_rec.T, out=r)
+                x = fused_step_(A[k], x_prev, r_prev, r, fw, xt if c.sigma > 0 else None)
                 if keep_outputs:
                     if p.b_out is None:
                         torch.mm(r, WoT, out=os[t])

@@ -1,12 +1,15 @@
-"""The torch rate step against hand-written references and Ornstein–Uhlenbeck theory."""
+"""The torch rate step against hand-written references and Ornstein–Uhlenbeck theory, and
+its in-place form (the fused engines' step) against the step."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.linalg import solve_discrete_lyapunov
 
 import bioplaus as bp
+from bioplaus.backends.torch import rate
 
 
 def _spec(**kw):
@@ -95,3 +98,83 @@ def test_simulate_rejects_bad_shapes():
         bp.simulate(spec, np.zeros((5, 2, 3)), noise=np.zeros((5, 2, 11)))
     with pytest.raises(bp.SpecError, match="backend"):
         bp.simulate(spec, np.zeros((5, 2, 3)), backend="nest")
+
+
+@pytest.mark.parametrize("carry", ["x", "kx", "kx-fold"])
+@pytest.mark.parametrize("noise_in_drive", [True, False])
+@pytest.mark.parametrize(
+    ("alpha", "phi", "decor", "bias"),
+    [(0.25, "tanh", True, True), (1.0, "tanh", False, False), (0.1, "softplus", True, False),
+     (0.5, "relu", False, True), (0.3, "sigmoid", True, True)],
+)  # fmt: skip
+def test_in_place_step_is_the_rate_step(carry, noise_in_drive, alpha, phi, decor, bias):
+    """fused_weights / fused_drive_ / fused_step_ (the no-autograd engines' step: α folded
+    into the weights, in place) give the states of rate_step to float64 rounding, carrying
+    x (rollout_fast) or y = k x (perturb_fast; D_rec folded into W_rec or applied per
+    step), with the noise in the chunk's drive GEMM or added step by step."""
+    F64 = torch.float64
+    spec = _spec(
+        dt=0.02 * alpha, nonlinearity=phi, decorrelate_rec=decor, decorrelate_input=decor,
+        bias=bias,
+    )  # fmt: skip
+    g = torch.Generator().manual_seed(4)
+    p = rate.to_torch(bp.init_params(spec, seed=1), dtype=F64)
+    if decor:
+        p = p._replace(
+            D_rec=p.D_rec + 0.05 * torch.randn(12, 12, generator=g, dtype=F64),
+            D_in=p.D_in + 0.1 * torch.randn(3, 3, generator=g, dtype=F64),
+        )
+    if bias:
+        p = p._replace(b=0.1 * torch.randn(12, generator=g, dtype=F64))
+    c = rate.consts_of(spec)
+    T, B = 6, 4
+    u = torch.randn(T, B, 3, generator=g, dtype=F64)
+    xi = torch.randn(T, B, 12, generator=g, dtype=F64)
+    x_init = torch.randn(B, 12, generator=g, dtype=F64)
+    s = rate.init_state(p, c, B, x_init)
+    drive = rate.input_drive(p, u)
+    ref = []
+    for t in range(T):
+        s = rate.rate_step(p, c, s, drive[t], xi[t])
+        ref.append(s)
+
+    with torch.no_grad():
+        kw = {} if carry == "x" else dict(carry="kx", fold_rec=carry == "kx-fold")
+        fw = rate.fused_weights(p, c, B, **kw)
+        k, a_, c_, _ = fw.phi if carry != "x" else (1.0, 1.0, 0.0, None)
+        v = xi.clone() if noise_in_drive else torch.empty(T, B, 12, dtype=F64)
+        rate.fused_drive_(v, rate.decorrelate(p.D_in, u), fw, noise=noise_in_drive)
+        z = torch.empty(T, B, 12, dtype=F64)
+        v_prev = x_init * k
+        z_prev = rate.init_state(p, c, B, x_init).r_hat  # carrying x: r̂ = D φ(x)
+        if carry != "x":  # carrying y = k x: s = g(y)
+            z_prev = rate.g_into(fw.phi.g, v_prev, torch.empty(B, 12, dtype=F64))
+        for t in range(T):
+            xi_t = None if noise_in_drive else xi[t]
+            rate.fused_step_(v[t], v_prev, z_prev, z[t], fw, xi_t)
+            v_prev, z_prev = v[t], z[t]
+    x = v / k
+    r_hat = z if carry == "x" else rate.decorrelate(p.D_rec, a_ * z + c_)
+    for t in range(T):
+        torch.testing.assert_close(x[t], ref[t].x, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(r_hat[t], ref[t].r_hat, rtol=1e-12, atol=1e-12)
+
+
+def test_in_place_tanh_is_tanh():
+    """phi_into's CPU tanh, 2 σ(2x) − 1, is tanh to float64 rounding; FAST_TANH off (or
+    another φ) evaluates φ itself."""
+    x = torch.linspace(-8, 8, 1001, dtype=torch.float64)
+    out = torch.empty_like(x)
+    cpu = torch.device("cpu")
+    assert rate.phi_affine(torch.tanh, cpu) == (2.0, 2.0, -1.0, torch.sigmoid)
+    torch.testing.assert_close(
+        rate.phi_into(rate.phi_affine(torch.tanh, cpu), x, out), torch.tanh(x), rtol=0,
+        atol=1e-15,
+    )  # fmt: skip
+    rate.FAST_TANH = False
+    try:
+        f = rate.phi_affine(torch.tanh, cpu)
+        assert f == (1.0, 1.0, 0.0, torch.tanh)
+        assert torch.equal(rate.phi_into(f, x, out), torch.tanh(x))
+    finally:
+        rate.FAST_TANH = True
