@@ -60,6 +60,9 @@ def estimate(
     MLP (:class:`~bioplaus.spec.MLPSpec`): inputs [B, n_in] and targets [B, n_out] (a
     leading T = 1 axis is accepted and dropped); the loss follows ``spec.output``; returns
     W{l}, b{l}. ``bp`` is the exact gradient (an alias of ``bptt``).
+
+    After the argument checks the network type's ``estimate`` runs
+    (``bp.network_type(spec.kind)``, ``bioplaus/networks/<kind>.py``).
     """
     check_estimate(rule, spec, params, inputs, targets, seed, mask, device, dtype, options, allow_nonfinite)  # fmt: skip  # noqa: E501
     rs = rule_spec(rule, options)

@@ -60,7 +60,8 @@ def simulate(
 
     Arguments are checked first (``bioplaus.validate.check_simulate``): NaN/Inf in
     params, noise or x0 is refused unless ``allow_nonfinite=True``; an unknown keyword is a
-    TypeError.
+    TypeError. Then the network type's ``simulate`` runs (``bp.network_type(spec.kind)``,
+    ``bioplaus/networks/<kind>.py``), on the back-end named.
     """
     check_simulate(spec, inputs, params, backend, noise, seed, x0, device, dtype, backend_options, allow_nonfinite)  # fmt: skip  # noqa: E501
     inputs = check_inputs(spec, inputs)

@@ -91,16 +91,14 @@ HOOKS = TrainerHooks(
     outputs=lif_train.trainer_outputs,
 )
 
-NETWORK = register_network(
+NETWORK = register_network(  # the one Trainer, reference rule bptt
     "lif",
     init_params=init_lif_params,
     check_params=check_rnn_params,
     estimate=estimate,
     simulate=simulate,
-    trainer="bioplaus.train.trainer:Trainer",
     hooks=HOOKS,
     state="v",
-    reference="bptt",
     alignment=False,
     summary="spiking LIF network (surrogate gradients)",
 )

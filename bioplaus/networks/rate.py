@@ -164,15 +164,12 @@ HOOKS = TrainerHooks(
     consts=consts_of, make_online=_make_online, estimate=_trainer_estimate, outputs=_trainer_outputs
 )
 
-NETWORK = register_network(
+NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
     "rate",
     init_params=init_rate_params,
     check_params=check_rnn_params,
     estimate=estimate,
     simulate=simulate,
-    trainer="bioplaus.train.trainer:Trainer",
     hooks=HOOKS,
-    state="x",
-    reference="bptt",
     summary="rate RNN: tau dx/dt = -x + W_rec phi(x) + W_in u + b",
 )
