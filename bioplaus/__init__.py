@@ -9,6 +9,8 @@ Public API (DESIGN §4)::
     result = bp.run("protocols/copy_anp.toml", out="runs/copy_anp")
     bp.register_rule(name, options=..., build=..., mechanism="node")   # a user's rule
     bp.register_task(name, TaskClass)                                    # a user's task
+    bp.register_network(kind, init_params=..., estimate=..., ...)        # a network type
+    net    = bp.network_type("lif")                  # the entry points of one network type
     run    = bp.load_run("runs/copy_anp")            # config, metrics, final params, status
     table  = bp.load_sweep("runs/sweeps/NAME")       # a sweep's results, one row per point
 """
@@ -17,7 +19,7 @@ from . import analysis
 from .estimate import estimate
 from .export import to_xarray
 from .params import init_params
-from .registry import register_rule
+from .registry import network_type, register_network, register_rule
 from .results import load_run, load_sweep
 from .rules import RuleSpec
 from .runs import ensure_run, resume, run
@@ -35,6 +37,8 @@ __all__ = [
     "estimate",
     "init_params",
     "load_model",
+    "network_type",
+    "register_network",
     "register_rule",
     "register_task",
     "load_run",

@@ -191,8 +191,10 @@ def _attrs(spec: Any) -> dict[str, Any]:
 
 
 def _state_name(spec: Any) -> str:
-    kind = getattr(spec, "kind", "rate")
-    return "v" if kind == "lif" else "x"
+    """The name of the state ``bp.simulate`` returns for ``spec``'s network type (x, v)."""
+    from .registry import network_type
+
+    return network_type(getattr(spec, "kind", "rate")).state
 
 
 def to_xarray(

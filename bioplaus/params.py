@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .random import numpy_rng
+from .registry import network_type
 from .spec import ModelSpec
 from .validate import check_shapes, check_spec_type
 
@@ -23,14 +24,18 @@ def init_params(spec: ModelSpec, seed: int = 0) -> Params:
     """Initial parameters for ``spec``: W_in [N, n_in], W_rec [N, N], W_out [n_out, N],
     plus b [N], b_out [n_out] when the spec has biases (zeros), and D_in [n_in, n_in],
     D_rec [N, N] (identity) when it decorrelates. float64 arrays; backends cast.
-    An :class:`~bioplaus.spec.MLPSpec` gets W{l}, b{l}, D{l} (see :mod:`bioplaus.mlp`)."""
-    check_spec_type(spec)  # TypeError for a dict or another object (bioplaus.validate)
-    if spec.kind == "mlp":
-        from .mlp import init_mlp_params
+    An :class:`~bioplaus.spec.MLPSpec` gets W{l}, b{l}, D{l} (see :mod:`bioplaus.mlp`).
 
-        return init_mlp_params(spec, seed)
-    if spec.kind == "lif":  # spiking network: W_rec with zero diagonal, input/readout gains
-        return init_lif_params(spec, seed)
+    The network type's own initialiser (``bp.network_type(spec.kind).init_params``):
+    :func:`init_rate_params`, :func:`init_lif_params`, :func:`bioplaus.mlp.init_mlp_params`."""
+    check_spec_type(spec)  # TypeError for a dict or another object (bioplaus.validate)
+    return network_type(spec.kind).init_params(spec, seed)
+
+
+def init_rate_params(spec: ModelSpec, seed: int = 0) -> Params:
+    """Initial rate-network parameters (float64 numpy): W_in, W_out with std 1/√fan_in
+    (``normal``) or √(2/(fan_in+fan_out)) (``xavier_normal``), W_rec the same times
+    ``rec_gain``; b, b_out zeros; D_in, D_rec identity when the spec decorrelates."""
     rng = numpy_rng(seed, "init_params")
     p: Params = {
         "W_in": _weight(rng, spec.n_rec, spec.n_in, spec.weight_init),
@@ -85,11 +90,14 @@ DECORRELATORS = ("D_in", "D_rec")
 
 
 def check_params(spec: ModelSpec, params: Params) -> None:
-    """Raise ValueError naming the key if a parameter is missing or has the wrong shape."""
-    if spec.kind == "mlp":
-        from .mlp import check_mlp_params
+    """Raise ValueError naming the key if a parameter is missing or has the wrong shape
+    (the network type's own check, ``bp.network_type(spec.kind).check_params``)."""
+    network_type(spec.kind).check_params(spec, params)
 
-        return check_mlp_params(spec, params)
+
+def check_rnn_params(spec: ModelSpec, params: Params) -> None:
+    """The shapes of a recurrent network's parameters (rate and LIF): W_in [N, n_in],
+    W_rec [N, N], W_out [n_out, N], b [N], b_out [n_out], D_in [n_in, n_in], D_rec [N, N]."""
     shapes = {
         "W_in": (spec.n_rec, spec.n_in),
         "W_rec": (spec.n_rec, spec.n_rec),

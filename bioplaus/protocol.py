@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from .registry import load_plugin
+from .registry import load_plugin, network_type
 from .rules import RuleOptionError, RuleSpec, rule_options
 from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec_from_dict
 
@@ -155,7 +155,9 @@ class ProtocolSpec(BaseModel):
                 "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
             )
         if self.rule.alignment and (
-            self.model.kind == "lif" or self.rule.name == "three-factor" or self.backend != "torch"
+            not network_type(self.model.kind).alignment
+            or self.rule.name == "three-factor"
+            or self.backend != "torch"
         ):
             raise ValueError(
                 "rule.alignment: logged for rate and MLP models with a perturbation or "

@@ -1,4 +1,4 @@
-"""Open registries: learning rules, tasks and plug-in modules, found by name.
+"""Open registries: learning rules, network types, tasks and plug-in modules, found by name.
 
 A rule is registered once, with the pydantic model of its own options, a factory and the
 *mechanism* that runs it (the drivers are per mechanism, never per rule)::
@@ -16,7 +16,14 @@ and is then named in a protocol's ``[rule]`` table like a built-in. Mechanisms:
 A protocol's top-level ``plugins = ["my_rules.py", "package.module"]`` imports user modules
 (paths relative to the protocol file) before its ``[rule]`` and ``[task]`` tables are
 validated, so a rule or task registered there is found by ``bioplaus run``, ``resume``, sweeps
-and ``compare`` alike. This module imports no other layer of bioplaus.
+and ``compare`` alike.
+
+A network type (``rate``, ``lif``, ``mlp``: a model spec's ``kind``) is one entry,
+:class:`NetworkType`, registered with :func:`register_network` and found by
+:func:`network_type`; ``bp.init_params``, ``bp.simulate``, ``bp.estimate``, the trainer, the
+run loop, exports and analysis look it up instead of branching on ``spec.kind``. The built-in
+types live in :mod:`bioplaus.networks` (one module each), imported by name on the first
+lookup, as plug-ins are. This module imports no other layer of bioplaus.
 """
 
 from __future__ import annotations
@@ -135,9 +142,10 @@ def register_rule(
         raise ValueError(f"mechanism: must be one of {list(MECHANISMS)} (got {mechanism!r})")
     if not (isinstance(options, type) and "name" in getattr(options, "model_fields", {})):
         raise TypeError("options: must be a subclass of bioplaus.RuleSpec (a pydantic model)")
-    bad = [n for n in networks if n not in NETWORKS]
+    known = (*NETWORKS, *(k for k in NETWORK_TYPES.names() if k not in NETWORKS))
+    bad = [n for n in networks if n not in known]
     if bad:
-        raise ValueError(f"networks: unknown network type {bad[0]!r} (choose from {NETWORKS})")
+        raise ValueError(f"networks: unknown network type {bad[0]!r} (choose from {known})")
     if mechanism != "gradient" and build is None:
         raise ValueError(f"build: a {mechanism!r} rule needs a factory build(options, network)")
     module = getattr(build, "__module__", "") or getattr(options, "__module__", "")
@@ -150,6 +158,130 @@ def register_rule(
 def rule_entry(name: str) -> RuleEntry:
     """The registered rule ``name`` (KeyError with a one-line message otherwise)."""
     return RULES.get(name)
+
+
+# -- network types ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainerHooks:
+    """What the one trainer (:class:`bioplaus.train.trainer.Trainer`) calls for a network type.
+
+    ``consts(spec)``: the back-end's constants of the model; ``make_online(protocol, task)``:
+    the handle of an online rule (its driver for this network); ``estimate(trainer, batch, u,
+    y, m, loss, decor)``: one update's estimate of ∂L (a ``PassResult``); ``outputs(trainer,
+    u)``: the clean outputs o [T, B, n_out] (a tensor) the trainer scores."""
+
+    consts: Callable[[Any], Any]
+    make_online: Callable[[Any, Any], Any]
+    estimate: Callable[..., Any]
+    outputs: Callable[[Any, Any], Any]
+
+
+@dataclass(frozen=True)
+class NetworkType:
+    """One network type: everything that differs between model kinds, in one entry.
+
+    - ``init_params(spec, seed)`` → a dict of float64 numpy arrays (``bp.init_params``);
+    - ``check_params(spec, params)``: ValueError naming the key of a missing or misshaped one;
+    - ``estimate(rs, spec, params, inputs, targets, seed, mask, loss, device, dtype)`` → a
+      dict of float64 arrays, ``bp.estimate`` after its argument checks (``rs`` the
+      validated ``RuleSpec``, ``dtype`` a torch dtype);
+    - ``simulate(spec, inputs, params, backend, noise, seed, x0, device, dtype, **options)``
+      → the states (arrays or tensors, ``bp.simulate`` formats them), or ``None`` for a
+      network without dynamics;
+    - ``trainer``: the trainer class, or ``"module:Class"`` (imported when a run starts);
+      ``hooks``: the :class:`TrainerHooks` the one trainer calls (``None`` when ``trainer``
+      is a class of its own);
+    - ``state``: the name of the state ``bp.simulate`` returns (``x``, ``v``), in exports;
+    - ``reference``: the exact-gradient rule an estimate is compared with (``bptt``, ``bp``);
+    - ``sequential``: data have a time axis [T, B, ·]; ``False``: static samples [B, ·]
+      whose loss the model's output fixes;
+    - ``alignment``: the trainer can log the alignment with the exact gradient."""
+
+    kind: str
+    init_params: Callable[[Any, int], dict[str, Any]]
+    check_params: Callable[[Any, dict[str, Any]], None]
+    estimate: Callable[..., dict[str, Any]]
+    simulate: Callable[..., Any] | None = None
+    trainer: str | type = "bioplaus.train.trainer:Trainer"
+    hooks: TrainerHooks | None = None
+    state: str = "x"
+    reference: str = "bptt"
+    sequential: bool = True
+    alignment: bool = True
+    summary: str = ""
+    module: str = ""
+
+    def trainer_class(self) -> type:
+        """The trainer class (``trainer`` imported when it is given as ``"module:Class"``)."""
+        if isinstance(self.trainer, type):
+            return self.trainer
+        module, _, name = str(self.trainer).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+NETWORK_TYPES = Registry("network type")
+#: the package whose modules register the built-in network types (imported on first lookup)
+BUILTIN_NETWORKS = "bioplaus.networks"
+_networks_loaded = False
+
+
+def _load_builtin_networks() -> None:
+    global _networks_loaded
+    if not _networks_loaded:
+        _networks_loaded = True
+        try:
+            importlib.import_module(BUILTIN_NETWORKS)
+        except BaseException:
+            _networks_loaded = False
+            raise
+
+
+def register_network(
+    kind: str,
+    *,
+    init_params: Callable[[Any, int], dict[str, Any]],
+    check_params: Callable[[Any, dict[str, Any]], None],
+    estimate: Callable[..., dict[str, Any]],
+    simulate: Callable[..., Any] | None = None,
+    trainer: str | type = "bioplaus.train.trainer:Trainer",
+    hooks: TrainerHooks | None = None,
+    state: str = "x",
+    reference: str = "bptt",
+    sequential: bool = True,
+    alignment: bool = True,
+    summary: str = "",
+    replace: bool = False,
+) -> NetworkType:
+    """Register the network type ``kind`` (the ``kind`` of its model spec); see
+    :class:`NetworkType` for what each entry point does. Returns the entry."""
+    for name, fn in (("init_params", init_params), ("check_params", check_params),
+                     ("estimate", estimate)):  # fmt: skip
+        if not callable(fn):
+            raise TypeError(f"{name}: must be callable (got {type(fn).__name__})")
+    if simulate is not None and not callable(simulate):
+        raise TypeError(f"simulate: must be callable or None (got {type(simulate).__name__})")
+    if not (isinstance(trainer, type) or (isinstance(trainer, str) and ":" in trainer)):
+        raise TypeError(f"trainer: a class or 'module:Class' (got {trainer!r})")
+    if hooks is not None and not isinstance(hooks, TrainerHooks):
+        raise TypeError(f"hooks: must be a bioplaus TrainerHooks (got {type(hooks).__name__})")
+    module = getattr(init_params, "__module__", "") or ""
+    entry = NetworkType(
+        kind, init_params, check_params, estimate, simulate, trainer, hooks, state, reference,
+        bool(sequential), bool(alignment), summary, module,
+    )  # fmt: skip
+    return NETWORK_TYPES.add(kind, entry, replace=replace)
+
+
+def network_type(kind: str) -> NetworkType:
+    """The registered network type ``kind`` (KeyError with a one-line message otherwise)."""
+    _load_builtin_networks()
+    return NETWORK_TYPES.get(kind)
+
+
+def network_kinds() -> list[str]:
+    """The names of the registered network types (the built-in ones and users')."""
+    _load_builtin_networks()
+    return NETWORK_TYPES.names()
 
 
 # -- plug-in modules ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import LIFSpec, MLPSpec, RateSpec, SpecError
+from .spec import LIFSpec, MLPSpec, ModelSpec, RateSpec, SpecError
 
 # -- capabilities --------------------------------------------------------------------------
 #: Which rule trains which network type, and whether it needs a perturbation σ > 0, derived
@@ -504,3 +504,56 @@ def check_estimate(
         _finite_array("mask", mk, allow_nonfinite)
         if mk.size and np.any(mk < 0):
             raise SpecError("mask: must be >= 0 (1 where a step is scored, 0 elsewhere)")
+
+
+# -- the data of bp.simulate / bp.estimate ------------------------------------------------
+def check_inputs(spec: ModelSpec, inputs: np.ndarray, name: str = "inputs") -> np.ndarray:
+    """Validate [T, B, n_in] inputs; return them as float64."""
+    arr = np.asarray(inputs, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != spec.n_in:
+        raise SpecError(f"{name}: expected shape [T, B, n_in={spec.n_in}], got {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise SpecError(f"{name}: empty sequence or batch (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise SpecError(f"{name}: contains NaN or Inf")
+    return arr
+
+
+def check_targets(
+    spec: ModelSpec, inputs: np.ndarray, targets, mask
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Targets [T, B, n_out] (finite) and an optional mask [T, B] for checked ``inputs``
+    [T, B, n_in] → float64 (targets, mask)."""
+    T, B, _ = inputs.shape
+    targets = np.asarray(targets, dtype=np.float64)
+    if targets.shape != (T, B, spec.n_out):
+        raise SpecError(f"targets: expected shape {(T, B, spec.n_out)}, got {targets.shape}")
+    if not np.all(np.isfinite(targets)):
+        raise SpecError("targets: contains NaN or Inf")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=np.float64)
+        if mask.shape != (T, B):
+            raise SpecError(f"mask: expected shape {(T, B)}, got {mask.shape}")
+    return targets, mask
+
+
+def check_mlp_data(spec, inputs, targets, mask) -> tuple[np.ndarray, np.ndarray]:
+    """MLP data: inputs [B, n_in] (or [1, B, n_in], a T = 1 sequence as tasks produce) and
+    targets [B, n_out] (or [1, B, n_out]) → float64 [B, ·]."""
+    if mask is not None:
+        raise SpecError("mask: a feed-forward model scores every sample (pass mask=None)")
+    out = []
+    for name, arr, n in (("inputs", inputs, spec.n_in), ("targets", targets, spec.n_out)):
+        a = np.asarray(arr, dtype=np.float64)
+        if a.ndim == 3 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim != 2 or a.shape[1] != n or a.shape[0] == 0:
+            raise SpecError(f"{name}: expected shape [B, {n}] or [1, B, {n}], got {np.shape(arr)}")
+        if not np.all(np.isfinite(a)):
+            raise SpecError(f"{name}: contains NaN or Inf")
+        out.append(a)
+    if out[0].shape[0] != out[1].shape[0]:
+        raise SpecError(
+            f"targets: batch {out[1].shape[0]} does not match inputs' batch {out[0].shape[0]}"
+        )
+    return out[0], out[1]

@@ -70,8 +70,9 @@ def alignment(
     ``reference`` is the exact rule ("bp" for an MLP, "bptt" for the RNN by default; e.g.
     "tbptt" with ``k`` is not accepted here — pass a gradient to :func:`angles` instead)."""
     from ..estimate import estimate
+    from ..registry import network_type
 
-    reference = reference or ("bp" if spec.kind == "mlp" else "bptt")
+    reference = reference or network_type(spec.kind).reference
     common = {k: options.pop(k) for k in ("dtype", "device", "loss", "mask") if k in options}
     est = estimate(rule, spec, params, inputs, targets, seed=seed, **common, **options)
     grad = estimate(reference, spec, params, inputs, targets, **common)

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import io
 from ..progress import progress as progress_bar
 from ..protocol import ProtocolSpec
+from ..registry import network_type
 from ..spec import SpecError
 from ..tasks.base import Task
 from .files import _short
@@ -38,10 +39,9 @@ class RunResult(NamedTuple):
 
 
 def _make_trainer(spec: ProtocolSpec, task: Task, params):
-    from ..train.trainer import Trainer
-
-    if spec.model.kind == "mlp":  # feed-forward models: same trainer contract
-        from ..train.mlp_trainer import MLPTrainer as Trainer
+    # the network type's trainer (the one Trainer; MLPTrainer for feed-forward models, same
+    # contract): bioplaus/networks/<kind>.py
+    Trainer = network_type(spec.model.kind).trainer_class()
     if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
         from ..train.brian2_trainer import Brian2Trainer as Trainer
     try:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..random import child_seed
+from ..registry import network_type
 from ..spec import SpecError
 from .base import Task
 
@@ -39,7 +40,8 @@ def task_for(table: Mapping[str, Any], model: Any, seed: int, source: str | None
                 f"{head}model.{key}: {getattr(model, key)} does not match task {name!r} "
                 f"({key}={want})"
             )
-    if model.kind == "mlp" and task.loss != model.loss:
+    # static samples (an MLP): the model's output layer fixes the loss
+    if not network_type(model.kind).sequential and task.loss != model.loss:
         raise SpecError(
             f"{head}model.output: {model.output!r} uses loss {model.loss!r} but task {name!r} is "
             f"scored with {task.loss!r}"

@@ -20,17 +20,16 @@ import numpy as np
 import torch
 
 from ..analysis.alignment import angles
-from ..backends.torch import lif_train
 from ..backends.torch.bptt import bptt_estimate
 from ..backends.torch.online import OnlineHandle
 from ..backends.torch.perturb import perturbation_estimate
 from ..backends.torch.precision import precision_scope
-from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
-from ..backends.torch.rollout import noise_source, rollout
+from ..backends.torch.rate import RateParams, to_numpy, to_torch
 from ..loss import mean_loss
 from ..protocol import ProtocolSpec
 from ..random import child_seed, numpy_rng, torch_generator
-from ..rules import make_online, make_rule
+from ..registry import network_type
+from ..rules import make_rule
 from ..rules.decorrelation import decorrelation_update
 from ..tasks.base import Batch, Task
 
@@ -137,8 +136,9 @@ class Trainer:
             torch.set_num_threads(tr.threads)
         self.device = torch.device(tr.device)
         self.dtype = DTYPES[tr.dtype]
-        self.lif = protocol.model.kind == "lif"  # spiking network: lif_train.py
-        self.consts = (lif_train.consts_of if self.lif else consts_of)(protocol.model)
+        # what differs between network types (rate, LIF): bioplaus/networks/<kind>.py
+        self.hooks = network_type(protocol.model.kind).hooks
+        self.consts = self.hooks.consts(protocol.model)
         p = to_torch(params, self.device, self.dtype)
         self.weights = {
             k: getattr(p, k).clone().requires_grad_(True)
@@ -155,19 +155,7 @@ class Trainer:
         # runs in the network's online driver (online.py, lif_online.py); its update ΔW
         # reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
         network = protocol.model.kind
-        self.online = None
-        if rs.mechanism == "online":
-            self.online = (
-                lif_train.make_online(protocol, task)
-                if self.lif
-                else OnlineHandle(
-                    make_online(rs, network, protocol.model.dt),
-                    rs.option("sigma"),
-                    int(getattr(task, "n_trial_types", 1)),
-                    tr.batch_size,
-                    protocol.model.dt,
-                )
-            )
+        self.online = self.hooks.make_online(protocol, task) if rs.mechanism == "online" else None
         self.rule = make_rule(rs, network=network) if rs.mechanism in ("node", "weight") else None
         self.step_count = 0
         self.eval_batch = task.sample(tr.eval_batch, numpy_rng(seed, "task", "eval"), split="test")
@@ -195,28 +183,9 @@ class Trainer:
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
         u, y, m = (self._tensor(a) for a in batch)
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
-        p = self.params()
-        loss_kind = self.task.loss
-        scope = precision_scope(tr.precision, self.device)  # the estimate only (precision.py)
-        if self.lif:
-            with scope:
-                res = lif_train.trainer_estimate(self, batch, u, y, m, loss_kind, decor_keys)
-        elif self.online is not None:
-            types = getattr(self.task, "trial_type", None)
-            res = self.online.estimate(
-                p,
-                self.consts,
-                u,
-                y,
-                m,
-                loss_kind,
-                self.gen_noise,
-                types=None if types is None else torch.as_tensor(types(batch), device=self.device),
-                decor=decor_keys,
-            )
-        else:
-            with scope:
-                res = self._estimate(p, u, y, m, self.gen_noise, decor_keys)
+        # the estimate only (precision.py; an online rule runs at float32, a null scope)
+        with precision_scope(tr.precision, self.device):
+            res = self.hooks.estimate(self, batch, u, y, m, self.task.loss, decor_keys)
         return apply_estimate(self, res)
 
     def _estimate(self, p, u, y, m, generator, decor_keys=()):
@@ -259,12 +228,7 @@ class Trainer:
     # -- evaluation -------------------------------------------------------------------------
     def outputs(self, batch: Batch) -> np.ndarray:
         """Clean (σ = 0) outputs on ``batch`` → numpy [T, B, n_out]."""
-        u = self._tensor(batch.inputs)
-        if self.lif:
-            return lif_train.trainer_outputs(self, u).cpu().double().numpy()
-        with torch.no_grad():
-            out = rollout(self.params(), self.consts, u, noise_source((0,)), keep_states=False)
-        return out.o.cpu().double().numpy()
+        return self.hooks.outputs(self, self._tensor(batch.inputs)).cpu().double().numpy()
 
     def evaluate(self) -> dict[str, float]:
         """Loss and task metrics of the clean network on the held-out batch (``eval_*``)

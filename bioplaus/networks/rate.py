@@ -1,0 +1,175 @@
+"""The rate network type: τ dx/dt = −x + W_rec φ(x) + W_in u + b + σ ξ, o = W_out φ(x) + b_out.
+
+Registered as ``"rate"``. Parameters: :func:`bioplaus.params.init_rate_params`; the pure
+step and readout: ``backends/torch/rate.py``; the time loop: ``backends/torch/rollout.py``;
+estimates: BPTT (``bptt.py``), the paired-pass driver (``perturb.py``) and the online
+driver (``online.py``); brian2: ``backends/brian2/rate.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..backends.torch.bptt import bptt_estimate
+from ..backends.torch.online import OnlineHandle
+from ..backends.torch.perturb import perturbation_estimate
+from ..backends.torch.rate import consts_of, to_torch
+from ..backends.torch.rollout import noise_source, rollout
+from ..loss import LOSSES
+from ..params import LEARNABLE, check_params, check_rnn_params, init_rate_params
+from ..random import torch_generator
+from ..registry import TrainerHooks, register_network
+from ..rules import make_online, make_rule
+from ..spec import SpecError
+from ..validate import check_inputs, check_targets
+
+Tensor = torch.Tensor
+
+
+def sequence_data(
+    spec: Any, params: dict, inputs: Any, targets: Any, mask: Any, loss: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """``bp.estimate``'s data of a recurrent network (rate, LIF): the loss name (default
+    ``mse``), inputs [T, B, n_in], targets [T, B, n_out], mask [T, B] as float64, and the
+    parameters' shapes checked."""
+    loss = "mse" if loss is None else loss
+    if loss not in LOSSES:
+        raise SpecError(f"loss: unknown loss {loss!r} (choose from {list(LOSSES)})")
+    inputs = check_inputs(spec, inputs)
+    targets, mask = check_targets(spec, inputs, targets, mask)
+    check_params(spec, params)
+    return inputs, targets, mask, loss
+
+
+def estimate(
+    rs: Any, spec: Any, params: dict, inputs: Any, targets: Any, seed: int, mask: Any,
+    loss: str | None, device: str, dtype: torch.dtype,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """``bp.estimate`` on a rate network: BPTT / TBPTT(k), an online rule's one pass at
+    fixed weights, or the paired clean/noisy passes of a perturbation rule."""
+    inputs, targets, mask, loss = sequence_data(spec, params, inputs, targets, mask, loss)
+    p = to_torch(params, device, dtype)
+    c = consts_of(spec)
+    u = torch.as_tensor(inputs, device=device, dtype=dtype)
+    y = torch.as_tensor(targets, device=device, dtype=dtype)
+    m = None if mask is None else torch.as_tensor(mask, device=device, dtype=dtype)
+    if rs.is_gradient:
+        res = bptt_estimate(p, c, u, y, m, loss, k=rs.option("k"))
+    elif rs.mechanism == "online":  # one pass at fixed weights (backends/torch/online.py)
+        rule_obj = make_online(rs, "rate", spec.dt)
+        handle = OnlineHandle(rule_obj, rs.option("sigma"), 1, u.shape[1], spec.dt)
+        res = handle.estimate(p, c, u, y, m, loss, torch_generator(seed, "estimate", device=device))
+    else:
+        res = perturbation_estimate(
+            p,
+            c,
+            make_rule(rs),
+            u,
+            y,
+            m,
+            loss,
+            torch_generator(seed, "estimate", device=device),
+            sigma=rs.sigma,
+            K=rs.K,
+            baseline=rs.baseline,
+        )
+    return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items() if k in LEARNABLE}
+
+
+def simulate(
+    spec: Any, inputs: np.ndarray, params: dict, backend: str, noise: np.ndarray | None,
+    seed: int, x0: np.ndarray | None, device: str, dtype: str, **options: Any,
+) -> Any:  # fmt: skip
+    """States x [T, B, N] of ``bp.simulate`` on ``backend`` (torch: a tensor of ``dtype``;
+    brian2: a numpy array)."""
+    if backend == "torch":
+        if options:
+            raise SpecError(f"{next(iter(options))}: unknown option of the torch back-end")
+        return _simulate_torch(spec, inputs, params, noise, seed, x0, device, dtype)
+    if backend == "brian2":
+        from ..backends.brian2.rate import simulate_rate
+
+        try:
+            return simulate_rate(spec, inputs, params, noise=noise, seed=seed, x0=x0, **options)
+        except (ValueError, TypeError) as exc:  # bad backend option: one line, key named
+            raise SpecError(str(exc)) from None
+    raise SpecError(f"backend: unknown backend {backend!r} (choose from ['torch', 'brian2'])")
+
+
+def _simulate_torch(spec, inputs, params, noise, seed, x0, device, dtype) -> Tensor:
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    p = to_torch(params, device, tdtype)
+    u = torch.as_tensor(inputs, device=device, dtype=tdtype)
+    T, B, _ = inputs.shape
+    xi = noise_source(
+        (B, spec.n_rec),
+        noise=None if noise is None else torch.as_tensor(noise, device=device, dtype=tdtype),
+        generator=torch_generator(seed, "simulate", device=device) if spec.sigma > 0 else None,
+        device=device,
+        dtype=tdtype,
+    )
+    x0_t = None if x0 is None else torch.as_tensor(x0, device=device, dtype=tdtype)
+    with torch.no_grad():
+        out = rollout(p, consts_of(spec), u, xi, x0=x0_t, keep_outputs=False)
+    return out.x
+
+
+# -- the one trainer's hooks ----------------------------------------------------------------
+def _make_online(protocol: Any, task: Any) -> Any:
+    """The trainer's handle on an online rule (three-factor, e-prop, RFLO, …): the rate
+    network's online driver, ``backends/torch/online.py``."""
+    rs = protocol.rule
+    return OnlineHandle(
+        make_online(rs, "rate", protocol.model.dt),
+        rs.option("sigma"),
+        int(getattr(task, "n_trial_types", 1)),
+        protocol.train.batch_size,
+        protocol.model.dt,
+    )
+
+
+def _trainer_estimate(
+    t: Any, batch: Any, u: Tensor, y: Tensor, m: Tensor | None, loss: str, decor: tuple
+) -> Any:
+    """One update's estimate: the online rule's pass, or ``t._estimate`` (BPTT / TBPTT(k)
+    by autograd, else the paired passes)."""
+    p = t.params()
+    if t.online is not None:
+        types = getattr(t.task, "trial_type", None)
+        return t.online.estimate(
+            p,
+            t.consts,
+            u,
+            y,
+            m,
+            loss,
+            t.gen_noise,
+            types=None if types is None else torch.as_tensor(types(batch), device=t.device),
+            decor=decor,
+        )
+    return t._estimate(p, u, y, m, t.gen_noise, decor)
+
+
+def _trainer_outputs(t: Any, u: Tensor) -> Tensor:
+    """Clean (σ = 0) outputs o [T, B, n_out] of the trainer's weights."""
+    with torch.no_grad():
+        out = rollout(t.params(), t.consts, u, noise_source((0,)), keep_states=False)
+    return out.o
+
+
+HOOKS = TrainerHooks(
+    consts=consts_of, make_online=_make_online, estimate=_trainer_estimate, outputs=_trainer_outputs
+)
+
+NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
+    "rate",
+    init_params=init_rate_params,
+    check_params=check_rnn_params,
+    estimate=estimate,
+    simulate=simulate,
+    hooks=HOOKS,
+    summary="rate RNN: tau dx/dt = -x + W_rec phi(x) + W_in u + b",
+)
