@@ -1,28 +1,34 @@
-"""Paired-pass driver for the perturbation rules on the rate network: ONE loop for node
-noise (np, anp, inp, rtg-np, users' node rules) and weight noise (wp).
+"""Paired-pass driver for the perturbation rules: ONE loop (:func:`paired_passes`) for node
+noise (np, anp, inp, rtg-np, users' node rules) and weight noise (wp) on the rate network,
+and for the node-perturbation family on the LIF network (lif_perturb.py).
 
 Pass B (the baseline: clean, or a second noisy pass) and pass A (K noisy resamples) run
-stacked in one batch of B_b + K·G·B rows, so every step is one matmul. What a step draws,
-how it perturbs the hidden step and the readout, and the record the rule sees are the
-perturbation object's (perturbation.py): :class:`~.perturbation.NodeNoise` (ξ on the units
-after the step, a :class:`~bioplaus.rules.base.StepRecord`) or
-:class:`~.perturbation.WeightNoise` (per-row ΔW, ΔV, a
-:class:`~bioplaus.rules.weight_perturbation.WPRecord`), chosen by the rule's ``perturbs``.
-The loop owns the rest, the same for both: rows, losses, mask, δℓ, the rule's online
-accumulation, decorrelation statistics, outputs. Memory is independent of the sequence
-length T (outputs are kept only when asked)::
+stacked in one batch of B_b + K·G·B rows, so every step is one matmul. The state of the
+rows at the start, û_t, what a step draws, how it perturbs the hidden step and the readout,
+and the record the rule sees are the perturbation object's (perturbation.py's protocol):
+:class:`~.perturbation.NodeNoise` (ξ on the units after the step, a
+:class:`~bioplaus.rules.base.StepRecord`) or :class:`~.perturbation.WeightNoise` (per-row
+ΔW, ΔV, a :class:`~bioplaus.rules.weight_perturbation.WPRecord`), chosen by the rule's
+``perturbs``; on LIF, :class:`~.lif_perturb.LIFNodeNoise` (shared background noise, a
+current η on the synaptic drive, a StepRecord of δJ, δv or δs). The loop owns the rest, the
+same for all three: rows, losses, mask, δℓ, the rule's online accumulation, decorrelation
+statistics (of the state's r̂), outputs. Memory is independent of the sequence length T
+(outputs are kept only when asked)::
 
-    per step t:  û_t = D_in u_t ;  (x_t, r̂_t) = hidden(x_{t−1}, r̂_{t−1}, û_t) ;  o_t = readout(r̂_t)
+    per step t:  û_t = D_in u_t ;  s_t = hidden(s_{t−1}, û_t) ;  o_t = readout(s_t)
                  δℓ_t = m_t (ℓ(o_t^A, y_t) − ℓ(o_t^B, y_t)) ;  rule.accumulate(record_t)
+
+(rate: s_t = (x_t, r̂_t); LIF: (v, q, r, refractory count, s)_t and r̂_t = D_rec r_t).
 
 Row layout:  [ baseline rows (B, or P when noisy) | perturbed rows (P = K·G·B) ];
 perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, except for INP
 (iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
 the readout (group 1); a noisy baseline row carries the same pattern as its partner.
 
-Every node-perturbation rule with a clean baseline (any K, any credit signal) takes the
-chunked fast path of perturb_fast.py instead (the same estimator, fed to the rule in blocks
-of steps); a noisy baseline, INP and WP run the loop here.
+On the rate network every node-perturbation rule with a clean baseline (any K, any credit
+signal) takes the chunked fast path of perturb_fast.py instead (the same estimator, fed to
+the rule in blocks of steps); a noisy baseline, INP and WP run the loop here, as does every
+LIF rule.
 """
 
 from __future__ import annotations
