@@ -111,7 +111,8 @@ class LIFNodeNoise(Perturbation):
         return Context(self.c.alpha if self.delta == "v" else 1.0, self.sigma, 1.0)
 
     def loss_norm(self, norm_b: float) -> float:
-        """Σ m over the batch: the B baseline rows are the trials."""
+        """Σ m over the batch: the B baseline rows are the trials (the base's
+        norm_b · B_b / B with B_b = B, without its rounding: 0.1 · 3 / 3 ≠ 0.1)."""
         return norm_b
 
     def hidden(
