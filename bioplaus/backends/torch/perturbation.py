@@ -1,6 +1,8 @@
-"""What the paired-pass loop (perturb.py) perturbs on the rate network, one object per kind:
-per step, what is drawn from the generator (and in which order), how it perturbs the hidden
-step and the readout, and the record the rule receives.
+"""What the paired-pass loop (perturb.py) perturbs, one object per kind: the state of the
+stacked rows at the start, per step what is drawn from the generator (and in which order),
+how it perturbs the hidden step and the readout, and the record the rule receives. The
+rate network's two kinds are here; the LIF network's (:class:`~.lif_perturb.LIFNodeNoise`:
+shared background noise, a current perturbation on the synaptic drive) is in lif_perturb.py.
 
 :class:`NodeNoise` (``rule.perturbs == "nodes"``: np, anp, inp, rtg-np, users' node rules)
 adds noise to the units after the step; the rule gets a
@@ -33,9 +35,18 @@ from typing import Any, NamedTuple
 
 import torch
 
-from ...rules.base import PerturbationRule, StepRecord
+from ...rules.base import Context, PerturbationRule, StepRecord
 from ...rules.weight_perturbation import WPRecord
-from .rate import RateConsts, RateParams, RateState, integrate, rate_step, readout
+from .rate import (
+    RateConsts,
+    RateParams,
+    RateState,
+    decorrelate,
+    init_state,
+    integrate,
+    rate_step,
+    readout,
+)
 
 Tensor = torch.Tensor
 
@@ -52,6 +63,11 @@ class Rows(NamedTuple):
     simple: bool  # K = G = 1, clean baseline: rows pair one-to-one, slices suffice
     src: Tensor  # [S] the input/target row (trial) of every stacked row
     pair: Tensor  # [P] the baseline row of every perturbed row
+
+    @property
+    def K(self) -> int:
+        """Perturbed resamples per trial and group: P / (G·B)."""
+        return self.P // (self.G * self.B)
 
     @staticmethod
     def of(B: int, K: int, G: int, baseline: str, device: torch.device) -> Rows:
@@ -79,8 +95,8 @@ class Step(NamedTuple):
 
     t: int
     u_hat: Tensor  # [B, n_in] û_t
-    r_prev: Tensor  # [S, N] r̂_{t−1}
-    state: RateState  # x_t, r̂_t
+    prev: Any  # the state after step t − 1 (rate: x, r̂; its r̂ is r̂_{t−1})
+    state: Any  # the state after step t (rate: x_t, r̂_t)
     o: Tensor  # [S, n_out] o_t
     drawn_h: Any  # what :meth:`Perturbation.hidden` drew
     drawn_o: Any  # what :meth:`Perturbation.readout` drew
@@ -88,38 +104,63 @@ class Step(NamedTuple):
 
 
 class Perturbation:
-    """What one kind of perturbation does at each step of the loop (the protocol): draw and
-    run the hidden step of all S rows (:meth:`hidden`), draw and run the readout
-    (:meth:`readout`), and make the rule's record of the step (:meth:`record`) from what
-    they drew. Subclasses: :class:`NodeNoise`, :class:`WeightNoise`."""
+    """What one kind of perturbation does in the loop (the protocol): the state of all S rows
+    before the first step (:meth:`init_state`), û_t (:meth:`u_hat`), draw and run the hidden
+    step (:meth:`hidden`), draw and run the readout (:meth:`readout`), and make the rule's
+    record of the step (:meth:`record`) from what they drew; with the rule's
+    :class:`~bioplaus.rules.base.Context` (:meth:`context`) and the denominator of the
+    baseline loss (:meth:`loss_norm`). A state is the kind's own, with ``r_hat`` [S, N]: the
+    r̂_t whose baseline rows feed the decorrelation sums Σ r̂ r̂ᵀ. Subclasses:
+    :class:`NodeNoise`, :class:`WeightNoise` (rate), :class:`~.lif_perturb.LIFNodeNoise`."""
 
     def __init__(
         self,
         p: RateParams,
-        c: RateConsts,
+        c: Any,
         sigma: float,
         rows: Rows,
         generator: torch.Generator,
-        like: Tensor,
+        inputs: Tensor,
     ) -> None:
         self.p, self.c, self.sigma, self.rows, self.generator = p, c, sigma, rows, generator
-        self.dev, self.dt = like.device, like.dtype
+        self.inputs = inputs  # [T, B, n_in]
+        self.dev, self.dt = inputs.device, inputs.dtype
         self.setup()
 
     def setup(self) -> None:
         """What a kind precomputes once per pass (called by ``__init__``)."""
 
+    def init_state(self, x0: Tensor | None) -> Any:
+        """The state of all S rows before step 0 (``x0`` [S, N] per stacked row, or None).
+        Rate: x_{−1} = x0 (or 0), r̂_{−1} = D_rec φ(x_{−1}) (:func:`~.rate.init_state`)."""
+        return init_state(self.p, self.c._replace(sigma=0.0), self.rows.S, x0)
+
+    def u_hat(self, t: int) -> Tensor:
+        """û_t = D_in u_t [B, n_in]."""
+        return decorrelate(self.p.D_in, self.inputs[t])
+
+    def context(self) -> Context:
+        """The rule's constants: α, σ and the noise-variance factor (2 with a noisy
+        baseline: both passes of a pair carry independent noise, 1 with a clean one)."""
+        return Context(self.c.alpha, self.sigma, 2.0 if self.rows.noisy else 1.0)
+
+    def loss_norm(self, norm_b: float) -> float:
+        """The denominator of the baseline loss: Σ m over the B_b baseline rows,
+        norm_b · B_b / B (norm_b = Σ m over the batch)."""
+        return norm_b * self.rows.Bb / self.rows.B
+
     def _ones(self, n: int, bias: Tensor | None) -> list[Tensor]:
         """[ones [n, 1]], the presynaptic 1 of a bias column, or [] without the bias."""
         return [torch.ones(n, 1, device=self.dev, dtype=self.dt)] if bias is not None else []
 
-    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Any]:
+    def hidden(self, t: int, s: Any, u_hat: Tensor) -> tuple[Any, Any]:
         """Draw this step's hidden-layer noise and return the new state of all S rows, and
         what was drawn."""
         raise NotImplementedError
 
-    def readout(self, r_hat: Tensor) -> tuple[Tensor, Any]:
-        """Draw this step's readout noise and return o_t of all S rows, and what was drawn."""
+    def readout(self, s: Any) -> tuple[Tensor, Any]:
+        """Draw this step's readout noise and return o_t of all S rows (from the state
+        after the hidden step), and what was drawn."""
         raise NotImplementedError
 
     def record(self, step: Step) -> StepRecord | WPRecord:
@@ -159,7 +200,9 @@ class NodeNoise(Perturbation):
                 b = b * on[:, None]
         return a, b
 
-    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, tuple[Tensor, Tensor]]:
+    def hidden(
+        self, t: int, s: RateState, u_hat: Tensor
+    ) -> tuple[RateState, tuple[Tensor, Tensor]]:
         """Draw ξ and run the step of all S rows: x_t = … + σ √α ξ_t (:func:`rate_step`)."""
         p = self.p
         drive_b = u_hat @ p.W_in.T  # [B, N], W_in û_t + b once per trial
@@ -169,10 +212,10 @@ class NodeNoise(Perturbation):
         s = rate_step(p, self.c_pass, s, self.rows.stack(drive_b), torch.cat([xi_b, xi_a]))
         return s, (xi_a, xi_b)
 
-    def readout(self, r_hat: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def readout(self, s: RateState) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """Draw ξᵒ; o_t = W_out r̂_t + b_out + σ ξᵒ_t."""
         xo_a, xo_b = self._draw(self.p.W_out.shape[0], self.zeros_bo, self.out_on)
-        return readout(self.p, r_hat) + self.sigma * torch.cat([xo_b, xo_a]), (xo_a, xo_b)
+        return readout(self.p, s.r_hat) + self.sigma * torch.cat([xo_b, xo_a]), (xo_a, xo_b)
 
     def record(self, step: Step) -> StepRecord:
         """δx, δo, ε = injected noise A − B, and pass B's presynaptic z (of each pair)."""
@@ -182,7 +225,7 @@ class NodeNoise(Perturbation):
         z_u = step.u_hat if r.simple else step.u_hat[r.src[r.Bb :]]
         return StepRecord(
             t=step.t,
-            z_hid=torch.cat([z_u, part(step.r_prev), *self.ones_h], 1),
+            z_hid=torch.cat([z_u, part(step.prev.r_hat), *self.ones_h], 1),
             z_out=torch.cat([part(s.r_hat), *self.ones_o], 1),
             dx=s.x[r.Bb :] - part(s.x),
             do=o[r.Bb :] - part(o),
@@ -219,7 +262,7 @@ class WeightNoise(Perturbation):
         y[self.lo :] += torch.bmm(dW, z[self.lo :, :, None])[:, :, 0]
         return y
 
-    def hidden(self, s: RateState, u_hat: Tensor) -> tuple[RateState, Tensor]:
+    def hidden(self, t: int, s: RateState, u_hat: Tensor) -> tuple[RateState, Tensor]:
         """Draw ΔW; x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], r̂_t = D φ(x_t).
 
         The step is rate.py's :func:`integrate` (the Euler step of :func:`rate_step` from a
@@ -231,10 +274,10 @@ class WeightNoise(Perturbation):
         s = integrate(self.p, self.c, s.x, pre, None)
         return s, dW
 
-    def readout(self, r_hat: Tensor) -> tuple[Tensor, Tensor]:
+    def readout(self, s: RateState) -> tuple[Tensor, Tensor]:
         """Draw ΔV; o_t = (W_o + ΔV_t) [r̂_t; 1]."""
         dV = self._draw(self.W_o.shape[0], self.W_o.shape[1])
-        return self._perturbed(torch.cat([r_hat, *self.ones_o], 1), self.W_o, dV), dV
+        return self._perturbed(torch.cat([s.r_hat, *self.ones_o], 1), self.W_o, dV), dV
 
     def record(self, step: Step) -> WPRecord:
         """ΔW and ΔV of pass A minus pass B (pass A's alone with a clean baseline), δℓ."""
@@ -253,11 +296,12 @@ def perturbation_for(
     K: int,
     baseline: str,
     generator: torch.Generator,
-    like: Tensor,
+    inputs: Tensor,
 ) -> Perturbation:
-    """The perturbation a rule asks for (its ``perturbs``: "nodes" or "weights"; its
-    ``iterative``: INP's two groups of passes), on the rows of a batch ``like`` [T, B, ·]."""
+    """The rate network's perturbation a rule asks for (its ``perturbs``: "nodes" or
+    "weights"; its ``iterative``: INP's two groups of passes), on the rows of a batch
+    ``inputs`` [T, B, n_in]."""
     weights = getattr(rule, "perturbs", "nodes") == "weights"
     G = 2 if not weights and bool(getattr(rule, "iterative", False)) else 1
-    rows = Rows.of(like.shape[1], K, G, baseline, like.device)
-    return (WeightNoise if weights else NodeNoise)(p, c, sigma, rows, generator, like)
+    rows = Rows.of(inputs.shape[1], K, G, baseline, inputs.device)
+    return (WeightNoise if weights else NodeNoise)(p, c, sigma, rows, generator, inputs)
