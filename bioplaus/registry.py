@@ -163,17 +163,47 @@ def rule_entry(name: str) -> RuleEntry:
 # -- network types ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainerHooks:
-    """What the one trainer (:class:`bioplaus.train.trainer.Trainer`) calls for a network type.
+    """What the one trainer (:class:`bioplaus.train.trainer.Trainer`) calls for a network type;
+    the trainer itself holds only what every type shares (weights, optimiser, generators,
+    decorrelation update, divergence guard, evaluation, checkpoints).
 
-    ``consts(spec)``: the back-end's constants of the model; ``make_online(protocol, task)``:
-    the handle of an online rule (its driver for this network); ``estimate(trainer, batch, u,
-    y, m, loss, decor)``: one update's estimate of ∂L (a ``PassResult``); ``outputs(trainer,
-    u)``: the clean outputs o [T, B, n_out] (a tensor) the trainer scores."""
+    - ``consts(spec)``: the back-end's constants of the model;
+    - ``make_online(protocol, task)``: the handle of an online rule (its driver for this
+      network);
+    - ``estimate(trainer, batch, u, y, m, loss, decor)``: one update's estimate of ∂L (a
+      ``PassResult``);
+    - ``outputs(trainer, u)``: the clean outputs o (a tensor, the task's layout [T, B, n_out])
+      the trainer scores;
+    - ``tensors(spec, params, device, dtype)`` → ``(weights, decor)``: the numpy parameters
+      as the trainer's named tensors, the learnable ones (the optimiser's) and the
+      decorrelating matrices D (rate, LIF: W_in, W_rec, W_out, b, b_out | D_in, D_rec; MLP:
+      W{l}, b{l} | D{l});
+    - ``pack(spec, weights, decor)``: those named tensors as the back-end's parameters
+      (``RateParams``, ``MLPParams``), what ``estimate`` and ``outputs`` read from
+      ``trainer.params()``; ``to_numpy(p)``: the back-end's parameters → float64 arrays;
+    - ``data(trainer, batch)`` → ``(u, y, m)``: a task batch as tensors (a sequence network:
+      [T, B, ·] and the mask; a feed-forward one: static samples [B, ·], T = 1 dropped);
+    - ``eval_loss(loss, o, batch)``: the evaluation loss L of clean outputs o (numpy, the
+      task's layout) on ``batch``;
+    - ``alignment(trainer)`` → ``(estimate, reference)`` gradients (dicts of tensors) on the
+      trainer's fixed training batch, or ``None`` when nothing is logged (``None``: the type
+      logs no alignment); ``align_key(k)``: whether the angle ``k`` of
+      :func:`bioplaus.analysis.alignment.angles` is logged (as ``align_k``);
+    - ``check(protocol, task)``: ValueError when the trainer cannot run the protocol
+      (``None``: no check beyond the protocol's validation)."""
 
     consts: Callable[[Any], Any]
     make_online: Callable[[Any, Any], Any]
     estimate: Callable[..., Any]
     outputs: Callable[[Any, Any], Any]
+    tensors: Callable[[Any, Any, Any, Any], tuple[dict[str, Any], dict[str, Any]]]
+    pack: Callable[[Any, dict[str, Any], dict[str, Any]], Any]
+    to_numpy: Callable[[Any], dict[str, Any]]
+    data: Callable[[Any, Any], tuple[Any, Any, Any]]
+    eval_loss: Callable[[str, Any, Any], Any]
+    alignment: Callable[[Any], tuple[dict[str, Any], dict[str, Any]] | None] | None = None
+    align_key: Callable[[str], bool] = lambda k: k == "all"
+    check: Callable[[Any, Any], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ class RunResult(NamedTuple):
 
 
 def _make_trainer(spec: ProtocolSpec, task: Task, params):
-    # the network type's trainer (the one Trainer; MLPTrainer for feed-forward models, same
-    # contract): bioplaus/networks/<kind>.py
+    # the network type's trainer (the one Trainer, with the type's hooks, for every built-in
+    # type): bioplaus/networks/<kind>.py
     Trainer = network_type(spec.model.kind).trainer_class()
     if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
         from ..train.brian2_trainer import Brian2Trainer as Trainer
