@@ -219,8 +219,10 @@ class NetworkType:
       → the states (arrays or tensors, ``bp.simulate`` formats them), or ``None`` for a
       network without dynamics;
     - ``trainer``: the trainer class, or ``"module:Class"`` (imported when a run starts);
-      ``hooks``: the :class:`TrainerHooks` the one trainer calls (``None`` when ``trainer``
-      is a class of its own);
+      ``hooks``: the :class:`TrainerHooks` the one trainer calls on the torch back-end
+      (``None`` when ``trainer`` is a class of its own); ``backend_hooks``: those it calls
+      on another back-end, by the protocol's ``backend`` (hooks or ``"module:NAME"``,
+      imported when a run starts: the rate type's ``"brian2"``);
     - ``state``: the name of the state ``bp.simulate`` returns (``x``, ``v``), in exports;
     - ``reference``: the exact-gradient rule an estimate is compared with (``bptt``, ``bp``);
     - ``sequential``: data have a time axis [T, B, ·]; ``False``: static samples [B, ·]
@@ -234,6 +236,7 @@ class NetworkType:
     simulate: Callable[..., Any] | None = None
     trainer: str | type = "bioplaus.train.trainer:Trainer"
     hooks: TrainerHooks | None = None
+    backend_hooks: dict[str, TrainerHooks | str] = field(default_factory=dict)
     state: str = "x"
     reference: str = "bptt"
     sequential: bool = True
@@ -247,6 +250,23 @@ class NetworkType:
             return self.trainer
         module, _, name = str(self.trainer).partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def trainer_hooks(self, backend: str = "torch") -> TrainerHooks | None:
+        """The :class:`TrainerHooks` the one trainer calls on ``backend``: ``hooks`` on torch,
+        else ``backend_hooks[backend]`` (imported when given as ``"module:NAME"``)."""
+        if backend == "torch":
+            return self.hooks
+        try:
+            hooks = self.backend_hooks[backend]
+        except KeyError:
+            raise ValueError(
+                f"backend: network type {self.kind!r} does not train on {backend!r} "
+                f"(trains on {['torch', *self.backend_hooks]})"
+            ) from None
+        if isinstance(hooks, str):
+            module, _, name = hooks.partition(":")
+            hooks = getattr(importlib.import_module(module), name)
+        return hooks
 
 
 NETWORK_TYPES = Registry("network type")
@@ -275,6 +295,7 @@ def register_network(
     simulate: Callable[..., Any] | None = None,
     trainer: str | type = "bioplaus.train.trainer:Trainer",
     hooks: TrainerHooks | None = None,
+    backend_hooks: dict[str, TrainerHooks | str] | None = None,
     state: str = "x",
     reference: str = "bptt",
     sequential: bool = True,
@@ -294,10 +315,15 @@ def register_network(
         raise TypeError(f"trainer: a class or 'module:Class' (got {trainer!r})")
     if hooks is not None and not isinstance(hooks, TrainerHooks):
         raise TypeError(f"hooks: must be a bioplaus TrainerHooks (got {type(hooks).__name__})")
+    for backend, h in (backend_hooks or {}).items():
+        if not (isinstance(h, TrainerHooks) or (isinstance(h, str) and ":" in h)):
+            raise TypeError(f"backend_hooks[{backend!r}]: TrainerHooks or 'module:NAME' "
+                            f"(got {h!r})")  # fmt: skip
     module = getattr(init_params, "__module__", "") or ""
     entry = NetworkType(
-        kind, init_params, check_params, estimate, simulate, trainer, hooks, state, reference,
-        bool(sequential), bool(alignment), summary, module,
+        kind, init_params, check_params, estimate, simulate, trainer, hooks,
+        dict(backend_hooks or {}), state, reference, bool(sequential), bool(alignment),
+        summary, module,
     )  # fmt: skip
     return NETWORK_TYPES.add(kind, entry, replace=replace)
 

@@ -245,5 +245,7 @@ NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
     estimate=estimate,
     simulate=simulate,
     hooks=HOOKS,
+    # trials and evaluation on brian2 (the trainer layer's adapter, imported when a run starts)
+    backend_hooks={"brian2": "bioplaus.train.brian2_trainer:HOOKS"},
     summary="rate RNN: tau dx/dt = -x + W_rec phi(x) + W_in u + b",
 )

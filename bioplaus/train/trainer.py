@@ -135,8 +135,9 @@ class Trainer:
     def __init__(self, protocol: ProtocolSpec, task: Task, params: dict[str, np.ndarray]):
         self.protocol = protocol
         self.task = task
-        # what differs between network types (rate, LIF, MLP): bioplaus/networks/<kind>.py
-        self.hooks = network_type(protocol.model.kind).hooks
+        # what differs between network types (rate, LIF, MLP) and back-ends (torch, brian2):
+        # bioplaus/networks/<kind>.py, and the hooks it names for another back-end
+        self.hooks = network_type(protocol.model.kind).trainer_hooks(protocol.backend)
         if self.hooks.check is not None:
             self.hooks.check(protocol, task)
         tr = protocol.train

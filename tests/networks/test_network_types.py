@@ -75,6 +75,21 @@ def test_builtin_types_are_registered_with_their_entry_points():
         assert bp.network_type(k).module == f"bioplaus.{'mlp' if k == 'mlp' else 'params'}"
 
 
+def test_the_trainer_hooks_are_picked_by_backend():
+    """One Trainer on every back-end: the rate type names its brian2 hooks (the trials and
+    the clean evaluation on brian2), a type without them does not train there."""
+    rate, lif = bp.network_type("rate"), bp.network_type("lif")
+    assert rate.trainer_hooks("torch") is rate.hooks and lif.trainer_hooks() is lif.hooks
+    with pytest.raises(ValueError, match="network type 'lif' does not train on 'brian2'"):
+        lif.trainer_hooks("brian2")
+    pytest.importorskip("brian2")
+    from bioplaus.train import brian2_trainer
+
+    hooks = rate.trainer_hooks("brian2")
+    assert hooks is brian2_trainer.HOOKS and hooks.alignment is None
+    assert hooks.tensors is rate.hooks.tensors and hooks.estimate is not rate.hooks.estimate
+
+
 def test_init_params_is_the_network_types():
     for spec in (
         bp.RateSpec(n_in=2, n_rec=5, n_out=1),
@@ -151,6 +166,9 @@ def test_register_network_checks_its_arguments():
     with pytest.raises(TypeError, match="trainer: a class or 'module:Class'"):
         bp.register_network("bad", init_params=_toy_init, check_params=_toy_check,
                             estimate=_toy_estimate, trainer="Trainer")  # fmt: skip
+    with pytest.raises(TypeError, match=r"backend_hooks\['brian2'\]: TrainerHooks"):
+        bp.register_network("bad", init_params=_toy_init, check_params=_toy_check,
+                            estimate=_toy_estimate, backend_hooks={"brian2": "HOOKS"})  # fmt: skip
     with pytest.raises(ValueError, match="network type name must be a non-empty string"):
         bp.register_network("", init_params=_toy_init, check_params=_toy_check,
                             estimate=_toy_estimate)  # fmt: skip
