@@ -44,7 +44,7 @@ import torch
 import bioplaus as bp
 import bioplaus.backends.torch.mlp as bp_torch_mlp
 import bioplaus.mlp as bp_mlp
-import bioplaus.train.mlp_trainer as bp_mlp_trainer
+import bioplaus.train.trainer as bp_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL = ROOT / "protocols" / "multilayer" / "digits_dbp.toml"
@@ -99,7 +99,7 @@ def redrawn_normal(spec, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 _plain_init = bp_mlp.init_mlp_params
-_plain_trainer_init = bp_mlp_trainer.MLPTrainer.__init__
+_plain_trainer_init = bp_trainer.Trainer.__init__
 _plain_step_loss = bp_torch_mlp.step_loss
 
 
@@ -193,12 +193,12 @@ def authors_choices(which: tuple[str, ...]):
             bp_mlp.init_mlp_params = redrawn_normal
         if "clip" in which:  # the training estimate only (evaluation keeps bioplaus's loss)
             bp_torch_mlp.step_loss = keras_clipped_loss
-        bp_mlp_trainer.MLPTrainer.__init__ = trainer_init
+        bp_trainer.Trainer.__init__ = trainer_init
         yield
     finally:
         bp_mlp.init_mlp_params = _plain_init
         bp_torch_mlp.step_loss = _plain_step_loss
-        bp_mlp_trainer.MLPTrainer.__init__ = _plain_trainer_init
+        bp_trainer.Trainer.__init__ = _plain_trainer_init
 
 
 def summarise(m) -> dict[str, float]:

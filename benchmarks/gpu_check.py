@@ -427,10 +427,8 @@ def _train(proto: dict, device: str, dtype: str) -> dict:
 
     data = {**proto, "train": {**proto["train"], "device": device, "dtype": dtype}}
     spec = protocol_from_dict(data)
-    if spec.model.kind == "mlp":
-        from bioplaus.train.mlp_trainer import MLPTrainer as Trainer
-    else:
-        from bioplaus.train.trainer import Trainer
+    from bioplaus.train.trainer import Trainer  # every network type (its hooks)
+
     t = Trainer(spec, build_task(spec), bp.init_params(spec.model, seed=spec.seed))
     for _ in range(spec.train.steps):
         t.step()

@@ -163,17 +163,47 @@ def rule_entry(name: str) -> RuleEntry:
 # -- network types ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainerHooks:
-    """What the one trainer (:class:`bioplaus.train.trainer.Trainer`) calls for a network type.
+    """What the one trainer (:class:`bioplaus.train.trainer.Trainer`) calls for a network type;
+    the trainer itself holds only what every type shares (weights, optimiser, generators,
+    decorrelation update, divergence guard, evaluation, checkpoints).
 
-    ``consts(spec)``: the back-end's constants of the model; ``make_online(protocol, task)``:
-    the handle of an online rule (its driver for this network); ``estimate(trainer, batch, u,
-    y, m, loss, decor)``: one update's estimate of ∂L (a ``PassResult``); ``outputs(trainer,
-    u)``: the clean outputs o [T, B, n_out] (a tensor) the trainer scores."""
+    - ``consts(spec)``: the back-end's constants of the model;
+    - ``make_online(protocol, task)``: the handle of an online rule (its driver for this
+      network);
+    - ``estimate(trainer, batch, u, y, m, loss, decor)``: one update's estimate of ∂L (a
+      ``PassResult``);
+    - ``outputs(trainer, u)``: the clean outputs o (a tensor, the task's layout [T, B, n_out])
+      the trainer scores;
+    - ``tensors(spec, params, device, dtype)`` → ``(weights, decor)``: the numpy parameters
+      as the trainer's named tensors, the learnable ones (the optimiser's) and the
+      decorrelating matrices D (rate, LIF: W_in, W_rec, W_out, b, b_out | D_in, D_rec; MLP:
+      W{l}, b{l} | D{l});
+    - ``pack(spec, weights, decor)``: those named tensors as the back-end's parameters
+      (``RateParams``, ``MLPParams``), what ``estimate`` and ``outputs`` read from
+      ``trainer.params()``; ``to_numpy(p)``: the back-end's parameters → float64 arrays;
+    - ``data(trainer, batch)`` → ``(u, y, m)``: a task batch as tensors (a sequence network:
+      [T, B, ·] and the mask; a feed-forward one: static samples [B, ·], T = 1 dropped);
+    - ``eval_loss(loss, o, batch)``: the evaluation loss L of clean outputs o (numpy, the
+      task's layout) on ``batch``;
+    - ``alignment(trainer)`` → ``(estimate, reference)`` gradients (dicts of tensors) on the
+      trainer's fixed training batch, or ``None`` when nothing is logged (``None``: the type
+      logs no alignment); ``align_key(k)``: whether the angle ``k`` of
+      :func:`bioplaus.analysis.alignment.angles` is logged (as ``align_k``);
+    - ``check(protocol, task)``: ValueError when the trainer cannot run the protocol
+      (``None``: no check beyond the protocol's validation)."""
 
     consts: Callable[[Any], Any]
     make_online: Callable[[Any, Any], Any]
     estimate: Callable[..., Any]
     outputs: Callable[[Any, Any], Any]
+    tensors: Callable[[Any, Any, Any, Any], tuple[dict[str, Any], dict[str, Any]]]
+    pack: Callable[[Any, dict[str, Any], dict[str, Any]], Any]
+    to_numpy: Callable[[Any], dict[str, Any]]
+    data: Callable[[Any, Any], tuple[Any, Any, Any]]
+    eval_loss: Callable[[str, Any, Any], Any]
+    alignment: Callable[[Any], tuple[dict[str, Any], dict[str, Any]] | None] | None = None
+    align_key: Callable[[str], bool] = lambda k: k == "all"
+    check: Callable[[Any, Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -189,8 +219,10 @@ class NetworkType:
       → the states (arrays or tensors, ``bp.simulate`` formats them), or ``None`` for a
       network without dynamics;
     - ``trainer``: the trainer class, or ``"module:Class"`` (imported when a run starts);
-      ``hooks``: the :class:`TrainerHooks` the one trainer calls (``None`` when ``trainer``
-      is a class of its own);
+      ``hooks``: the :class:`TrainerHooks` the one trainer calls on the torch back-end
+      (``None`` when ``trainer`` is a class of its own); ``backend_hooks``: those it calls
+      on another back-end, by the protocol's ``backend`` (hooks or ``"module:NAME"``,
+      imported when a run starts: the rate type's ``"brian2"``);
     - ``state``: the name of the state ``bp.simulate`` returns (``x``, ``v``), in exports;
     - ``reference``: the exact-gradient rule an estimate is compared with (``bptt``, ``bp``);
     - ``sequential``: data have a time axis [T, B, ·]; ``False``: static samples [B, ·]
@@ -204,6 +236,7 @@ class NetworkType:
     simulate: Callable[..., Any] | None = None
     trainer: str | type = "bioplaus.train.trainer:Trainer"
     hooks: TrainerHooks | None = None
+    backend_hooks: dict[str, TrainerHooks | str] = field(default_factory=dict)
     state: str = "x"
     reference: str = "bptt"
     sequential: bool = True
@@ -217,6 +250,23 @@ class NetworkType:
             return self.trainer
         module, _, name = str(self.trainer).partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def trainer_hooks(self, backend: str = "torch") -> TrainerHooks | None:
+        """The :class:`TrainerHooks` the one trainer calls on ``backend``: ``hooks`` on torch,
+        else ``backend_hooks[backend]`` (imported when given as ``"module:NAME"``)."""
+        if backend == "torch":
+            return self.hooks
+        try:
+            hooks = self.backend_hooks[backend]
+        except KeyError:
+            raise ValueError(
+                f"backend: network type {self.kind!r} does not train on {backend!r} "
+                f"(trains on {['torch', *self.backend_hooks]})"
+            ) from None
+        if isinstance(hooks, str):
+            module, _, name = hooks.partition(":")
+            hooks = getattr(importlib.import_module(module), name)
+        return hooks
 
 
 NETWORK_TYPES = Registry("network type")
@@ -245,6 +295,7 @@ def register_network(
     simulate: Callable[..., Any] | None = None,
     trainer: str | type = "bioplaus.train.trainer:Trainer",
     hooks: TrainerHooks | None = None,
+    backend_hooks: dict[str, TrainerHooks | str] | None = None,
     state: str = "x",
     reference: str = "bptt",
     sequential: bool = True,
@@ -264,10 +315,15 @@ def register_network(
         raise TypeError(f"trainer: a class or 'module:Class' (got {trainer!r})")
     if hooks is not None and not isinstance(hooks, TrainerHooks):
         raise TypeError(f"hooks: must be a bioplaus TrainerHooks (got {type(hooks).__name__})")
+    for backend, h in (backend_hooks or {}).items():
+        if not (isinstance(h, TrainerHooks) or (isinstance(h, str) and ":" in h)):
+            raise TypeError(f"backend_hooks[{backend!r}]: TrainerHooks or 'module:NAME' "
+                            f"(got {h!r})")  # fmt: skip
     module = getattr(init_params, "__module__", "") or ""
     entry = NetworkType(
-        kind, init_params, check_params, estimate, simulate, trainer, hooks, state, reference,
-        bool(sequential), bool(alignment), summary, module,
+        kind, init_params, check_params, estimate, simulate, trainer, hooks,
+        dict(backend_hooks or {}), state, reference, bool(sequential), bool(alignment),
+        summary, module,
     )  # fmt: skip
     return NETWORK_TYPES.add(kind, entry, replace=replace)
 

@@ -20,7 +20,14 @@ from ..params import check_rnn_params, init_lif_params
 from ..random import numpy_rng
 from ..registry import TrainerHooks, register_network
 from ..spec import SpecError
-from .rate import sequence_data
+from .rate import (
+    sequence_data,
+    to_numpy,
+    trainer_data,
+    trainer_eval_loss,
+    trainer_pack,
+    trainer_tensors,
+)
 
 
 def estimate(
@@ -89,6 +96,12 @@ HOOKS = TrainerHooks(
     make_online=lif_train.make_online,
     estimate=lif_train.trainer_estimate,
     outputs=lif_train.trainer_outputs,
+    # the parameters, data and evaluation loss of a recurrent network: the rate type's
+    tensors=trainer_tensors,
+    pack=trainer_pack,
+    to_numpy=to_numpy,
+    data=trainer_data,
+    eval_loss=trainer_eval_loss,
 )
 
 NETWORK = register_network(  # the one Trainer, reference rule bptt

@@ -16,9 +16,9 @@ import torch
 from ..backends.torch.bptt import bptt_estimate
 from ..backends.torch.online import OnlineHandle
 from ..backends.torch.perturb import perturbation_estimate
-from ..backends.torch.rate import consts_of, to_torch
+from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
 from ..backends.torch.rollout import noise_source, rollout
-from ..loss import LOSSES
+from ..loss import LOSSES, mean_loss
 from ..params import LEARNABLE, check_params, check_rnn_params, init_rate_params
 from ..random import torch_generator
 from ..registry import TrainerHooks, register_network
@@ -131,11 +131,58 @@ def _make_online(protocol: Any, task: Any) -> Any:
     )
 
 
+#: the learnable parameters of a recurrent network (the optimiser's) and its decorrelating D
+WEIGHTS = ("W_in", "W_rec", "W_out", "b", "b_out")
+DECOR = ("D_in", "D_rec")
+
+
+def trainer_tensors(
+    spec: Any, params: dict, device: torch.device, dtype: torch.dtype
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """numpy parameters → the trainer's named tensors: weights W_in, W_rec, W_out, b, b_out
+    and decorrelation D_in, D_rec (those present)."""
+    p = to_torch(params, device, dtype)
+    weights = {k: getattr(p, k) for k in WEIGHTS if getattr(p, k) is not None}
+    return weights, {k: getattr(p, k) for k in DECOR if getattr(p, k) is not None}
+
+
+def trainer_pack(spec: Any, weights: dict[str, Tensor], decor: dict[str, Tensor]) -> RateParams:
+    """The trainer's named tensors → :class:`RateParams` (detached)."""
+    return RateParams(**{k: v.detach() for k, v in weights.items()}, **decor)
+
+
+def trainer_data(t: Any, batch: Any) -> tuple[Tensor, Tensor, Tensor | None]:
+    """A task batch → u [T, B, n_in], y [T, B, n_out], m [T, B] (or None) on the trainer's
+    device and dtype."""
+    return t._tensor(batch.inputs), t._tensor(batch.targets), t._tensor(batch.mask)
+
+
+def trainer_eval_loss(loss: str, o: np.ndarray, batch: Any) -> Tensor:
+    """L = Σ m ℓ(o, y) / Σ m of clean outputs o [T, B, n_out] (the mean without a mask)."""
+    m = None if batch.mask is None else torch.as_tensor(batch.mask)
+    return mean_loss(loss, torch.as_tensor(o), torch.as_tensor(batch.targets), m)
+
+
+def _estimate(
+    t: Any, p: RateParams, u: Tensor, y: Tensor, m: Tensor | None, generator: Any,
+    decor: tuple = (),
+) -> Any:  # fmt: skip
+    """The rule's estimate of ∂L at ``p`` (BPTT / TBPTT(k) by autograd, else the paired
+    passes of ``t.rule`` with noise from ``generator``)."""
+    rs = t.protocol.rule
+    if t.rule is None:
+        return bptt_estimate(p, t.consts, u, y, m, t.task.loss, k=rs.option("k"), decor=decor)
+    return perturbation_estimate(
+        p, t.consts, t.rule, u, y, m, t.task.loss, generator,
+        sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor,
+    )  # fmt: skip
+
+
 def _trainer_estimate(
     t: Any, batch: Any, u: Tensor, y: Tensor, m: Tensor | None, loss: str, decor: tuple
 ) -> Any:
-    """One update's estimate: the online rule's pass, or ``t._estimate`` (BPTT / TBPTT(k)
-    by autograd, else the paired passes)."""
+    """One update's estimate: the online rule's pass, or BPTT / TBPTT(k) by autograd, else
+    the paired passes."""
     p = t.params()
     if t.online is not None:
         types = getattr(t.task, "trial_type", None)
@@ -150,7 +197,7 @@ def _trainer_estimate(
             types=None if types is None else torch.as_tensor(types(batch), device=t.device),
             decor=decor,
         )
-    return t._estimate(p, u, y, m, t.gen_noise, decor)
+    return _estimate(t, p, u, y, m, t.gen_noise, decor)
 
 
 def _trainer_outputs(t: Any, u: Tensor) -> Tensor:
@@ -160,8 +207,35 @@ def _trainer_outputs(t: Any, u: Tensor) -> Tensor:
     return out.o
 
 
+def _trainer_alignment(t: Any) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The rule's estimate (noise from ``t.gen_align``; an online rule's pass from its
+    current state, unchanged) and the exact full-BPTT gradient of the clean network on the
+    trainer's fixed training batch."""
+    u, y, m = trainer_data(t, t.train_eval_batch)
+    p = t.params()
+    g = bptt_estimate(p, t.consts, u, y, m, t.task.loss).grads
+    if t.online is not None:
+        h = OnlineHandle(t.online.rule, t.online.sigma, t.online.n_types, t.online.batch,
+                         t.online.dt)  # fmt: skip
+        h.base = t.online.base
+        e = h.estimate(p, t.consts, u, y, m, t.task.loss, t.gen_align).grads
+    else:
+        e = _estimate(t, p, u, y, m, t.gen_align).grads
+    return e, g
+
+
 HOOKS = TrainerHooks(
-    consts=consts_of, make_online=_make_online, estimate=_trainer_estimate, outputs=_trainer_outputs
+    consts=consts_of,
+    make_online=_make_online,
+    estimate=_trainer_estimate,
+    outputs=_trainer_outputs,
+    tensors=trainer_tensors,
+    pack=trainer_pack,
+    to_numpy=to_numpy,
+    data=trainer_data,
+    eval_loss=trainer_eval_loss,
+    alignment=_trainer_alignment,
+    align_key=lambda k: k in ("hidden", "readout", "all"),  # RNN_LAYERS' groups and all
 )
 
 NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
@@ -171,5 +245,7 @@ NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
     estimate=estimate,
     simulate=simulate,
     hooks=HOOKS,
+    # trials and evaluation on brian2 (the trainer layer's adapter, imported when a run starts)
+    backend_hooks={"brian2": "bioplaus.train.brian2_trainer:HOOKS"},
     summary="rate RNN: tau dx/dt = -x + W_rec phi(x) + W_in u + b",
 )

@@ -39,11 +39,9 @@ class RunResult(NamedTuple):
 
 
 def _make_trainer(spec: ProtocolSpec, task: Task, params):
-    # the network type's trainer (the one Trainer; MLPTrainer for feed-forward models, same
-    # contract): bioplaus/networks/<kind>.py
+    # the network type's trainer: the one Trainer for every built-in type, which takes the
+    # type's hooks for the protocol's back-end (bioplaus/networks/<kind>.py)
     Trainer = network_type(spec.model.kind).trainer_class()
-    if spec.backend == "brian2":  # trials simulated on brian2, same trainer contract
-        from ..train.brian2_trainer import Brian2Trainer as Trainer
     try:
         return Trainer(spec, task, params)
     except (ValueError, TypeError) as exc:  # a check the run layer missed: still one line

@@ -1,4 +1,8 @@
-"""Training loop on the torch back-end: a rule's estimate → a torch optimizer, plus decorrelation.
+"""The one training loop: a rule's estimate → a torch optimizer, plus decorrelation.
+
+Every network type (rate, LIF, MLP) trains on :class:`Trainer`; what differs between types
+comes through the type's :class:`~bioplaus.registry.TrainerHooks`
+(``bioplaus/networks/<kind>.py``).
 
 One update (the order of the multi-layer seed paper's code):
   1. a batch of trials from the task;
@@ -14,18 +18,13 @@ bit-identical on CPU.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ..analysis.alignment import angles
-from ..backends.torch.bptt import bptt_estimate
-from ..backends.torch.online import OnlineHandle
-from ..backends.torch.perturb import perturbation_estimate
 from ..backends.torch.precision import precision_scope
-from ..backends.torch.rate import RateParams, to_numpy, to_torch
-from ..loss import mean_loss
 from ..protocol import ProtocolSpec
 from ..random import child_seed, numpy_rng, torch_generator
 from ..registry import network_type
@@ -126,28 +125,30 @@ def optimizer_and_streams(t, protocol: ProtocolSpec) -> None:
 
 
 class Trainer:
-    """Holds the weights, optimizer and random generators of one run."""
+    """Holds the weights, optimizer and random generators of one run, for every network type.
+
+    What differs between types (rate, LIF, MLP) comes through the type's
+    :class:`~bioplaus.registry.TrainerHooks` (``bioplaus/networks/<kind>.py``): how the
+    parameters become named tensors and back, how a task batch becomes tensors, one
+    update's estimate, the clean outputs, the evaluation loss and the alignment probe."""
 
     def __init__(self, protocol: ProtocolSpec, task: Task, params: dict[str, np.ndarray]):
         self.protocol = protocol
         self.task = task
+        # what differs between network types (rate, LIF, MLP) and back-ends (torch, brian2):
+        # bioplaus/networks/<kind>.py, and the hooks it names for another back-end
+        self.hooks = network_type(protocol.model.kind).trainer_hooks(protocol.backend)
+        if self.hooks.check is not None:
+            self.hooks.check(protocol, task)
         tr = protocol.train
         if tr.threads is not None:
             torch.set_num_threads(tr.threads)
         self.device = torch.device(tr.device)
         self.dtype = DTYPES[tr.dtype]
-        # what differs between network types (rate, LIF): bioplaus/networks/<kind>.py
-        self.hooks = network_type(protocol.model.kind).hooks
         self.consts = self.hooks.consts(protocol.model)
-        p = to_torch(params, self.device, self.dtype)
-        self.weights = {
-            k: getattr(p, k).clone().requires_grad_(True)
-            for k in ("W_in", "W_rec", "W_out", "b", "b_out")
-            if getattr(p, k) is not None
-        }
-        self.decor = {
-            k: getattr(p, k).clone() for k in ("D_in", "D_rec") if getattr(p, k) is not None
-        }
+        weights, decor = self.hooks.tensors(protocol.model, params, self.device, self.dtype)
+        self.weights = {k: v.clone().requires_grad_(True) for k, v in weights.items()}
+        self.decor = {k: v.clone() for k, v in decor.items()}
         optimizer_and_streams(self, protocol)
         seed = protocol.seed
         rs = protocol.rule
@@ -165,14 +166,13 @@ class Trainer:
         )
 
     # -- parameters -------------------------------------------------------------------------
-    def params(self) -> RateParams:
-        return RateParams(
-            **{k: v.detach() for k, v in self.weights.items()},
-            **self.decor,
-        )
+    def params(self) -> Any:
+        """The current weights and D as the back-end's parameters (``RateParams``,
+        ``MLPParams``: the type's ``pack``), detached."""
+        return self.hooks.pack(self.protocol.model, self.weights, self.decor)
 
     def params_numpy(self) -> dict[str, np.ndarray]:
-        return to_numpy(self.params())
+        return self.hooks.to_numpy(self.params())
 
     def _tensor(self, a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(a, device=self.device, dtype=self.dtype)
@@ -181,68 +181,46 @@ class Trainer:
     def step(self) -> StepInfo:
         tr = self.protocol.train
         batch = self.task.sample(tr.batch_size, self.rng_task, split="train")
-        u, y, m = (self._tensor(a) for a in batch)
+        u, y, m = self.hooks.data(self, batch)
         decor_keys = tuple(self.decor) if tr.lr_decor > 0 else ()
         # the estimate only (precision.py; an online rule runs at float32, a null scope)
         with precision_scope(tr.precision, self.device):
             res = self.hooks.estimate(self, batch, u, y, m, self.task.loss, decor_keys)
         return apply_estimate(self, res)
 
-    def _estimate(self, p, u, y, m, generator, decor_keys=()):
-        """The rule's estimate of ∂L (BPTT / TBPTT(k) by autograd, else the paired passes)."""
-        rs = self.protocol.rule
-        if self.rule is None:
-            return bptt_estimate(
-                p, self.consts, u, y, m, self.task.loss, k=rs.option("k"), decor=decor_keys
-            )
-        return perturbation_estimate(
-            p, self.consts, self.rule, u, y, m, self.task.loss, generator,
-            sigma=rs.sigma, K=rs.K, baseline=rs.baseline, decor=decor_keys,
-        )  # fmt: skip
-
     def alignment(self) -> dict[str, float]:
-        """Angles (degrees) between the rule's estimate and the exact full-BPTT gradient of
-        the clean network on the fixed training batch: align_hidden ([W_in, W_rec, b]),
-        align_readout ([W_out, b_out]) and align_all (everything flattened)."""
-        b = self.train_eval_batch
-        u, y, m = (self._tensor(a) for a in b)
-        p = self.params()
-        g = bptt_estimate(p, self.consts, u, y, m, self.task.loss).grads
-        if self.online is not None:  # the online rule's pass from its current state, unchanged
-            h = OnlineHandle(self.online.rule, self.online.sigma, self.online.n_types,
-                             self.online.batch, self.online.dt)  # fmt: skip
-            h.base = self.online.base
-            e = h.estimate(p, self.consts, u, y, m, self.task.loss, self.gen_align)
-            e = e.grads
-        else:
-            e = self._estimate(p, u, y, m, self.gen_align).grads
+        """Angles (degrees) between the rule's estimate and the exact gradient of the clean
+        network on the fixed training batch, the keys the type logs (``align_key``): rate
+        align_hidden, align_readout, align_all; MLP align_layer{l}, align_all."""
+        if self.hooks.alignment is None:
+            return {}
+        pair = self.hooks.alignment(self)
+        if pair is None:
+            return {}
+        e, g = pair
         a = angles(
             {k: v.cpu().double().numpy() for k, v in e.items()},
             {k: v.cpu().double().numpy() for k, v in g.items()},
         )
-        return {f"align_{k}": v for k, v in a.items() if k in ("hidden", "readout", "all")}
+        return {f"align_{k}": v for k, v in a.items() if self.hooks.align_key(k)}
 
     def _guard(self) -> None:
         guard(self)
 
     # -- evaluation -------------------------------------------------------------------------
     def outputs(self, batch: Batch) -> np.ndarray:
-        """Clean (σ = 0) outputs on ``batch`` → numpy [T, B, n_out]."""
-        return self.hooks.outputs(self, self._tensor(batch.inputs)).cpu().double().numpy()
+        """Clean (σ = 0) outputs on ``batch`` → numpy, the task's layout [T, B, n_out]."""
+        u = self.hooks.data(self, batch)[0]
+        return self.hooks.outputs(self, u).cpu().double().numpy()
 
     def evaluate(self) -> dict[str, float]:
         """Loss and task metrics of the clean network on the held-out batch (``eval_*``)
-        and on a fixed batch of training trials (``train_*``)."""
+        and on a fixed batch of training trials (``train_*``); the alignment when the rule
+        asks (``rule.alignment``)."""
         metrics: dict[str, float] = {}
         for prefix, b in (("eval", self.eval_batch), ("train", self.train_eval_batch)):
             o = self.outputs(b)
-            L = mean_loss(
-                self.task.loss,
-                torch.as_tensor(o),
-                torch.as_tensor(b.targets),
-                None if b.mask is None else torch.as_tensor(b.mask),
-            )
-            metrics[f"{prefix}_loss"] = float(L)
+            metrics[f"{prefix}_loss"] = float(self.hooks.eval_loss(self.task.loss, o, b))
             metrics.update({f"{prefix}_{k}": float(v) for k, v in self.task.metrics(o, b).items()})
         if not math.isfinite(metrics["eval_loss"]):
             raise DivergedError(f"non-finite evaluation loss at step {self.step_count}")

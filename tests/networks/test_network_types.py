@@ -32,6 +32,10 @@ def _toy_estimate(rs, spec, params, inputs, targets, seed, mask, loss, device, d
     return {"W": np.ones_like(params["W"])}
 
 
+class ToyTrainer:
+    """A user's network type may bring a trainer class of its own (``trainer=``)."""
+
+
 class ToyRuleOptions(bp.RuleSpec):
     name: Literal["toy-exact"] = "toy-exact"
 
@@ -43,7 +47,7 @@ def toy():
         init_params=_toy_init,
         check_params=_toy_check,
         estimate=_toy_estimate,
-        trainer="bioplaus.train.mlp_trainer:MLPTrainer",
+        trainer=f"{__name__}:ToyTrainer",
         state="h",
         reference="bp",
         sequential=False,
@@ -61,12 +65,29 @@ def test_builtin_types_are_registered_with_their_entry_points():
     assert (rate.reference, lif.reference, mlp.reference) == ("bptt", "bptt", "bp")
     assert rate.alignment and mlp.alignment and not lif.alignment
     assert rate.sequential and lif.sequential and not mlp.sequential
-    assert rate.trainer_class().__name__ == lif.trainer_class().__name__ == "Trainer"
-    assert mlp.trainer_class().__name__ == "MLPTrainer" and mlp.hooks is None
-    assert isinstance(rate.hooks, TrainerHooks) and isinstance(lif.hooks, TrainerHooks)
+    # one trainer for every built-in type, what differs in the type's hooks
+    assert {nt.trainer_class().__name__ for nt in (rate, lif, mlp)} == {"Trainer"}
+    assert all(isinstance(nt.hooks, TrainerHooks) for nt in (rate, lif, mlp))
+    assert rate.hooks.alignment is not None and mlp.hooks.alignment is not None
+    assert lif.hooks.alignment is None
     assert mlp.simulate is None and callable(rate.simulate) and callable(lif.simulate)
     for k in ("rate", "lif", "mlp"):
         assert bp.network_type(k).module == f"bioplaus.{'mlp' if k == 'mlp' else 'params'}"
+
+
+def test_the_trainer_hooks_are_picked_by_backend():
+    """One Trainer on every back-end: the rate type names its brian2 hooks (the trials and
+    the clean evaluation on brian2), a type without them does not train there."""
+    rate, lif = bp.network_type("rate"), bp.network_type("lif")
+    assert rate.trainer_hooks("torch") is rate.hooks and lif.trainer_hooks() is lif.hooks
+    with pytest.raises(ValueError, match="network type 'lif' does not train on 'brian2'"):
+        lif.trainer_hooks("brian2")
+    pytest.importorskip("brian2")
+    from bioplaus.train import brian2_trainer
+
+    hooks = rate.trainer_hooks("brian2")
+    assert hooks is brian2_trainer.HOOKS and hooks.alignment is None
+    assert hooks.tensors is rate.hooks.tensors and hooks.estimate is not rate.hooks.estimate
 
 
 def test_init_params_is_the_network_types():
@@ -109,7 +130,7 @@ def test_a_network_type_registered_in_a_test_module_is_found_by_name(toy):
     nt = bp.network_type("toy")
     assert isinstance(nt, NetworkType) and nt is toy and "toy" in network_kinds()
     assert nt.module == __name__ and nt.state == "h" and nt.simulate is None
-    assert nt.trainer_class().__name__ == "MLPTrainer"
+    assert nt.trainer_class() is ToyTrainer
     spec = bp.MLPSpec(sizes=[3, 2])
     assert nt.init_params(spec, 0)["W"].shape == (2, 3)
     # a rule may declare it among the networks it is written for
@@ -145,6 +166,9 @@ def test_register_network_checks_its_arguments():
     with pytest.raises(TypeError, match="trainer: a class or 'module:Class'"):
         bp.register_network("bad", init_params=_toy_init, check_params=_toy_check,
                             estimate=_toy_estimate, trainer="Trainer")  # fmt: skip
+    with pytest.raises(TypeError, match=r"backend_hooks\['brian2'\]: TrainerHooks"):
+        bp.register_network("bad", init_params=_toy_init, check_params=_toy_check,
+                            estimate=_toy_estimate, backend_hooks={"brian2": "HOOKS"})  # fmt: skip
     with pytest.raises(ValueError, match="network type name must be a non-empty string"):
         bp.register_network("", init_params=_toy_init, check_params=_toy_check,
                             estimate=_toy_estimate)  # fmt: skip

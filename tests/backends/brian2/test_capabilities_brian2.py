@@ -120,9 +120,10 @@ def test_the_rate_equation_is_written_once():
 
 
 def test_brian2_backend_imports_no_torch():
-    # its trainer adapter lives in the trainer layer (bioplaus/train/brian2_trainer.py)
+    # its trainer adapter lives in the trainer layer (bioplaus/train/brian2_trainer.py): the
+    # rate network's trainer hooks with the trials on brian2, picked by the one trainer
     assert not (PKG / "trainer.py").exists()
-    assert "bioplaus.train.trainer" in _imports(
+    assert "bioplaus.networks.rate" in _imports(
         PKG.parents[1] / "train" / "brian2_trainer.py", "bioplaus.train"
     )
     for path in sorted(PKG.glob("*.py")):
