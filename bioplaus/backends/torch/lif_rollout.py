@@ -5,9 +5,12 @@ realisation, fresh draws from a generator, or none), entering as the current g_v
 precise spiking, as the exact OU increment over the free part of the step); precise spiking
 with σ_v > 0 also takes one uniform U_t [B, N] per step, the bridge-crossing draw.
 
+:func:`rollout` is the back-end's one time loop (:func:`.scan.scan`) around the pure step
+:func:`.lif.lif_step` and the readout o_t = W_out D_rec r_t (+ b_out).
 :func:`simulate_fast` is the no-autograd path of ``bp.simulate``: it keeps only what it is
-asked to return, in preallocated [T, B, N] buffers, and on the grid runs the step with
-in-place work (the same map as :func:`.lif.lif_step`; tests pin the equality).
+asked to return, in preallocated [T, B, N] buffers; with precise spiking it is the same
+loop, recording each step into them, and on the grid it runs the step with in-place work
+(the same map as :func:`.lif.lif_step`; tests pin the equality).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from ...random import torch_generator
 from .lif import LIFConsts, LIFParams, LIFState, external_drive, init_state, lif_step, readout
 from .rollout import noise_source
+from .scan import Keep, scan
 
 Tensor = torch.Tensor
 
@@ -46,8 +50,10 @@ def rollout(
     detach_every: int | None = None,
     uniform: Callable[[int], Tensor | None] | None = None,
 ) -> LIFRollout:
-    """Steps t = 0 … T−1 on ``inputs`` [T, B, n_in]; ``xi(t)`` the background ξ_t or None;
-    ``uniform(t)`` the bridge-crossing U_t of precise spiking (needed when σ_v > 0).
+    """Steps t = 0 … T−1 on ``inputs`` [T, B, n_in] through :func:`.scan.scan`: (state_t,
+    J_t) = lif_step(state_{t−1}, W_in û_t + b + I_0, ξ_t, U_t), o_t = W_out D_rec r_t (+ b_out);
+    ``xi(t)`` the background ξ_t or None; ``uniform(t)`` the bridge-crossing U_t of precise
+    spiking (needed when σ_v > 0), drawn after ξ_t.
 
     ``spike_fn``: "heaviside" (the model), "surrogate" (BPTT), "smooth" (surrogate model).
     ``detach_every=k`` cuts the state's graph every k steps (truncated BPTT).
@@ -55,8 +61,6 @@ def rollout(
     if c.needs_uniform and uniform is None:
         raise ValueError("uniform: precise spiking with sigma_v > 0 needs a uniform source")
     T, B = inputs.shape[0], inputs.shape[1]
-    # unbind, not ext[t]: autograd's backward through T slices is then one stack, not T
-    # full-size zero tensors (O(T²) in BPTT)
     ext = external_drive(p, c, inputs)
     # under autograd every r_t is kept by the graph anyway: one readout matmul for all steps
     batched_readout = torch.is_grad_enabled()
@@ -65,33 +69,44 @@ def rollout(
         xs = [xi(t) for t in range(T)]
         if xs and xs[0] is not None:
             ext = ext + c.g_v * torch.stack(xs)
-    ext = ext.unbind(0)
-    st = init_state(p, c, B, v0)
-    vs, ss, rs, Js, os = [], [], [], [], []
-    for t in range(T):
-        if detach_every is not None and t % detach_every == 0:
-            st = LIFState(*(None if a is None else a.detach() for a in st))
-        x = None if pre_noise else xi(t)
-        un = uniform(t) if c.needs_uniform else None
-        st, J = lif_step(p, c, st, ext[t], None, spike_fn, bg=x, uniform=un)
-        if keep_states:
-            vs.append(st.v)
-            ss.append(st.s)
-            rs.append(st.r)
-            Js.append(J)
-        if keep_outputs:
-            if batched_readout:
-                if not keep_states:
-                    rs.append(st.r)
-            else:
-                os.append(readout(p, st.r))
+    keep = dict(_STATES) if keep_states else {}
+    if keep_outputs and batched_readout:
+        keep["r"] = _STATES["r"]  # for the one readout after the loop
+    elif keep_outputs:
+        keep["o"] = lambda st, J: readout(p, st.r)
 
-    def stack(a: list[Tensor]) -> Tensor | None:
-        return torch.stack(a) if a else None
+    def draws(t: int) -> Draws:  # ξ_t, then U_t
+        return (None if pre_noise else xi(t)), (uniform(t) if c.needs_uniform else None)
 
-    r_all = stack(rs)
-    o_all = readout(p, r_all) if keep_outputs and batched_readout else stack(os)
-    return LIFRollout(stack(vs), stack(ss), r_all if keep_states else None, stack(Js), o_all, st)
+    # unbound along time (scan.py: keeps BPTT O(T))
+    run = scan(_step(p, c, spike_fn), init_state(p, c, B, v0), ext.unbind(0), draws,
+               keep=keep, detach_every=detach_every)  # fmt: skip
+    k = run.kept
+    o = readout(p, k["r"]) if keep_outputs and batched_readout else k.get("o")
+    r = k.get("r") if keep_states else None
+    return LIFRollout(k.get("v"), k.get("s"), r, k.get("J"), o, run.final)
+
+
+Draws = tuple[Tensor | None, Tensor | None]  # (ξ_t, U_t) of one step
+# what the LIF rollout keeps of step t, from (state, J_t)
+_STATES: dict[str, Keep] = {
+    "v": lambda st, J: st.v,
+    "s": lambda st, J: st.s,
+    "r": lambda st, J: st.r,
+    "J": lambda st, J: J,
+}
+
+
+def _step(
+    p: LIFParams, c: LIFConsts, spike_fn: str = "heaviside"
+) -> Callable[[LIFState, Tensor, Draws], tuple[LIFState, Tensor]]:
+    """:func:`.lif.lif_step` as :func:`.scan.scan` runs it: (state, e_t, (ξ_t, U_t)) →
+    (state, J_t), with e_t = W_in û_t + b + I_0 and no perturbation η."""
+
+    def step(st: LIFState, e_t: Tensor, draws: Draws) -> tuple[LIFState, Tensor]:
+        return lif_step(p, c, st, e_t, None, spike_fn, bg=draws[0], uniform=draws[1])
+
+    return step
 
 
 def background(
@@ -173,12 +188,17 @@ def simulate_fast(
         if c.precise:
             if c.needs_uniform and uniform is None:
                 raise ValueError("uniform: precise spiking with sigma_v > 0 needs a uniform source")
-            st = init_state(p, c, B, v0)
-            for t in range(T):
-                un = uniform(t) if c.needs_uniform else None
-                st, _ = lif_step(p, c, st, ext[t], None, bg=xi(t), uniform=un)
+
+            def record(t: int, st: LIFState, J: Tensor) -> None:
                 for k, buf in out.items():
                     buf[t].copy_(getattr(st, k))
+
+            def draws(t: int) -> Draws:  # U_t, then ξ_t: the order of bp.simulate's seeded stream
+                un = uniform(t) if c.needs_uniform else None
+                return xi(t), un
+
+            scan(_step(p, c), init_state(p, c, B, v0), ext.unbind(0), draws,
+                 on_step=record)  # fmt: skip
             return Simulated(out.get("v"), out.get("s"), out.get("d"))
         # grid: J_t = e_t + κ q Wᵀ + g_v ξ_t; v ← v_rest + β_m (v − v_rest) + (1 − β_m) J_t
         WkT = (p.W_rec * c.kappa).T.contiguous()

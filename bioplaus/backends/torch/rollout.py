@@ -2,7 +2,9 @@
 
 ``rollout`` keeps the states and outputs it is asked to keep; with ``keep_states=False``
 its memory does not grow with T (only outputs [T, B, n_out] are kept, and even those
-can be dropped by passing ``on_step``).
+can be dropped by passing ``on_step``). Under autograd it is the back-end's one time loop
+(:func:`.scan.scan`) around the pure step :func:`.rate.rate_step` and the readout
+o_t = W_out r̂_t (+ b_out).
 
 Without autograd (no_grad, or no tensor that requires grad) and without ``on_step``, a fast
 path (:func:`rollout_fast`) runs the same Euler–Maruyama steps with in-place work on
@@ -33,6 +35,7 @@ from .rate import (
     rate_step,
     readout,
 )
+from .scan import Keep, scan
 
 Tensor = torch.Tensor
 
@@ -99,7 +102,9 @@ def rollout(
     detach_every: int | None = None,
     on_step: Callable[[int, RateState, Tensor], None] | None = None,
 ) -> Rollout:
-    """Run steps t = 0 … T−1 on ``inputs`` [T, B, n_in].
+    """Run steps t = 0 … T−1 on ``inputs`` [T, B, n_in]: (x_t, r̂_t) = rate_step(x_{t−1},
+    r̂_{t−1}, W_in û_t + b, ξ_t), o_t = W_out r̂_t (+ b_out), through :func:`.scan.scan`
+    (or :func:`rollout_fast` without autograd and ``on_step``: the same states).
 
     ``detach_every=k`` cuts the autograd graph of the state every k steps (TBPTT(k)).
     ``on_step(t, state, o_t)`` is called after each step.
@@ -107,30 +112,24 @@ def rollout(
     if on_step is None and not _needs_grad(p, inputs, x0):
         return rollout_fast(p, c, inputs, xi, x0=x0, keep_states=keep_states,
                             keep_outputs=keep_outputs)  # fmt: skip
-    T, B = inputs.shape[0], inputs.shape[1]
-    # one matmul for all steps; unbind (not drive[t]) so that autograd's backward through
-    # the slices is one stack, not T full-size zero tensors (which made BPTT O(T²))
+    B = inputs.shape[1]
+
+    def step(s: RateState, drive_t: Tensor, xi_t: Tensor | None) -> tuple[RateState, Tensor]:
+        s = rate_step(p, c, s, drive_t, xi_t)
+        return s, readout(p, s.r_hat)
+
+    keep = (_STATES if keep_states else {}) | (_OUTPUTS if keep_outputs else {})
+    # one matmul for all steps, unbound along time (scan.py: keeps BPTT O(T))
     drive = input_drive(p, inputs).unbind(0)
-    state = init_state(p, c, B, x0)
-    xs, rs, os = [], [], []
-    for t in range(T):
-        if detach_every is not None and t % detach_every == 0:
-            state = RateState(state.x.detach(), state.r_hat.detach())
-        state = rate_step(p, c, state, drive[t], xi(t))
-        o = readout(p, state.r_hat)
-        if keep_states:
-            xs.append(state.x)
-            rs.append(state.r_hat)
-        if keep_outputs:
-            os.append(o)
-        if on_step is not None:
-            on_step(t, state, o)
-    return Rollout(
-        torch.stack(xs) if keep_states else None,
-        torch.stack(rs) if keep_states else None,
-        torch.stack(os) if keep_outputs else None,
-        state,
-    )
+    run = scan(step, init_state(p, c, B, x0), drive, xi, keep=keep, detach_every=detach_every,
+               on_step=on_step)  # fmt: skip
+    kept = run.kept
+    return Rollout(kept.get("x"), kept.get("r_hat"), kept.get("o"), run.final)
+
+
+# what the rate rollout keeps of step t, from (state, o_t)
+_STATES: dict[str, Keep] = {"x": lambda s, o: s.x, "r_hat": lambda s, o: s.r_hat}
+_OUTPUTS: dict[str, Keep] = {"o": lambda s, o: o}
 
 
 def _needs_grad(p: RateParams, inputs: Tensor, x0: Tensor | None) -> bool:
