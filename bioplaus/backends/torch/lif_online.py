@@ -1,9 +1,18 @@
-"""The online driver of the LIF network: one pass, weights fixed, every online rule.
+"""The LIF network of the one online loop (:func:`.online.online_trials`):
+:class:`LIFOnline`, what the loop needs of it (state, û_t and the external drive, the step
+with its draws, the readout, the local signals), and the trainer's handle on it
+(:class:`LIFOnlineHandle`). One pass of B trials is
+``online_trials(LIFOnline(p, c, rule, sigma, generator, inputs), state, targets, …)``.
 
 B networks with shared weights run B trials. A rule that explores (``rule.explores``, the
 three-factor rule) has its noise added to each neuron's synaptic drive J_t (Gaussian σ ξ_t,
 or Miconi's sparse kicks), on top of the background membrane noise, and the readout gets
-σ ξ^o; a rule that does not (e-prop) sees the model with its background noise only.
+σ ξ^o; a rule that does not (e-prop) sees the model with its background noise only::
+
+    J_t = W_in û_t + b + I_0 + κ W_rec q_{t−1} + g_v ξ^bg_t (+ n_t, the rule's)
+    drawn per step: ξ^bg [B, N], (n_t), ξ^o [B, n_out]   (grid spiking)
+                    ξ^bg, U [B, N], (n_t), ξ^o           (precise: ξ^bg as the exact OU
+                                                          increment, U the bridge draw)
 
 The local signals handed to the rule (:class:`~bioplaus.rules.online.StepSignals`): the
 drive a_t = J_t (its fluctuation J_t − J̄_t is the three-factor rule's post factor), the
@@ -16,8 +25,8 @@ BPTT (:mod:`.lif_bptt`) at the membrane potential before the spike test ṽ_t::
     decay_t = w_t (1 − s_{t−1}) ,  gain_t = 1 − w_t ,  w_t = β_m if active_t else 1
 
 (∂ṽ_t/∂W = decay_t ∂ṽ_{t−1}/∂W + gain_t z_t, holding z fixed; the reset to v_reset cuts the
-trace). The readout filter of the hidden outputs is κ = β_r (o_t = W_out D_rec r_t,
-r_t = β_r r_{t−1} + s_t). The driver names no rule (:mod:`bioplaus.rules.online`).
+trace); without "psi", decay β_m and gain 1 − β_m. The readout filter of the hidden outputs
+is κ = β_r (o_t = W_out D_rec r_t, r_t = β_r r_{t−1} + s_t).
 """
 
 from __future__ import annotations
@@ -26,8 +35,6 @@ from typing import Any
 
 import torch
 
-from ...loss import step_loss, step_loss_grad
-from ...rules.online import StepSignals
 from .lif import (
     LIFConsts,
     LIFParams,
@@ -39,109 +46,95 @@ from .lif import (
     readout,
     surrogate_derivative,
 )
-from .online import CHUNK, OnlineHandle, OnlineResult, end_trials, trial_info
-from .pass_common import add_decor_, decor_sums, noise_sigma
+from .lif_perturb import LIFRowsState
+from .online import CHUNK, Local, OnlineHandle, OnlineNetwork
 
 Tensor = torch.Tensor
 
 
-def lif_online_pass(
-    p: LIFParams,
-    c: LIFConsts,
-    rule: Any,
-    state: Any,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float | None = None,
-    types: Tensor | None = None,
-    decor: tuple[str, ...] = (),
-    n_types: int = 1,
-    dt: float | None = None,
-) -> OnlineResult:
-    """B trials → the online rule's update as a gradient (−ΔW/η), as
-    :func:`.online.online_pass` for the rate network."""
-    sigma = noise_sigma(sigma, c.sigma) if rule.explores else 0.0
-    T, B = inputs.shape[0], inputs.shape[1]
-    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-    dev, dt_ = inputs.device, inputs.dtype
-    needs = rule.needs
-    if "psi" in needs and c.precise:
-        raise ValueError(
-            f"rule {rule.name!r} needs the spike pseudo-derivative, which the LIF driver has "
-            "for spiking = 'grid' only"
-        )
-    with torch.no_grad():
-        info = trial_info(
-            "lif", p, inputs, mask, c.beta_r, c.dt if dt is None else dt, types, n_types,
-            generator,
-        )  # fmt: skip
-        if state is None:
-            state = rule.init_state(info)
-        trial = rule.begin(state, info)
-        ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
-        ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
-        st = init_state(p, c, B)
-        loss_sum = torch.zeros(B, device=dev, dtype=dt_)
-        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
-        for t in range(T):
-            k = t % CHUNK
-            if k == 0:  # the external drive, CHUNK steps at a time: memory O(1) in T
-                ext = u_hat_all = None  # (freed before the next chunk is formed)
-                ext = external_drive(p, c, inputs[t : t + CHUNK])
-                u_hat_all = decorrelate(p.D_in, inputs[t : t + CHUNK])
-            if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
-                bg = torch.randn(B, N, generator=generator, device=dev, dtype=dt_)
-                un = torch.rand(B, N, generator=generator, device=dev, dtype=dt_)
-                noise = rule.explore((B, N), sigma, generator, dev, dt_) if rule.explores else None
-                kw = {"bg": bg, "uniform": un if c.needs_uniform else None}
+class LIFOnline(OnlineNetwork):
+    """The LIF network (module docstring); its state is the network's and r̂_t = D_rec r_t
+    (:class:`~.lif_perturb.LIFRowsState`). A rule that needs ψ is refused with precise
+    spiking (ValueError, before anything is drawn)."""
+
+    name = "lif"
+
+    def __init__(
+        self,
+        p: LIFParams,
+        c: LIFConsts,
+        rule: Any,
+        sigma: float | None,
+        generator: torch.Generator,
+        inputs: Tensor,
+    ) -> None:
+        super().__init__(p, c, rule, sigma, generator, inputs)
+        if "psi" in self.needs and c.precise:
+            raise ValueError(
+                f"rule {rule.name!r} needs the spike pseudo-derivative, which the LIF driver "
+                "has for spiking = 'grid' only"
+            )
+        self.readout_decay, self.dt = c.beta_r, c.dt
+        self.ext: Tensor | None = None
+        self.u_hat_all: Tensor | None = None
+
+    def init_state(self) -> LIFRowsState:
+        """v_{−1} = v_rest, q = r = 0, not refractory; r̂_{−1} = D_rec 0 = 0 (unused)."""
+        st = init_state(self.p, self.c, self.B)
+        return LIFRowsState(st, st.r)
+
+    def u_hat(self, t: int) -> Tensor:
+        """û_t = D_in u_t; at the start of each chunk, û and W_in û + b + I_0 of its CHUNK
+        steps."""
+        if t % CHUNK == 0:  # the external drive, CHUNK steps at a time: memory O(1) in T
+            self.ext = self.u_hat_all = None  # (freed before the next chunk is formed)
+            self.ext = external_drive(self.p, self.c, self.inputs[t : t + CHUNK])
+            self.u_hat_all = decorrelate(self.p.D_in, self.inputs[t : t + CHUNK])
+        return self.u_hat_all[t % CHUNK]
+
+    def step(self, t: int, s: LIFRowsState) -> tuple[LIFRowsState, Tensor]:
+        """Draw ξ^bg, (U: precise spiking), the rule's n_t, and run :func:`~.lif.lif_step`;
+        a_t = J_t."""
+        c, rule, g = self.c, self.rule, self.generator
+        shape, dev, dt = (self.B, self.N), self.dev, self.dtype
+        if c.precise:  # ξ^bg as the exact OU increment, U_t the bridge-crossing draw
+            bg = torch.randn(shape, generator=g, device=dev, dtype=dt)
+            un = torch.rand(shape, generator=g, device=dev, dtype=dt)
+            noise = rule.explore(shape, self.sigma, g, dev, dt) if rule.explores else None
+            kw = {"bg": bg, "uniform": un if c.needs_uniform else None}
+        else:
+            noise = c.g_v * torch.randn(shape, generator=g, device=dev, dtype=dt)
+            if rule.explores:
+                noise = noise + rule.explore(shape, self.sigma, g, dev, dt)
+            kw = {}
+        st, J = lif_step(self.p, c, s.st, self.ext[t % CHUNK], noise, **kw)
+        return LIFRowsState(st, decorrelate(self.p.D_rec, st.r)), J
+
+    def readout(self, s: LIFRowsState) -> Tensor:
+        """o_t = W_out D_rec r_t + b_out."""
+        return readout(self.p, s.st.r)
+
+    def pre(self, s_prev: LIFRowsState) -> Tensor:
+        """κ q_{t−1}."""
+        return self.c.kappa * s_prev.st.q
+
+    def local(self, s_prev: LIFRowsState, s: LIFRowsState, a: Tensor) -> Local:
+        """ψ_t, decay_t, gain_t at ṽ_t (rules that need "psi"; else β_m, 1 − β_m); s_t."""
+        c = self.c
+        psi, decay, gain = None, c.beta_m, 1.0 - c.beta_m
+        if "psi" in self.needs:
+            prev = s_prev.st
+            v_tilde, w, active = pre_spike_potential(c, prev.v, prev.c, a)
+            psi = surrogate_derivative(v_tilde - c.theta, c.slope)
+            if active is None:  # no refractory steps: w = β_m for every neuron
+                w = torch.full_like(v_tilde, w)
             else:
-                noise = c.g_v * torch.randn(B, N, generator=generator, device=dev, dtype=dt_)
-                if rule.explores:
-                    noise = noise + rule.explore((B, N), sigma, generator, dev, dt_)
-                kw = {}
-            prev = st
-            st, J = lif_step(p, c, st, ext[k], noise, **kw)
-            r_hat = decorrelate(p.D_rec, st.r)
-            o = readout(p, st.r)
-            if sigma > 0:
-                o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt_)
-            ell = step_loss(loss_kind, o, targets[t])
-            m = None if mask is None else mask[t]
-            loss_sum += ell if m is None else ell * m
-            z_hid = torch.cat([u_hat_all[k], c.kappa * prev.q, *ones_h], 1)
-            z_out = torch.cat([r_hat, *ones_o], 1)
-            psi, decay, gain = None, c.beta_m, 1.0 - c.beta_m
-            if "psi" in needs:
-                v_tilde, w, active = pre_spike_potential(c, prev.v, prev.c, J)
-                psi = surrogate_derivative(v_tilde - c.theta, c.slope)
-                if active is None:  # no refractory steps: w = β_m for every neuron
-                    w = torch.full_like(v_tilde, w)
-                else:
-                    psi = psi * active.to(dt_)
-                decay, gain = w * (1.0 - prev.s), 1.0 - w
-            sig = StepSignals(
-                t, J, z_hid, o, z_out, targets[t], ell, m, decay, gain, psi=psi,
-                dl_do=step_loss_grad(loss_kind, o, targets[t]) if "dl_do" in needs else None,
-                spikes=st.s,
-            )  # fmt: skip
-            trial = rule.observe(trial, sig)
-            add_decor_(yy, u_hat_all[k], r_hat)
-    return end_trials(rule, trial, loss_sum, mask, T, types, sigma, p, yy, [])
-
-
-#: the name of the driver when it only ran the three-factor rule
-lif_three_factor_pass = lif_online_pass
+                psi = psi * active.to(self.dtype)
+            decay, gain = w * (1.0 - prev.s), 1.0 - w
+        return psi, decay, gain, s.st.s
 
 
 class LIFOnlineHandle(OnlineHandle):
-    """:class:`.online.OnlineHandle` for the LIF network (same state and checkpoint)."""
+    """:class:`.online.OnlineHandle` on the LIF network (same state and checkpoint)."""
 
-    trial_pass = staticmethod(lif_online_pass)
-
-
-#: the handle's name when it only held the three-factor rule
-LIFOnlineThreeFactor = LIFOnlineHandle
+    network = LIFOnline

@@ -1,20 +1,33 @@
-"""The online driver of the rate network: one pass, weights fixed, every online rule.
+"""The online driver: ONE loop (:func:`online_trials`) that runs every online rule
+(three-factor, e-prop, RFLO, users' rules; :mod:`bioplaus.rules.online` is the contract) on
+every network type, one pass with the weights fixed.
 
 B networks with shared weights run B independent trials side by side (the rows of the
-batch). Each step is the Euler–Maruyama step of DESIGN §1; a rule that explores
-(``rule.explores``, the three-factor rule) has its exploration n_t added to x and the
-readout its own Gaussian noise::
+batch). What differs between network types is a network object's (:class:`OnlineNetwork`):
+the state at the start, û_t (and the input drive, formed CHUNK steps at a time), the hidden
+step with what it draws from the generator and in which order, the readout, the
+presynaptic block of z_hid and the local signals of the step (a_t, ψ_t, decay, gain,
+spikes). Here :class:`RateOnline`, the rate network; lif_online.py's
+:class:`~.lif_online.LIFOnline`, the LIF network. The loop owns the rest, the same for
+both: the rule's begin / observe / finish, the readout exploration σ ξ^o_t, losses, mask,
+z_hid = [û_t, pre(s_{t−1}), 1], z_out = [r̂_t, 1], ∂ℓ_t/∂o_t, outputs, decorrelation sums::
+
+    per step t:  û_t = D_in u_t ;  (s_t, a_t) = step(s_{t−1}, û_t) (+ the rule's n_t)
+                 o_t = readout(s_t) + σ ξ^o_t ;  ℓ_t ;  rule.observe(StepSignals_t)
+
+A rule that explores (``rule.explores``, the three-factor rule) has its exploration n_t
+added by the network's step and the readout its own Gaussian noise; a rule that does not
+(e-prop, RFLO) sees the network without them. The rule keeps its own traces: memory is
+independent of T (no history is stored). The driver names no rule.
+
+The rate network (:class:`RateOnline`), the Euler–Maruyama step of DESIGN §1::
 
     x_t = (1 − α) x_{t−1} + α (W_rec r̂_{t−1} + W_in û_t + b) + n_t
     n_t = rule.explore(…): σ √α ξ_t (gaussian) or κ_t ⊙ U(−A, A) (kicks, Miconi 2017)
     o_t = W_out r̂_t + b_out + σ ξ^o_t
 
-(a rule that does not explore — e-prop, RFLO — sees the network without noise, as BPTT
-does). Every step the rule gets the local signals of :class:`~bioplaus.rules.online.StepSignals`
-(a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α, z_hid = [û_t, r̂_{t−1}, 1],
-z_out = [r̂_t, 1], o_t, y_t, ∂ℓ_t/∂o_t, ℓ_t, m_t) and keeps its own traces: memory is
-independent of T (no history is stored). The driver names no rule
-(:mod:`bioplaus.rules.online` is the contract).
+with the local signals a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α,
+z_hid = [û_t, r̂_{t−1}, 1], z_out = [r̂_t, 1].
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
 from .rate import (
     RateConsts,
     RateParams,
+    RateState,
     decorrelate,
     init_state,
     input_drive,
@@ -54,6 +68,117 @@ class OnlineResult(NamedTuple):
     modulator: Tensor  # M_b per trial (three-factor reward "trial"; else empty)
 
 
+#: the local signals of one step besides the loop's: (ψ_t or None, decay, gain, spikes)
+Local = tuple[Tensor | None, float | Tensor, float | Tensor, Tensor | None]
+
+
+class OnlineNetwork:
+    """What the one online loop needs of a network type: the parameters ``p`` (W_in, W_rec,
+    W_out, b, b_out, D_in, D_rec), constants ``c``, the rule, its σ (the rule's, or the
+    model's; 0 for a rule that does not explore), the pass's generator and the inputs
+    [T, B, n_in]. A subclass sets ``name`` (TrialInfo.network), ``readout_decay`` and the
+    default ``dt`` and writes the methods below; its state carries ``r_hat`` (r̂_t)."""
+
+    name: str = ""
+    readout_decay: float = 0.0  # κ of TrialInfo
+    dt: float = 1.0  # the model step (s) when the caller gives none
+
+    def __init__(
+        self,
+        p: Any,
+        c: Any,
+        rule: Any,
+        sigma: float | None,
+        generator: torch.Generator,
+        inputs: Tensor,
+    ) -> None:
+        self.p, self.c, self.rule, self.generator, self.inputs = p, c, rule, generator, inputs
+        self.sigma = noise_sigma(sigma, c.sigma) if rule.explores else 0.0
+        self.B, self.N = inputs.shape[1], p.W_rec.shape[0]
+        self.dev, self.dtype = inputs.device, inputs.dtype
+        self.needs = rule.needs
+
+    def init_state(self) -> Any:
+        """The state s_{−1} of the B rows (with ``r_hat``)."""
+        raise NotImplementedError
+
+    def u_hat(self, t: int) -> Tensor:
+        """û_t = D_in u_t [B, n_in]; called first in step t (a chunk of input drive may be
+        formed here)."""
+        raise NotImplementedError
+
+    def step(self, t: int, s: Any) -> tuple[Any, Tensor]:
+        """Draw this step's noise (and the rule's exploration) and step: (s_t, a_t)."""
+        raise NotImplementedError
+
+    def readout(self, s: Any) -> Tensor:
+        """o_t of the state, before the readout exploration."""
+        raise NotImplementedError
+
+    def pre(self, s_prev: Any) -> Tensor:
+        """The recurrent block of z_hid: what W_rec multiplies in step t."""
+        raise NotImplementedError
+
+    def local(self, s_prev: Any, s: Any, a: Tensor) -> Local:
+        """ψ_t (when the rule needs "psi"), decay, gain and spikes of the step."""
+        raise NotImplementedError
+
+
+class RateOnline(OnlineNetwork):
+    """The rate network (module docstring): exploration n_t added to x_t, no background
+    noise; a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α, pre = r̂_{t−1}."""
+
+    name = "rate"
+
+    def __init__(
+        self,
+        p: RateParams,
+        c: RateConsts,
+        rule: Any,
+        sigma: float | None,
+        generator: torch.Generator,
+        inputs: Tensor,
+        x0: Tensor | None = None,
+    ) -> None:
+        super().__init__(p, c, rule, sigma, generator, inputs)
+        self.x0 = x0
+        self.drive: Tensor | None = None
+
+    def init_state(self) -> RateState:
+        """x_{−1} = 0 (or x0), r̂_{−1} = D_rec φ(x_{−1})."""
+        return init_state(self.p, self.c, self.B, self.x0)
+
+    def u_hat(self, t: int) -> Tensor:
+        """û_t = D_in u_t; at the start of each chunk, W_in û + b of its CHUNK steps."""
+        if t % CHUNK == 0:  # the input drive, CHUNK steps at a time: memory O(1) in T
+            self.drive = None  # (freed before the next chunk is formed)
+            self.drive = input_drive(self.p, self.inputs[t : t + CHUNK])
+        return decorrelate(self.p.D_in, self.inputs[t])
+
+    def step(self, t: int, s: RateState) -> tuple[RateState, Tensor]:
+        """Draw n_t (a rule that explores) and take the Euler step; a_t = x_t."""
+        added = (
+            exploration(self.rule, (self.B, self.N), self.c, self.sigma, self.generator,
+                        self.dev, self.dtype)
+            if self.rule.explores else None
+        )  # fmt: skip
+        s = rate_step(self.p, self.c, s, self.drive[t % CHUNK], None, added_t=added)
+        return s, s.x
+
+    def readout(self, s: RateState) -> Tensor:
+        """o_t = W_out r̂_t + b_out."""
+        return readout(self.p, s.r_hat)
+
+    def pre(self, s_prev: RateState) -> Tensor:
+        """r̂_{t−1}."""
+        return s_prev.r_hat
+
+    def local(self, s_prev: RateState, s: RateState, a: Tensor) -> Local:
+        """ψ_t = φ'(x_t) (rules that need it), decay 1 − α, gain α."""
+        psi = phi_prime(self.c.phi, s.x) if "psi" in self.needs else None
+        return psi, 1.0 - self.c.alpha, self.c.alpha, None
+
+
 def exploration(
     rule: ThreeFactor,
     shape: tuple[int, ...],
@@ -63,31 +188,87 @@ def exploration(
     device: torch.device | str,
     dtype: torch.dtype,
 ) -> Tensor:
-    """The exploratory term n_t added to x_t (see the module docstring): Gaussian σ √α ξ_t
-    or sparse kicks."""
+    """The exploratory term n_t added to x_t of the rate network (see the module
+    docstring): Gaussian σ √α ξ_t or sparse kicks."""
     return rule.explore(shape, sigma * c.alpha**0.5, generator, device, dtype)
 
 
 def trial_info(
-    network: str,
-    p: RateParams,
-    inputs: Tensor,
+    net: OnlineNetwork,
     mask: Tensor | None,
-    readout_decay: float,
-    dt: float,
+    dt: float | None,
     types: Tensor | None,
     n_types: int,
-    generator: torch.Generator,
 ) -> TrialInfo:
-    """The :class:`~bioplaus.rules.online.TrialInfo` of a batch (both drivers)."""
+    """The :class:`~bioplaus.rules.online.TrialInfo` of a batch."""
+    p, inputs = net.p, net.inputs
     T, B = inputs.shape[0], inputs.shape[1]
     N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
     W_eff = p.W_out if p.D_rec is None else p.W_out @ p.D_rec
     return TrialInfo(
-        network, B, N, p.W_in.shape[1], n_out,
+        net.name, B, N, p.W_in.shape[1], n_out,
         p.W_in.shape[1] + N + (p.b is not None), N + (p.b_out is not None),
-        T, dt, normaliser(mask, T, B), readout_decay, W_eff, types, n_types, generator, p.W_rec,
+        T, net.dt if dt is None else dt, normaliser(mask, T, B), net.readout_decay, W_eff,
+        types, n_types, net.generator, p.W_rec,
     )  # fmt: skip
+
+
+def online_trials(
+    net: OnlineNetwork,
+    state: Any,
+    targets: Tensor,
+    mask: Tensor | None,
+    loss_kind: str,
+    *,
+    types: Tensor | None = None,
+    keep_outputs: bool = False,
+    decor: tuple[str, ...] = (),
+    n_types: int = 1,
+    dt: float | None = None,
+) -> OnlineResult:
+    """The loop itself, for any network object ``net`` (which holds the parameters, the
+    rule, σ, the generator and the inputs): B trials → the rule's update as a gradient
+    (−ΔW/η). ``state`` is the rule's state before these trials (None: ``rule.init_state``;
+    for the three-factor rule the reward baseline, [n_types] for reward "trial", [B] for
+    "step"); ``types`` [B] the trial types (None: all type 0); ``dt`` the model step (s;
+    None: the network's)."""
+    p, rule, g, sigma = net.p, net.rule, net.generator, net.sigma
+    T, B, N, n_out = net.inputs.shape[0], net.B, net.N, p.W_out.shape[0]
+    dev, dt_ = net.dev, net.dtype
+    with torch.no_grad():
+        info = trial_info(net, mask, dt, types, n_types)
+        if state is None:
+            state = rule.init_state(info)
+        trial = rule.begin(state, info)
+        ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
+        ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
+        s = net.init_state()
+        loss_sum = torch.zeros(B, device=dev, dtype=dt_)
+        outs = []
+        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
+        for t in range(T):
+            u_hat = net.u_hat(t)
+            s_prev = s
+            s, a = net.step(t, s)
+            o = net.readout(s)
+            if sigma > 0:
+                o = o + sigma * torch.randn(B, n_out, generator=g, device=dev, dtype=dt_)
+            ell = step_loss(loss_kind, o, targets[t])
+            m = None if mask is None else mask[t]
+            loss_sum += ell if m is None else ell * m
+            z_hid = torch.cat([u_hat, net.pre(s_prev), *ones_h], 1)
+            z_out = torch.cat([s.r_hat, *ones_o], 1)
+            psi, decay, gain, spikes = net.local(s_prev, s, a)
+            sig = StepSignals(
+                t, a, z_hid, o, z_out, targets[t], ell, m, decay, gain, psi=psi,
+                dl_do=step_loss_grad(loss_kind, o, targets[t]) if "dl_do" in net.needs else None,
+                spikes=spikes,
+            )  # fmt: skip
+            trial = rule.observe(trial, sig)
+            if keep_outputs:
+                outs.append(o)
+            add_decor_(yy, u_hat, s.r_hat)
+    return end_trials(rule, trial, loss_sum, mask, T, types, sigma, p, yy, outs)
 
 
 def end_trials(
@@ -138,61 +319,12 @@ def online_pass(
     n_types: int = 1,
     dt: float | None = None,
 ) -> OnlineResult:
-    """Run B trials of the rate network and return the online rule's update as a gradient
-    (−ΔW/η).
-
-    ``state`` is the rule's state before these trials (None: ``rule.init_state``; for the
-    three-factor rule the reward baseline, [n_types] for reward "trial", [B] for "step");
-    ``types`` [B] the trial types (None: all type 0); ``dt`` the model step (s).
-    """
-    sigma = noise_sigma(sigma, c.sigma) if rule.explores else 0.0
-    T, B = inputs.shape[0], inputs.shape[1]
-    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-    dev, dt_ = inputs.device, inputs.dtype
-    needs = rule.needs
-    with torch.no_grad():
-        info = trial_info(
-            "rate", p, inputs, mask, 0.0, 1.0 if dt is None else dt, types, n_types, generator
-        )
-        if state is None:
-            state = rule.init_state(info)
-        trial = rule.begin(state, info)
-        ones_h = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b is not None else []
-        ones_o = [torch.ones(B, 1, device=dev, dtype=dt_)] if p.b_out is not None else []
-        s = init_state(p, c, B, x0)
-        loss_sum = torch.zeros(B, device=dev, dtype=dt_)
-        outs = []
-        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
-        decay, gain = 1.0 - c.alpha, c.alpha
-        for t in range(T):
-            if t % CHUNK == 0:  # the input drive, CHUNK steps at a time: memory O(1) in T
-                drive = None  # (freed before the next chunk is formed)
-                drive = input_drive(p, inputs[t : t + CHUNK])
-            r_prev = s.r_hat
-            added = (
-                exploration(rule, (B, N), c, sigma, generator, dev, dt_) if rule.explores else None
-            )
-            s = rate_step(p, c, s, drive[t % CHUNK], None, added_t=added)
-            x, r_hat = s.x, s.r_hat
-            o = readout(p, r_hat)
-            if sigma > 0:
-                o = o + sigma * torch.randn(B, n_out, generator=generator, device=dev, dtype=dt_)
-            ell = step_loss(loss_kind, o, targets[t])
-            m = None if mask is None else mask[t]
-            loss_sum += ell if m is None else ell * m
-            u_hat = decorrelate(p.D_in, inputs[t])
-            z_hid = torch.cat([u_hat, r_prev, *ones_h], 1)
-            z_out = torch.cat([r_hat, *ones_o], 1)
-            sig = StepSignals(
-                t, x, z_hid, o, z_out, targets[t], ell, m, decay, gain,
-                psi=phi_prime(c.phi, x) if "psi" in needs else None,
-                dl_do=step_loss_grad(loss_kind, o, targets[t]) if "dl_do" in needs else None,
-            )  # fmt: skip
-            trial = rule.observe(trial, sig)
-            if keep_outputs:
-                outs.append(o)
-            add_decor_(yy, u_hat, r_hat)
-    return end_trials(rule, trial, loss_sum, mask, T, types, sigma, p, yy, outs)
+    """B trials of the rate network (:class:`RateOnline`, ``x0`` [B, N] its initial x) run
+    by :func:`online_trials`; the other arguments are the loop's."""
+    return online_trials(
+        RateOnline(p, c, rule, sigma, generator, inputs, x0), state, targets, mask, loss_kind,
+        types=types, keep_outputs=keep_outputs, decor=decor, n_types=n_types, dt=dt,
+    )  # fmt: skip
 
 
 #: the name of the driver when it only ran the three-factor rule
@@ -203,7 +335,10 @@ class OnlineHandle:
     """The trainer's handle on an online rule: the rule, its exploration σ, and the rule's
     state carried from one batch of trials to the next (checkpointed with the run; for the
     three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
-    matrix B)."""
+    matrix B). ``network`` is the network object's class the loop runs (the rate network's
+    here; :class:`~.lif_online.LIFOnlineHandle` sets the LIF one)."""
+
+    network: type[OnlineNetwork] = RateOnline
 
     def __init__(
         self, rule: Any, sigma: float | None, n_types: int, batch: int, dt: float | None = None
@@ -218,12 +353,9 @@ class OnlineHandle:
         size = getattr(self.rule, "state_size", None)
         return size(self.n_types, self.batch) if size is not None else self.n_types
 
-    #: B trials of the network → :class:`OnlineResult` (the LIF subclass swaps it)
-    trial_pass = staticmethod(online_pass)
-
     def estimate(
         self,
-        p: RateParams,
+        p: Any,
         c: Any,
         inputs: Tensor,
         targets: Tensor,
@@ -233,9 +365,10 @@ class OnlineHandle:
         types: Tensor | None = None,
         decor: tuple[str, ...] = (),
     ) -> PassResult:
-        out = type(self).trial_pass(
-            p, c, self.rule, self.base, inputs, targets, mask, loss_kind, generator,
-            sigma=self.sigma, types=types, decor=decor, n_types=self.n_types, dt=self.dt,
+        net = self.network(p, c, self.rule, self.sigma, generator, inputs)
+        out = online_trials(
+            net, self.base, targets, mask, loss_kind, types=types, decor=decor,
+            n_types=self.n_types, dt=self.dt,
         )  # fmt: skip
         self.base = out.baseline
         return out.result

@@ -12,9 +12,19 @@ import torch
 from helpers import interrupted_at
 
 import bioplaus as bp
+from bioplaus.backends.torch import lif
 from bioplaus.backends.torch.bptt import bptt_estimate
-from bioplaus.backends.torch.online import exploration, three_factor_pass
-from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.lif_online import LIFOnline
+from bioplaus.backends.torch.online import (
+    CHUNK,
+    OnlineNetwork,
+    exploration,
+    online_trials,
+    three_factor_pass,
+)
+from bioplaus.backends.torch.rate import RateState, consts_of, to_torch
+from bioplaus.rules.eprop import EProp
+from bioplaus.rules.online import Update
 from bioplaus.rules.three_factor import Baseline, ThreeFactor
 
 D = torch.float64
@@ -179,3 +189,126 @@ def test_resume_is_bit_identical(tmp_path, reward, noise, extra):
     torch.save(sd, ck)
     forgot = bp.resume(tmp_path / "cut2", progress=False)
     assert not np.array_equal(full.params["W_rec"], forgot.params["W_rec"])
+
+
+class _Recorder:
+    """An online rule that explores with σ ξ (Gaussian) and keeps every StepSignals it sees
+    (its state after the trials is the list)."""
+
+    name = "recorder"
+    explores = True
+    needs = frozenset({"psi", "dl_do"})
+
+    def explore(self, shape, std, generator, device, dtype):
+        return std * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+    def init_state(self, info):
+        return None
+
+    def begin(self, state, info):
+        return {"info": info, "seen": []}
+
+    def observe(self, trial, sig):
+        trial["seen"].append(sig)
+        return trial
+
+    def finish(self, trial, end):
+        i = trial["info"]
+        z = i.like.new_zeros
+        return Update(z((i.N, i.M_h)), z((i.n_out, i.M_o)), trial, z(0))
+
+
+def test_lif_network_matches_a_reference_loop():
+    """The one loop with the LIF network object (lif_online.py): per step ξ^bg, then the
+    rule's n_t, then ξ^o; a_t = J_t, z_hid = [û_t, κ q_{t−1}, 1], z_out = [D_rec r_t, 1],
+    ψ_t = active_t/(1 + k|ṽ_t − θ|)², decay w_t (1 − s_{t−1}), gain 1 − w_t, written out.
+    T > CHUNK, so a chunk boundary of the external drive falls inside the trial."""
+    spec = bp.LIFSpec(n_in=2, n_rec=7, n_out=2, sigma_v=0.5, sigma=0.1, bias_current=0.8,
+                      in_gain=2.0, t_ref=0.004, bias=True, out_bias=True,
+                      decorrelate_rec=True)  # fmt: skip
+    p, c = lif.to_torch(bp.init_params(spec, seed=0), dtype=D), lif.consts_of(spec)
+    p = p._replace(D_rec=p.D_rec + 0.05 * torch.eye(7, dtype=D).roll(1, 0))
+    T, B = CHUNK + 5, 3
+    rng = np.random.default_rng(0)
+    u = torch.as_tensor(1.5 * rng.random((T, B, 2)))
+    y = torch.as_tensor(rng.standard_normal((T, B, 2)))
+    out = online_trials(LIFOnline(p, c, _Recorder(), None, torch.Generator().manual_seed(5), u),
+                        None, y, None, "mse")  # fmt: skip
+    seen = out.baseline["seen"]
+    assert out.baseline["info"].network == "lif"
+    assert out.baseline["info"].readout_decay == c.beta_r
+    g = torch.Generator().manual_seed(5)
+    st = lif.init_state(p, c, B)
+    ones = torch.ones(B, 1, dtype=D)
+    n_spikes = n_refractory = 0.0
+    for t in range(T):
+        noise = c.g_v * torch.randn(B, 7, generator=g, dtype=D)
+        noise = noise + spec.sigma * torch.randn(B, 7, generator=g, dtype=D)
+        prev = st
+        st, J = lif.lif_step(p, c, st, lif.external_drive(p, c, u[t]), noise)
+        o = st.r @ p.D_rec.T @ p.W_out.T + p.b_out
+        o = o + spec.sigma * torch.randn(B, 2, generator=g, dtype=D)
+        active = prev.c <= 0
+        w = torch.full_like(prev.v, c.beta_m).masked_fill(~active, 1.0)
+        v_tilde = c.v_rest + w * (prev.v - c.v_rest) + (1 - w) * J
+        sig = seen[t]
+        close = dict(rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(sig.a, J, **close)
+        torch.testing.assert_close(sig.o, o, **close)
+        torch.testing.assert_close(sig.z_hid, torch.cat([u[t], c.kappa * prev.q, ones], 1))
+        torch.testing.assert_close(sig.z_out, torch.cat([st.r @ p.D_rec.T, ones], 1), **close)
+        torch.testing.assert_close(sig.spikes, st.s)
+        psi = active / (1 + c.slope * (v_tilde - c.theta).abs()) ** 2
+        torch.testing.assert_close(sig.psi, psi, **close)
+        torch.testing.assert_close(sig.decay, w * (1 - prev.s))
+        torch.testing.assert_close(sig.gain, 1 - w)
+        torch.testing.assert_close(sig.dl_do, o - y[t], **close)
+        n_spikes += float(st.s.sum())
+        n_refractory += float((~active).sum())
+    assert n_spikes > 0 and n_refractory > 0  # spikes and refractory steps occurred
+
+
+class _Linear(OnlineNetwork):
+    """A user's network type for the loop: h_t = W_rec h_{t−1} + W_in u_t, o_t = W_out h_t
+    (no noise; a_t = h_t, ψ_t = 1, decay 0, gain 1)."""
+
+    name = "linear"
+
+    def init_state(self):
+        return RateState(None, self.p.W_rec.new_zeros((self.B, self.N)))
+
+    def u_hat(self, t):
+        return self.inputs[t]
+
+    def step(self, t, s):
+        h = s.r_hat @ self.p.W_rec.T + self.inputs[t] @ self.p.W_in.T
+        return RateState(h, h), h
+
+    def readout(self, s):
+        return s.r_hat @ self.p.W_out.T
+
+    def pre(self, s_prev):
+        return s_prev.r_hat
+
+    def local(self, s_prev, s, a):
+        return torch.ones_like(a), 0.0, 1.0, None
+
+
+def test_a_network_type_defined_outside_runs_in_the_loop():
+    """The loop names no network: a user's network object runs every online rule in it (here
+    the toy readout rule's exact readout gradient against autograd)."""
+    spec, p = _net()
+    rng = np.random.default_rng(1)
+    u = torch.as_tensor(rng.standard_normal((5, 3, 2)))
+    y = torch.as_tensor(rng.standard_normal((5, 3, 2)))
+    rule = EProp("rate")  # its readout part is the exact readout gradient of any network
+    out = online_trials(_Linear(p, consts_of(spec), rule, None, torch.Generator(), u),
+                        None, y, None, "mse")  # fmt: skip
+    W = p.W_out.clone().requires_grad_(True)
+    h, loss = torch.zeros(3, 6, dtype=D), 0.0
+    for t in range(5):
+        h = h @ p.W_rec.T + u[t] @ p.W_in.T
+        loss = loss + 0.5 * ((h @ W.T - y[t]) ** 2).sum()
+    (loss / 15).backward()
+    torch.testing.assert_close(out.result.grads["W_out"], W.grad)
+    assert out.result.loss == pytest.approx(float(loss.detach()) / 15)
