@@ -215,10 +215,7 @@ def _trainer_alignment(t: Any) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     p = t.params()
     g = bptt_estimate(p, t.consts, u, y, m, t.task.loss).grads
     if t.online is not None:
-        h = OnlineHandle(t.online.rule, t.online.sigma, t.online.n_types, t.online.batch,
-                         t.online.dt)  # fmt: skip
-        h.base = t.online.base
-        e = h.estimate(p, t.consts, u, y, m, t.task.loss, t.gen_align).grads
+        e = t.online.probe().estimate(p, t.consts, u, y, m, t.task.loss, t.gen_align).grads
     else:
         e = _estimate(t, p, u, y, m, t.gen_align).grads
     return e, g

@@ -1,8 +1,9 @@
 """The online-rule contract: what a back-end's online driver hands a rule at every step.
 
-One driver per network type (``backends/torch/online.py`` for the rate network,
-``backends/torch/lif_online.py`` for LIF) runs B trials with the weights fixed and serves
-*every* online rule through these records; it names none. A rule is an object with
+One online driver on torch (``online_trials`` in ``backends/torch/online.py``, with a network
+object per type: ``RateOnline`` there, ``LIFOnline`` in ``lif_online.py``) runs B trials
+with the weights fixed and serves *every* online rule through these records; it names none.
+A rule is an object with
 
     explores : bool           the driver adds the rule's exploration to each hidden unit
                               (``explore``) and σ ξ^o to the readout (three-factor); False:

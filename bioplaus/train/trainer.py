@@ -153,7 +153,7 @@ class Trainer:
         seed = protocol.seed
         rs = protocol.rule
         # an online rule (three-factor, e-prop, RFLO, …: the registry's mechanism "online")
-        # runs in the network's online driver (online.py, lif_online.py); its update ΔW
+        # runs in the one online driver (online.py, with the network's object); its update ΔW
         # reaches the optimizer as the gradient −ΔW/η (docs/plasticity.md)
         network = protocol.model.kind
         self.online = self.hooks.make_online(protocol, task) if rs.mechanism == "online" else None

@@ -373,6 +373,13 @@ class OnlineHandle:
         self.base = out.baseline
         return out.result
 
+    def probe(self) -> OnlineHandle:
+        """A handle of the same network and rule from this one's current state, whose
+        passes leave this one unchanged (the trainer's alignment probe)."""
+        h = type(self)(self.rule, self.sigma, self.n_types, self.batch, self.dt)
+        h.base = self.base
+        return h
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The rule's state between batches (``rule.state_dict``; traces restart every trial)."""
         return self.rule.state_dict(self.base)
