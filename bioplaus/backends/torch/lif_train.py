@@ -1,6 +1,7 @@
 """Dispatch of ``bp.simulate``, ``bp.estimate`` and the trainer to the LIF back-end.
 
-Kept apart so the shared modules only need a one-line branch on ``spec.kind == "lif"``.
+The LIF network type's entry (``bioplaus/networks/lif.py``) calls these; no shared module
+branches on the model kind.
 """
 
 from __future__ import annotations
