@@ -160,7 +160,7 @@ def _memory(protocol: Any, task: Any) -> tuple[int, str, str]:
     T = task_steps(task) if task is not None else 1
     K = getattr(rs, "K", 1) or 1
     noisy_base = getattr(rs, "baseline", "clean") == "noisy"
-    gradient = rs.name in ("bp", "bptt", "tbptt")
+    gradient = getattr(rs, "mechanism", None) == "gradient"  # bp, bptt, tbptt, a user's
     rows = B if gradient else B * (K + (2 if noisy_base else 1))
     # weights and their estimate, plus Adam's two moments or SGD's momentum buffer
     copies = 4 if tr.optimizer == "adam" else (3 if tr.momentum > 0 else 2)
