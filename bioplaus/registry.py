@@ -21,7 +21,10 @@ and ``compare`` alike.
 A network type (``rate``, ``lif``, ``mlp``: a model spec's ``kind``) is one entry,
 :class:`NetworkType`, registered with :func:`register_network` and found by
 :func:`network_type`; ``bp.init_params``, ``bp.simulate``, ``bp.estimate``, the trainer, the
-run loop, exports and analysis look it up instead of branching on ``spec.kind``. The built-in
+run loop, exports and analysis look it up instead of branching on ``spec.kind``. It brings
+its spec class (``spec=``, :func:`spec_classes`), which model files and a protocol's
+``[model]`` are read into by ``kind``, and what validation reads of it (``memory``,
+``option_limits``, ``simulate_options``, ``preset_keys``). The built-in
 types live in :mod:`bioplaus.networks` (one module each), imported by name on the first
 lookup, as plug-ins are. This module imports no other layer of bioplaus.
 """
