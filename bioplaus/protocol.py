@@ -24,19 +24,22 @@ from __future__ import annotations
 import copy
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
+    SerializationInfo,
     SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .registry import load_plugin, network_type
+from .registry import NETWORK_TYPES, load_plugin, network_kinds, network_type, spec_classes
 from .rules import RuleOptionError, RuleSpec, rule_options
 from .spec import ModelSpec, SpecError, format_validation_error, read_toml, spec_from_dict
 
@@ -100,6 +103,30 @@ class TrainSpec(BaseModel):
         return v
 
 
+def _model_spec(value: Any) -> Any:
+    """A protocol's ``model``: a spec object of a registered network type (the spec class
+    its ``kind`` names: ``RateSpec``, ``LIFSpec``, ``MLPSpec`` or a user type's), as
+    :func:`protocol_from_dict` builds it from the ``[model]`` table."""
+    classes = spec_classes()
+    kind = getattr(value, "kind", None)
+    if isinstance(kind, str) and kind in classes and isinstance(value, classes[kind]):
+        return value
+    raise ValueError(
+        f"expected a model spec of a registered network type (known: {', '.join(classes)}; "
+        f"got {type(value).__name__})"
+    )
+
+
+def _dump_model(value: BaseModel, info: SerializationInfo) -> dict[str, Any]:
+    """The model spec's own fields (a user type's spec class is not one of ``ModelSpec``)."""
+    return value.model_dump(mode="json" if info.mode_is_json() else "python")
+
+
+#: the ``model`` of a protocol: any registered network type's spec, found by its ``kind``
+#: (annotated as the built-in union, which the generated file reference lists)
+AnyModelSpec = Annotated[ModelSpec, PlainValidator(_model_spec), PlainSerializer(_dump_model)]
+
+
 class ProtocolSpec(BaseModel):
     """A complete, resolved protocol."""
 
@@ -118,7 +145,7 @@ class ProtocolSpec(BaseModel):
         description="Simulation back-end used to train: torch, or brian2 (rate models, rules "
         "three-factor and anp; docs/brian2.md).",
     )
-    model: ModelSpec = Field(
+    model: AnyModelSpec = Field(
         description="The model: a file path, an inline table, or {base = path, key = value}."
     )
     task: dict[str, Any] = Field(
@@ -144,7 +171,10 @@ class ProtocolSpec(BaseModel):
     def _consistent(self) -> ProtocolSpec:
         if "name" not in self.task:
             raise ValueError("task.name: missing key")
-        decor = self.model.decorrelate_input or self.model.decorrelate_rec
+        # a network type without decorrelating matrices has neither key
+        decor = getattr(self.model, "decorrelate_input", False) or getattr(
+            self.model, "decorrelate_rec", False
+        )
         if "lr_decor" in self.rule.entry.preset.get("train", {}) and not self.train.lr_decor > 0:
             raise ValueError(
                 f"train.lr_decor: rule {self.rule.name!r} learns decorrelation and needs "
@@ -312,13 +342,17 @@ def apply_rule_preset(data: dict) -> dict:
 
 def model_preset(model: dict, preset: dict[str, dict]) -> dict:
     """The resolved model table with the preset's model keys: the rule defines them (DANP *is*
-    ANP with decorrelation), so they win over the model file. On an MLP, ``decorrelate_rec``
-    means ``decorrelate`` (every layer's input)."""
+    ANP with decorrelation), so they win over the model file. A key the network type's spec
+    has not is the one its ``preset_keys`` names (on an MLP, ``decorrelate_rec`` means
+    ``decorrelate``, every layer's input)."""
     values = dict(preset.get("model", {}))
     if not values:
         return model
-    if model.get("kind", "rate") == "mlp" and "decorrelate_rec" in values:
-        values = {"decorrelate": values.pop("decorrelate_rec"), **values}
+    kind = model.get("kind", "rate")
+    if isinstance(kind, str) and kind in network_kinds():
+        for key, own in NETWORK_TYPES.get(kind).preset_keys.items():
+            if key in values:
+                values = {own: values.pop(key), **values}
     return {**model, **values}
 
 

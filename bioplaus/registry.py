@@ -21,7 +21,10 @@ and ``compare`` alike.
 A network type (``rate``, ``lif``, ``mlp``: a model spec's ``kind``) is one entry,
 :class:`NetworkType`, registered with :func:`register_network` and found by
 :func:`network_type`; ``bp.init_params``, ``bp.simulate``, ``bp.estimate``, the trainer, the
-run loop, exports and analysis look it up instead of branching on ``spec.kind``. The built-in
+run loop, exports and analysis look it up instead of branching on ``spec.kind``. It brings
+its spec class (``spec=``, :func:`spec_classes`), which model files and a protocol's
+``[model]`` are read into by ``kind``, and what validation reads of it (``memory``,
+``option_limits``, ``simulate_options``, ``preset_keys``). The built-in
 types live in :mod:`bioplaus.networks` (one module each), imported by name on the first
 lookup, as plug-ins are. This module imports no other layer of bioplaus.
 """
@@ -33,6 +36,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +211,21 @@ class TrainerHooks:
 
 
 @dataclass(frozen=True)
+class Memory:
+    """A network type's part of the memory a run needs (``bioplaus.validate.estimate_memory``,
+    a lower estimate): ``weights``, the number of parameters (the estimate adds their
+    gradient estimate and the optimiser's state); ``parts``, the other bytes by part
+    (``states``, ``traces``, ``data``, or a name of the type's own); ``name``, what the
+    weights are called in the message (``"W_rec"``), and ``reduce``, the key to reduce when
+    they dominate (``"model.n_rec"``)."""
+
+    weights: int = 0
+    parts: dict[str, int] = field(default_factory=dict)
+    name: str = "the weights"
+    reduce: str = "model.sizes"
+
+
+@dataclass(frozen=True)
 class NetworkType:
     """One network type: everything that differs between model kinds, in one entry.
 
@@ -227,7 +246,19 @@ class NetworkType:
     - ``reference``: the exact-gradient rule an estimate is compared with (``bptt``, ``bp``);
     - ``sequential``: data have a time axis [T, B, ·]; ``False``: static samples [B, ·]
       whose loss the model's output fixes;
-    - ``alignment``: the trainer can log the alignment with the exact gradient."""
+    - ``alignment``: the trainer can log the alignment with the exact gradient;
+    - ``spec``: the pydantic model of the type's model table, whose ``kind`` field is
+      ``Literal[kind]`` (``bp.load_model``, ``spec_from_dict`` and a protocol's ``[model]``
+      build it by ``kind``; ``None``: the type cannot be read from a file);
+    - ``memory(spec, rule, batch=, steps=, rows=, item=, gradient=)`` → :class:`Memory`: the
+      type's part of a run's memory estimate (``bioplaus.validate.estimate_memory``;
+      ``None``: nothing of the model is counted, only the thread stacks);
+    - ``option_limits``: ``(option, allowed values, why)`` of rule options the type cannot
+      honour (protocol validation refuses another value, naming ``rule.<option>``);
+    - ``simulate_options``: the keyword options ``bp.simulate`` takes on the torch back-end
+      (LIF: ``spikes``, ``spike_times``, ``crossing``); any other is a TypeError;
+    - ``preset_keys``: model keys a rule's preset sets (DANP: ``decorrelate_rec``) that the
+      type's spec calls otherwise (MLP: ``{"decorrelate_rec": "decorrelate"}``)."""
 
     kind: str
     init_params: Callable[[Any, int], dict[str, Any]]
@@ -241,6 +272,11 @@ class NetworkType:
     reference: str = "bptt"
     sequential: bool = True
     alignment: bool = True
+    spec: type | None = None
+    memory: Callable[..., Memory] | None = None
+    option_limits: tuple[tuple[str, tuple[Any, ...], str], ...] = ()
+    simulate_options: frozenset[str] = frozenset()
+    preset_keys: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     module: str = ""
 
@@ -300,10 +336,15 @@ def register_network(
     reference: str = "bptt",
     sequential: bool = True,
     alignment: bool = True,
+    spec: type | None = None,
+    memory: Callable[..., Memory] | None = None,
+    option_limits: tuple[tuple[str, tuple[Any, ...], str], ...] = (),
+    simulate_options: tuple[str, ...] | frozenset[str] = (),
+    preset_keys: dict[str, str] | None = None,
     summary: str = "",
     replace: bool = False,
 ) -> NetworkType:
-    """Register the network type ``kind`` (the ``kind`` of its model spec); see
+    """Register the network type ``kind`` (the ``kind`` of its model spec ``spec``); see
     :class:`NetworkType` for what each entry point does. Returns the entry."""
     for name, fn in (("init_params", init_params), ("check_params", check_params),
                      ("estimate", estimate)):  # fmt: skip
@@ -319,13 +360,53 @@ def register_network(
         if not (isinstance(h, TrainerHooks) or (isinstance(h, str) and ":" in h)):
             raise TypeError(f"backend_hooks[{backend!r}]: TrainerHooks or 'module:NAME' "
                             f"(got {h!r})")  # fmt: skip
+    if spec is not None:
+        check_spec_class(kind, spec)
+    if memory is not None and not callable(memory):
+        raise TypeError(f"memory: must be callable or None (got {type(memory).__name__})")
+    for limit in option_limits:
+        if not (isinstance(limit, tuple) and len(limit) == 3 and isinstance(limit[0], str)
+                and isinstance(limit[1], tuple) and limit[1]):  # fmt: skip
+            raise TypeError(f"option_limits: (option, allowed values, why) tuples (got {limit!r})")
+    if isinstance(simulate_options, str) or not all(isinstance(o, str) for o in simulate_options):
+        raise TypeError(f"simulate_options: option names (got {simulate_options!r})")
     module = getattr(init_params, "__module__", "") or ""
     entry = NetworkType(
-        kind, init_params, check_params, estimate, simulate, trainer, hooks,
-        dict(backend_hooks or {}), state, reference, bool(sequential), bool(alignment),
-        summary, module,
+        kind, init_params, check_params, estimate, simulate=simulate, trainer=trainer,
+        hooks=hooks, backend_hooks=dict(backend_hooks or {}), state=state, reference=reference,
+        sequential=bool(sequential), alignment=bool(alignment), spec=spec, memory=memory,
+        option_limits=tuple(option_limits), simulate_options=frozenset(simulate_options),
+        preset_keys=dict(preset_keys or {}),
+        summary=summary, module=module,
     )  # fmt: skip
     return NETWORK_TYPES.add(kind, entry, replace=replace)
+
+
+def check_spec_class(kind: str, spec: Any) -> None:
+    """``spec`` is a pydantic model whose ``kind`` field takes ``kind`` (``Literal[kind]``),
+    so a table with ``kind = "<kind>"`` validates into it (TypeError otherwise)."""
+    fields = getattr(spec, "model_fields", None) if isinstance(spec, type) else None
+    if not isinstance(fields, dict):
+        raise TypeError(f"spec: must be a pydantic model class (got {spec!r})")
+    f = fields.get("kind")
+    if f is None:
+        raise TypeError(f"spec: {spec.__name__} has no 'kind' field (kind: Literal[{kind!r}])")
+    if kind not in typing.get_args(f.annotation) and f.default != kind:
+        raise TypeError(
+            f"spec: {spec.__name__}.kind does not take {kind!r} (declare kind: "
+            f"Literal[{kind!r}] = {kind!r})"
+        )
+
+
+def spec_classes() -> dict[str, type]:
+    """The spec class of every registered network type that has one, by ``kind``: the
+    built-in ones first (rate, lif, mlp), then users' in the order of their names."""
+    _load_builtin_networks()
+    kinds = [
+        *(k for k in NETWORKS if k in NETWORK_TYPES),
+        *(k for k in NETWORK_TYPES.names() if k not in NETWORKS),
+    ]
+    return {k: NETWORK_TYPES.get(k).spec for k in kinds if NETWORK_TYPES.get(k).spec is not None}
 
 
 def network_type(kind: str) -> NetworkType:

@@ -271,6 +271,10 @@ class LIFSpec(_Strict):
         return int(round(self.t_ref / self.dt))
 
 
+#: the built-in model specs (for type hints; the generated file reference lists these). A
+#: user's network type brings its own spec class (``bp.register_network(kind, spec=...)``),
+#: found by ``kind`` like these: :func:`spec_from_dict`, :func:`load_model`, a protocol's
+#: ``[model]``
 ModelSpec = RateSpec | MLPSpec | LIFSpec
 
 
@@ -343,21 +347,39 @@ def did_you_mean_file(p: Path) -> str:
 
 
 def spec_from_dict(data: dict, source: str | None = None, prefix: str = "") -> ModelSpec:
-    """Build the model spec named by ``data['kind']`` (default ``rate``). Errors name the
-    key as ``prefix + key`` (``prefix="model."`` inside a protocol)."""
+    """Build the model spec named by ``data['kind']`` (default ``rate``): the spec class of
+    the network type registered under that kind (``bp.register_network(kind, spec=...)``; the
+    built-in ones are ``RateSpec``, ``LIFSpec``, ``MLPSpec``). Errors name the key as
+    ``prefix + key`` (``prefix="model."`` inside a protocol)."""
+    from .registry import spec_classes
+
     if not isinstance(data, dict):
         raise SpecError(f"{source or 'model'}: expected a table, got {type(data).__name__}")
     kind = data.get("kind", "rate")
-    classes = {"rate": RateSpec, "mlp": MLPSpec, "lif": LIFSpec}
-    if kind not in classes:
+    classes = spec_classes()
+    if not isinstance(kind, str) or kind not in classes:
         head = f"{source}: " if source else ""
-        raise SpecError(
-            f"{head}{prefix}kind: unknown model kind {kind!r} (choose from {sorted(classes)})"
-        )
+        raise SpecError(f"{head}{prefix}kind: {unknown_kind(kind, list(classes))}")
     try:
         return classes[kind](**data)
     except ValidationError as err:
         raise SpecError(format_validation_error(err, source, prefix)) from None
+
+
+def unknown_kind(kind: object, known: list[str]) -> str:
+    """``unknown network type 'x' (known: rate, lif, mlp; did you mean 'y'?)``, one line."""
+    import difflib
+
+    from .registry import NETWORK_TYPES
+
+    if isinstance(kind, str) and kind in NETWORK_TYPES:  # registered without a spec class
+        return (
+            f"network type {kind!r} has no spec class to read a table into (register it "
+            f"with spec=...; known: {', '.join(known)})"
+        )
+    close = difflib.get_close_matches(str(kind), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown network type {kind!r} (known: {', '.join(known)}{hint})"
 
 
 def load_model(path: str | Path) -> ModelSpec:

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .spec import LIFSpec, MLPSpec, ModelSpec, RateSpec, SpecError
+from .registry import Memory, network_type
+from .spec import ModelSpec, SpecError
 
 # -- capabilities --------------------------------------------------------------------------
 #: Which rule trains which network type, and whether it needs a perturbation σ > 0, derived
@@ -43,12 +44,15 @@ def capabilities() -> dict[str, dict[str, Any]]:
     }
 
 
-#: options a network type cannot honour: (model kind, option, allowed values, why)
-MODEL_OPTION_LIMITS: tuple[tuple[str, str, tuple, str], ...] = (
-    ("lif", "baseline", ("clean",), "the LIF driver has only a clean (unperturbed) baseline"),
-    ("rate", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
-    ("lif", "noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
-    ("rate", "c_reg", (0.0,), "firing-rate regularisation is for LIF networks"),
+#: rule options a network type cannot honour, (option, allowed values, why): each type
+#: declares its own (``register_network(option_limits=...)``); these are the built-in ones'
+RATE_OPTION_LIMITS: tuple[tuple[str, tuple, str], ...] = (
+    ("noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
+    ("c_reg", (0.0,), "firing-rate regularisation is for LIF networks"),
+)
+LIF_OPTION_LIMITS: tuple[tuple[str, tuple, str], ...] = (
+    ("baseline", ("clean",), "the LIF driver has only a clean (unperturbed) baseline"),
+    ("noise_access", ("difference",), "'own' is for feed-forward (mlp) models"),
 )
 #: rule options that are floats: each must be finite (and > 0 where pydantic says so)
 RULE_FLOATS = (
@@ -141,37 +145,64 @@ def estimate_memory(protocol: Any, task: Any = None) -> tuple[int, str]:
     Counted: the weights with their gradient estimate and optimizer state, the states of
     the stacked passes (and their history for BPTT), the per-trial eligibility traces of
     the trial/rtg/trace credit signals, the task's batches (float64), and one thread stack
-    (8 MiB) per torch thread. Only what certainly has to fit is counted."""
+    (8 MiB) per torch thread. Only what certainly has to fit is counted. What the model
+    needs is its network type's declaration (``memory``: :func:`rnn_memory`,
+    :func:`mlp_memory`); a type without one counts only the thread stacks."""
+    total, what, _ = _memory(protocol, task)
+    return total, what
+
+
+def _memory(protocol: Any, task: Any) -> tuple[int, str, str]:
+    """:func:`estimate_memory`'s bytes and dominant parts, and the key to reduce."""
     m, rs, tr = protocol.model, protocol.rule, protocol.train
     item = 8 if tr.dtype == "float64" else 4
     B = max(tr.batch_size, tr.eval_batch)
     T = task_steps(task) if task is not None else 1
     K = getattr(rs, "K", 1) or 1
     noisy_base = getattr(rs, "baseline", "clean") == "noisy"
-    gradient = rs.name in ("bp", "bptt", "tbptt")
+    gradient = getattr(rs, "mechanism", None) == "gradient"  # bp, bptt, tbptt, a user's
     rows = B if gradient else B * (K + (2 if noisy_base else 1))
     # weights and their estimate, plus Adam's two moments or SGD's momentum buffer
     copies = 4 if tr.optimizer == "adam" else (3 if tr.momentum > 0 else 2)
-    if isinstance(m, MLPSpec):
-        sizes = list(m.sizes)
-        n_w = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        if m.decorrelate:
-            n_w += sum(a * a for a in sizes[:-1])
-        units = sum(sizes)
-        parts = {
-            "weights": n_w * item * copies,
-            "states": rows * units * item * (3 if gradient else 2),
-            "data": B * (m.n_in + m.n_out) * 8 * 2,
-        }
-        biggest_w = "the weights"
-    else:
+    memory = network_type(m.kind).memory
+    mem = (
+        Memory()
+        if memory is None
+        else memory(m, rs, batch=B, steps=T, rows=rows, item=item, gradient=gradient)
+    )
+    parts = {"weights": mem.weights * item * copies, **mem.parts}
+    parts["threads"] = (tr.threads or 1) * 8 * 1024**2
+    total = int(sum(parts.values()))
+    top = sorted(parts, key=parts.get, reverse=True)[:2]
+    top = [k for k in top if parts[k] >= 0.1 * total]
+    names = {
+        "weights": mem.name,
+        "states": "states",
+        "traces": "eligibility traces",
+        "data": "task batches",
+        "threads": f"{tr.threads or 1} thread stacks",
+    }
+    first = top[0] if top else "threads"
+    reduce = "train.threads" if first == "threads" else _REDUCE.get(first, mem.reduce)
+    return total, " and ".join(names.get(k, k) for k in top), reduce
+
+
+def rnn_memory(per_state: int):
+    """The memory estimate of a recurrent network with N = ``n_rec`` units and
+    ``per_state`` state tensors per unit (rate: x, r; LIF: v, I, r, refractory), for
+    ``register_network(memory=...)``: weights N² + N n_in + n_out N (+ N², n_in² for D_rec,
+    D_in), states rows·N·per_state (every step's for BPTT), the per-trial eligibility traces
+    B·K·N·(n_in + N + 1) of the trial/rtg/trace credit signals, task batches
+    T·B·(n_in + n_out + 1) in float64 (twice: train and evaluation)."""
+
+    def memory(m, rs, *, batch: int, steps: int, rows: int, item: int, gradient: bool) -> Memory:
+        B, T, K = batch, steps, getattr(rs, "K", 1) or 1
         N, n_in, n_out = m.n_rec, m.n_in, m.n_out
         n_w = N * N + N * n_in + n_out * N
         if m.decorrelate_rec:
             n_w += N * N
         if m.decorrelate_input:
             n_w += n_in * n_in
-        per_state = 4 if isinstance(m, LIFSpec) else 2  # v, I, r, refractory | x, r
         states = rows * N * item * per_state
         if gradient:
             states *= max(T, 1)  # autograd keeps every step's states
@@ -179,34 +210,33 @@ def estimate_memory(protocol: Any, task: Any = None) -> tuple[int, str]:
         traces = 0
         if signal in ("trial", "rtg", "trace") or rs.name == "rtg-np":
             traces = B * K * N * (n_in + N + 1) * item  # per-trial traces E [P, N, M]
-        parts = {
-            "weights": n_w * item * copies,
-            "states": states,
-            "traces": traces,
-            "data": T * B * (n_in + n_out + 1) * 8 * 2,
-        }
-        biggest_w = "W_rec"
-    parts["threads"] = (tr.threads or 1) * 8 * 1024**2
-    total = int(sum(parts.values()))
-    top = sorted(parts, key=parts.get, reverse=True)[:2]
-    top = [k for k in top if parts[k] >= 0.1 * total]
-    names = {
-        "weights": biggest_w,
-        "states": "states",
-        "traces": "eligibility traces",
-        "data": "task batches",
-        "threads": f"{tr.threads or 1} thread stacks",
+        parts = {"states": states, "traces": traces, "data": T * B * (n_in + n_out + 1) * 8 * 2}
+        return Memory(n_w, parts, name="W_rec", reduce="model.n_rec")
+
+    return memory
+
+
+def mlp_memory(m, rs, *, batch: int, steps: int, rows: int, item: int, gradient: bool) -> Memory:
+    """The memory estimate of a feed-forward network of layer sizes n_0 … n_L: weights
+    Σ (n_l n_{l+1} + n_{l+1}) (+ Σ n_l² for the D_l), states rows·Σ n_l (three copies for the
+    exact gradient), static batches B·(n_in + n_out) in float64 (train and evaluation)."""
+    sizes = list(m.sizes)
+    n_w = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    if m.decorrelate:
+        n_w += sum(a * a for a in sizes[:-1])
+    parts = {
+        "states": rows * sum(sizes) * item * (3 if gradient else 2),
+        "data": batch * (m.n_in + m.n_out) * 8 * 2,
     }
-    return total, " and ".join(names[k] for k in top)
+    return Memory(n_w, parts)
 
 
-#: what to reduce, by the part of :func:`estimate_memory` that dominates
+#: what to reduce, by the part of :func:`estimate_memory` that dominates (the weights: the
+#: network type's ``Memory.reduce``)
 _REDUCE = {
-    "W_rec": "model.n_rec",
-    "the weights": "model.sizes",
     "states": "train.batch_size, rule.K or model.n_rec",
-    "eligibility traces": "train.batch_size, rule.K or model.n_rec",
-    "task batches": "the task's length or train.batch_size",
+    "traces": "train.batch_size, rule.K or model.n_rec",
+    "data": "the task's length or train.batch_size",
 }
 
 
@@ -217,13 +247,11 @@ def _gib(n: float) -> str:
 
 def check_memory(protocol: Any, task: Any = None, source: str | None = None) -> None:
     """Refuse, in one line, a run whose sizes cannot fit this machine's memory."""
-    need, what = estimate_memory(protocol, task)
+    need, what, reduce = _memory(protocol, task)
     have = machine_memory(protocol.train.device)
     if have is not None and need > have:
         head = f"{source}: " if source else ""
         where = "this GPU" if protocol.train.device.startswith("cuda") else "this machine"
-        first = what.split(" and ")[0]
-        reduce = _REDUCE.get(first, "train.threads")
         raise SpecError(
             f"{head}sizes: needs ≈ {_gib(need)} for {what}, {where} has {_gib(have)} "
             f"(reduce {reduce})"
@@ -259,8 +287,8 @@ def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = ""
             f"{head}rule.name: rule {rs.name!r} does not run on a {kind} model (rules for "
             f"{kind}: {', '.join(ok)})"
         )
-    for mkind, opt, allowed, why in MODEL_OPTION_LIMITS:
-        if kind == mkind and getattr(rs, opt, allowed[0]) not in allowed:
+    for opt, allowed, why in network_type(kind).option_limits:
+        if getattr(rs, opt, allowed[0]) not in allowed:
             raise SpecError(f"{head}rule.{opt}: {getattr(rs, opt)!r} on a {kind} model: {why}")
     needs_sigma = cap["sigma"]
     if needs_sigma is None:  # online: only Gaussian exploration needs σ (three-factor)
@@ -296,9 +324,9 @@ def check_protocol(protocol: Any, source: str | None = None, task: Any = None) -
                     f"{head}{section}.{key}: {v:g} does not fit train.dtype {tr.dtype!r}"
                 )
     if task is not None:
-        if isinstance(m, MLPSpec) and task_steps(task) > 1:
+        if not network_type(m.kind).sequential and task_steps(task) > 1:
             raise SpecError(
-                f"{head}model.kind: an mlp model needs static samples but task "
+                f"{head}model.kind: an {m.kind} model needs static samples but task "
                 f"{getattr(task, 'name', '?')!r} is a sequence task (T = {task_steps(task)})"
             )
         if protocol.backend == "brian2" and getattr(task, "loss", "mse") != "mse":
@@ -370,19 +398,28 @@ def check_spec_type(spec: Any) -> None:
     _check_spec(spec, "init_params")
 
 
-def _check_spec(spec: Any, what: str) -> None:
+def _check_spec(spec: Any, what: str) -> Any:
+    """``spec`` is an instance of the spec class of the network type its ``kind`` names
+    (TypeError otherwise); that type, whose ``simulate`` is not None for ``bp.simulate``."""
+    from .registry import NETWORK_TYPES, spec_classes
+
     if isinstance(spec, Mapping):
         raise TypeError(
             "spec: expected a model spec (bp.RateSpec, bp.LIFSpec, bp.MLPSpec or "
             "bp.load_model(path)), got a dict; build one with bp.RateSpec(**d)"
         )
-    if not isinstance(spec, RateSpec | LIFSpec | MLPSpec):
+    classes = spec_classes()
+    kind = getattr(spec, "kind", None)
+    if not (isinstance(kind, str) and kind in classes and isinstance(spec, classes[kind])):
         raise TypeError(f"spec: expected a model spec, got {type(spec).__name__}")
-    if what == "simulate" and isinstance(spec, MLPSpec):
+    nt = NETWORK_TYPES.get(kind)
+    if what == "simulate" and nt.simulate is None:
+        dynamic = [c.__name__ for k, c in classes.items() if NETWORK_TYPES.get(k).simulate]
         raise TypeError(
-            "spec: simulate runs recurrent networks (RateSpec, LIFSpec); an MLPSpec has no "
-            "dynamics to simulate"
+            f"spec: simulate runs recurrent networks ({', '.join(dynamic)}); an "
+            f"{type(spec).__name__} has no dynamics to simulate"
         )
+    return nt
 
 
 def _check_params(params: Any, allow_nonfinite: bool) -> None:
@@ -409,7 +446,7 @@ def check_simulate(
     allow_nonfinite: bool = False,
 ) -> None:
     """The arguments of ``bp.simulate``: TypeError / ValueError naming the argument."""
-    _check_spec(spec, "simulate")
+    nt = _check_spec(spec, "simulate")
     _check_seed(seed)
     if not isinstance(backend, str) or backend not in ("torch", "brian2"):
         raise SpecError(f"backend: unknown backend {backend!r} (choose from ['torch', 'brian2'])")
@@ -420,7 +457,7 @@ def check_simulate(
         raise SpecError(f"device: backend 'brian2' runs on the CPU (got {device!r})")
     options = dict(options or {})
     if backend == "torch":
-        allowed = {"spikes", "spike_times", "crossing"} if isinstance(spec, LIFSpec) else set()
+        allowed = set(nt.simulate_options)  # LIF: spikes, spike_times, crossing
         unknown = sorted(set(options) - allowed)
         if unknown:
             takes = ", ".join(sorted(allowed)) if allowed else "no backend options"
@@ -439,7 +476,8 @@ def check_simulate(
             raise SpecError(f"noise: expected shape {(T, B, spec.n_rec)}, got {n.shape}")
         _finite_array("noise", n, allow_nonfinite)
     if x0 is not None:
-        name = "x0 (v0 of a LIF network)" if isinstance(spec, LIFSpec) else "x0"
+        # the initial state by the type's name of it (LIF: v0)
+        name = "x0" if nt.state == "x" else f"x0 ({nt.state}0 of a {nt.kind.upper()} network)"
         a = _numeric("x0", x0)
         if a.shape != (B, spec.n_rec):
             raise SpecError(f"{name}: expected shape {(B, spec.n_rec)} [B, N], got {a.shape}")

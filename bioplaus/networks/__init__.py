@@ -9,9 +9,11 @@ Each module gathers, for one model kind, what ``bp.init_params``, ``bp.simulate`
     mlp    :mod:`.mlp`   feed-forward network on static samples (torch)
 
 The implementations stay in the back-ends (``backends/torch/rate.py``, ``rollout.py``,
-``lif_*.py``, ``mlp.py``, ``backends/brian2/``); these modules only wire them. A user's
-network type is registered the same way, from a plug-in module. The registry imports this
-package on its first lookup (:func:`bioplaus.registry.network_type`).
+``lif_*.py``, ``mlp.py``, ``backends/brian2/``); these modules only wire them, with the spec
+class (``spec=RateSpec``, …) and what validation reads of the type (``memory``,
+``option_limits``, ``simulate_options``, ``preset_keys``). A user's network type is
+registered the same way, from a plug-in module, with a spec class of its own. The registry
+imports this package on its first lookup (:func:`bioplaus.registry.network_type`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from ..backends.torch import lif_train
 from ..params import check_rnn_params, init_lif_params
 from ..random import numpy_rng
 from ..registry import TrainerHooks, register_network
-from ..spec import SpecError
+from ..spec import LIFSpec, SpecError
+from ..validate import LIF_OPTION_LIMITS, rnn_memory
 from .rate import (
     sequence_data,
     to_numpy,
@@ -111,6 +112,10 @@ NETWORK = register_network(  # the one Trainer, reference rule bptt
     estimate=estimate,
     simulate=simulate,
     hooks=HOOKS,
+    spec=LIFSpec,
+    memory=rnn_memory(4),  # v, I, r, refractory per unit and pass
+    option_limits=LIF_OPTION_LIMITS,
+    simulate_options=("spikes", "spike_times", "crossing"),
     state="v",
     alignment=False,
     summary="spiking LIF network (surrogate gradients)",

@@ -30,8 +30,8 @@ from ..params import check_params
 from ..random import torch_generator
 from ..registry import TrainerHooks, register_network
 from ..rules import make_rule
-from ..spec import SpecError
-from ..validate import check_mlp_data
+from ..spec import MLPSpec, SpecError
+from ..validate import check_mlp_data, mlp_memory
 
 Tensor = torch.Tensor
 
@@ -197,6 +197,9 @@ NETWORK = register_network(  # the one Trainer
     estimate=estimate,
     simulate=None,
     hooks=HOOKS,
+    spec=MLPSpec,
+    memory=mlp_memory,
+    preset_keys={"decorrelate_rec": "decorrelate"},  # DANP decorrelates every layer input
     state="x",
     reference="bp",
     sequential=False,

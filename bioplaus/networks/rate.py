@@ -23,8 +23,8 @@ from ..params import LEARNABLE, check_params, check_rnn_params, init_rate_params
 from ..random import torch_generator
 from ..registry import TrainerHooks, register_network
 from ..rules import make_online, make_rule
-from ..spec import SpecError
-from ..validate import check_inputs, check_targets
+from ..spec import RateSpec, SpecError
+from ..validate import RATE_OPTION_LIMITS, check_inputs, check_targets, rnn_memory
 
 Tensor = torch.Tensor
 
@@ -242,6 +242,9 @@ NETWORK = register_network(  # the one Trainer, reference rule bptt, state x
     estimate=estimate,
     simulate=simulate,
     hooks=HOOKS,
+    spec=RateSpec,
+    memory=rnn_memory(2),  # x, r per unit and pass
+    option_limits=RATE_OPTION_LIMITS,
     # trials and evaluation on brian2 (the trainer layer's adapter, imported when a run starts)
     backend_hooks={"brian2": "bioplaus.train.brian2_trainer:HOOKS"},
     summary="rate RNN: tau dx/dt = -x + W_rec phi(x) + W_in u + b",
