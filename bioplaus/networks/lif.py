@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..backends.torch import lif_train
+from ..backends.torch.lif_online import LIFOnlineHandle
 from ..params import check_rnn_params, init_lif_params
 from ..random import numpy_rng
 from ..registry import TrainerHooks, register_network
@@ -94,7 +95,7 @@ def simulate(
 
 HOOKS = TrainerHooks(
     consts=lif_train.consts_of,
-    make_online=lif_train.make_online,
+    make_online=LIFOnlineHandle.of_protocol,
     estimate=lif_train.trainer_estimate,
     outputs=lif_train.trainer_outputs,
     # the parameters, data and evaluation loss of a recurrent network: the rate type's

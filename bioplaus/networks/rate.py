@@ -118,19 +118,6 @@ def _simulate_torch(spec, inputs, params, noise, seed, x0, device, dtype) -> Ten
 
 
 # -- the one trainer's hooks ----------------------------------------------------------------
-def _make_online(protocol: Any, task: Any) -> Any:
-    """The trainer's handle on an online rule (three-factor, e-prop, RFLO, …): the rate
-    network's online driver, ``backends/torch/online.py``."""
-    rs = protocol.rule
-    return OnlineHandle(
-        make_online(rs, "rate", protocol.model.dt),
-        rs.option("sigma"),
-        int(getattr(task, "n_trial_types", 1)),
-        protocol.train.batch_size,
-        protocol.model.dt,
-    )
-
-
 #: the learnable parameters of a recurrent network (the optimiser's) and its decorrelating D
 WEIGHTS = ("W_in", "W_rec", "W_out", "b", "b_out")
 DECOR = ("D_in", "D_rec")
@@ -223,7 +210,7 @@ def _trainer_alignment(t: Any) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
 
 HOOKS = TrainerHooks(
     consts=consts_of,
-    make_online=_make_online,
+    make_online=OnlineHandle.of_protocol,  # the rate network's object in the one online loop
     estimate=_trainer_estimate,
     outputs=_trainer_outputs,
     tensors=trainer_tensors,

@@ -114,21 +114,6 @@ def lif_estimate(
     return {k: v.detach().cpu().double().numpy() for k, v in res.grads.items() if k in LEARNABLE}
 
 
-def make_online(protocol: Any, task: Any) -> LIFOnlineHandle:
-    """The trainer's handle on the online rule of a LIF protocol (any online rule: built
-    from its registry entry by :func:`bioplaus.rules.make_online`)."""
-    from ...rules import make_online
-
-    rs = protocol.rule
-    return LIFOnlineHandle(
-        make_online(rs, "lif", protocol.model.dt),
-        rs.option("sigma"),
-        int(getattr(task, "n_trial_types", 1)),
-        protocol.train.batch_size,
-        protocol.model.dt,
-    )
-
-
 def trainer_estimate(
     trainer: Any,
     batch: Any,
@@ -165,7 +150,6 @@ def trainer_outputs(trainer: Any, u: Tensor) -> Tensor:
 __all__ = [
     "consts_of",
     "lif_estimate",
-    "make_online",
     "simulate_lif_torch",
     "trainer_estimate",
     "trainer_outputs",

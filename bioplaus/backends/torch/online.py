@@ -347,6 +347,22 @@ class OnlineHandle:
         self.n_types, self.batch, self.dt = n_types, batch, dt
         self.base: Any = None
 
+    @classmethod
+    def of_protocol(cls, protocol: Any, task: Any) -> OnlineHandle:
+        """The trainer's handle on a protocol's online rule (three-factor, e-prop, RFLO, …:
+        built from its registry entry for the protocol's network type), the task's trial
+        types and the training batch."""
+        from ...rules import make_online  # a back-end may import rules; rules import no back-end
+
+        rs = protocol.rule
+        return cls(
+            make_online(rs, protocol.model.kind, protocol.model.dt),
+            rs.option("sigma"),
+            int(getattr(task, "n_trial_types", 1)),
+            protocol.train.batch_size,
+            protocol.model.dt,
+        )
+
     @property
     def n(self) -> int:
         """Size of the rule's per-type state (three-factor: entries of R̄)."""
