@@ -26,7 +26,9 @@ Rearranged so that each step is one GEMM:
   and one in-place GEMM, and g;
 * the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
   rows; the rule's sums over the block are its own (GEMMs over n·P rows for
-  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``).
+  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
+* the block's z hold the B clean rows only, which the K resamples share (``BlockRecord.K``):
+  no K-fold copy, and ``NodePerturbation`` sums the K weighted signals before its GEMMs.
 
 The noise is drawn step by step in the order of the generic loop (ξ [K·B, N], then ξ_o
 [K·B, n_out]), so both paths consume the same random stream. Memory is O(T_c·K·B·N) plus
@@ -214,10 +216,10 @@ def local_estimate_fast(
                 del o, ell, dl, drive, Y
             z_hid = zb[:n, :, :M_h]  # [n, B, M_h]
             z_out = zb[1 : n + 1, :, n_in : n_in + M_o]  # [n, B, M_o]
-            blk = BlockRecord(
+            blk = BlockRecord(  # z of the B clean rows, shared by the K resamples (blk.K)
                 t0=t0,
-                z_hid=z_hid if K == 1 else z_hid.repeat(1, K, 1),
-                z_out=z_out if K == 1 else z_out.repeat(1, K, 1),
+                z_hid=z_hid,
+                z_out=z_out,
                 dx=dx_b[:n].view(n, P, N),
                 do=do_b[:n].view(n, P, n_out),
                 eps_x=eps[:n],
