@@ -153,6 +153,8 @@ def local_estimate_fast(
         do_b = torch.empty(Tb, K, B, n_out, **new)
         dl_b = torch.empty(Tb, P, **new)
         yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
+        # the buffers' per-step rows as views made once (the time loop indexes no tensor)
+        ys, ss, eps_t, eo_t = yb.unbind(0), sb.unbind(0), eps.unbind(0), eo.unbind(0)
         rate.g_into(g, yb[0], sb[0])
 
         def z_of(s_clean: Tensor, out: Tensor) -> None:
@@ -185,8 +187,8 @@ def local_estimate_fast(
                 m = min(Td, n - j0)
                 t1 = t0 + j0
                 for k in range(j0, j0 + m):  # the generic loop's order: ξ_t, then ξ_o,t
-                    torch.randn(P, N, generator=generator, out=eps[k])
-                    torch.randn(P, n_out, generator=generator, out=eo[k])
+                    torch.randn(P, N, generator=generator, out=eps_t[k])
+                    torch.randn(P, n_out, generator=generator, out=eo_t[k])
                 ex = eps[j0 : j0 + m].mul_(gain)  # ε_x = √α σ ξ
                 ox = eo[j0 : j0 + m].mul_(sigma)  # ε_o = σ ξ_o
                 Y = yb[1 : m + 1].view(m, 1 + K, B, N)
@@ -194,7 +196,7 @@ def local_estimate_fast(
                 Y[:, 0].copy_(drive)
                 torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
                 for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
-                    rate.fused_step_(yb[k + 1], yb[k], sb[k], sb[k + 1], fw)
+                    rate.fused_step_(ys[k + 1], ys[k], ss[k], ss[k + 1], fw)
                 o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
                 if bo is not None:
                     o.add_(bo)
