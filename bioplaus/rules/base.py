@@ -32,26 +32,37 @@ class StepRecord(NamedTuple):
 
 class BlockRecord(NamedTuple):
     """n consecutive steps t0 … t0+n−1 of P paired samples, time-major: every field is
-    [n, P, ·] (``dl`` [n, P]) and means what the same field of :class:`StepRecord` means.
+    [n, P, ·] (``dl`` [n, P]) and means what the same field of :class:`StepRecord` means —
+    except that the presynaptic records ``z_hid``, ``z_out`` may hold only the B = P / K
+    distinct rows [n, B, ·] of K resamples: row p of the P rows then reads z row p mod B
+    (K perturbed passes of a sample share its clean pass's z; :attr:`K`).
 
     A driver that computes a chunk of steps at once (the fast path) hands a rule one block;
     a rule with ``accumulate_block`` consumes it with large GEMMs, any other rule gets its
-    steps one by one (:func:`accumulate_block`)."""
+    steps one by one (:func:`accumulate_block`), with z repeated to the P rows."""
 
     t0: int
-    z_hid: Tensor  # [n, P, M_h]
-    z_out: Tensor  # [n, P, M_o]
+    z_hid: Tensor  # [n, P, M_h], or [n, B, M_h] shared by the K resamples (P = K·B)
+    z_out: Tensor  # [n, P, M_o], or [n, B, M_o]
     dx: Tensor  # [n, P, N]
     do: Tensor  # [n, P, n_out]
     eps_x: Tensor  # [n, P, N]
     eps_o: Tensor  # [n, P, n_out]
     dl: Tensor  # [n, P]
 
+    @property
+    def K(self) -> int:
+        """Resamples per distinct z row: K = P / B (1 when z has the P rows)."""
+        return self.dl.shape[1] // self.z_hid.shape[1]
+
     def step(self, k: int) -> StepRecord:
-        """Step t0 + k as a :class:`StepRecord`."""
+        """Step t0 + k as a :class:`StepRecord` (z repeated to the P rows when K > 1)."""
+        K = self.K
+        zh, zo = self.z_hid[k], self.z_out[k]
+        if K > 1:
+            zh, zo = zh.repeat(K, 1), zo.repeat(K, 1)
         return StepRecord(
-            self.t0 + k, self.z_hid[k], self.z_out[k], self.dx[k], self.do[k],
-            self.eps_x[k], self.eps_o[k], self.dl[k],
+            self.t0 + k, zh, zo, self.dx[k], self.do[k], self.eps_x[k], self.eps_o[k], self.dl[k],
         )  # fmt: skip
 
 

@@ -172,8 +172,8 @@ class NodePerturbation:
 
     def accumulate_block(self, state: NPState, blk: BlockRecord, ctx: Context) -> NPState:
         """Add n steps at once (the same estimate as n calls of :meth:`accumulate`, up to
-        rounding), as GEMMs over the block's n·P rows. With λ = ``trace_decay`` (1 for
-        trial / rtg) and k = 0 … n−1 the steps of the block::
+        rounding), as GEMMs over the block's rows. With λ = ``trace_decay`` (1 for trial /
+        rtg) and k = 0 … n−1 the steps of the block::
 
             local : G += Σ_k (e_k δℓ_k)ᵀ z_k
             traces: c_k = Σ_{j≥k} λ^{j−k} δℓ_j (per sample), s = Σ_k λ^{k+1} δℓ_k = λ c_0
@@ -181,9 +181,12 @@ class NodePerturbation:
                     E ← λⁿ E + Σ_k λ^{n−1−k} e_k z_kᵀ              (per sample)
 
         Each weighted signal (δℓ e, c e, λ^{n−1−k} e) is one multiplication of the [n·P, N]
-        source by a per-row factor (:meth:`factors`). A subclass that overrides
-        :meth:`accumulate` gets its steps one by one; one that overrides :meth:`signals`
-        gets its own signals."""
+        source by a per-row factor (:meth:`factors`). When the K resamples of a sample share
+        its z (``blk.K`` > 1, z [n, B, ·]), the sums into G add the K weighted signals first,
+        Σ_{k,j} (w e)_{k,jB+b} z_{k,b}ᵀ = Σ_k (Σ_j (w e)_{k,jB+b}) z_{k,b}ᵀ, a GEMM over n·B
+        rows instead of n·K·B; the per-sample traces E stay per row. A subclass that
+        overrides :meth:`accumulate` gets its steps one by one; one that overrides
+        :meth:`signals` gets its own signals."""
         if type(self).accumulate is not NodePerturbation.accumulate:
             for k in range(blk.dl.shape[0]):
                 state = self.accumulate(state, blk.step(k), ctx)
@@ -191,6 +194,8 @@ class NodePerturbation:
         if self.iterative:
             raise ValueError("inp: its passes perturb one layer each (StepRecord.hid_on)")
         n, P = blk.dl.shape
+        K = blk.K
+        B = P // K
         rows = n * P
         flat = StepRecord(
             blk.t0, None, None, blk.dx.reshape(rows, -1), blk.do.reshape(rows, -1),
@@ -207,7 +212,12 @@ class NodePerturbation:
                 return src if isinstance(f, float) and f == 1.0 else src * f
             return src * (w * f)
 
-        Zh, Zo = blk.z_hid.reshape(rows, -1), blk.z_out.reshape(rows, -1)
+        def summed(x: Tensor) -> Tensor:
+            """[n·K·B, ·] → Σ over the K resamples [n·B, ·] (the rows that share a z)."""
+            return x if K == 1 else x.view(n, K, B, -1).sum(1).view(n * B, -1)
+
+        # [n·B, M] views of the block's z (no copy when z is a column slice of a buffer)
+        Zh, Zo = blk.z_hid.reshape(n * B, -1), blk.z_out.reshape(n * B, -1)
         layers = (
             (state.G_hid, state.E_hid, src_h, f_h, Zh),
             (state.G_out, state.E_out, src_o, f_o, Zo),
@@ -215,7 +225,7 @@ class NodePerturbation:
         if self.signal == "local":
             d = flat.dl[:, None]
             for G, _, src, f, Z in layers:
-                G.addmm_(weighted(src, f, d).T, Z)
+                G.addmm_(summed(weighted(src, f, d)).T, Z)
             return state
         lam = self.trace_decay if self.signal == "trace" else 1.0
         dl = blk.dl
@@ -228,13 +238,14 @@ class NodePerturbation:
             s = c[0] * lam  # [P]
             cw = c.reshape(rows, 1)
             for G, E, src, f, Z in layers:
-                G.add_(torch.einsum("p,pnm->nm", s, E))
-                G.addmm_(weighted(src, f, cw).T, Z)
+                G.view(-1).addmv_(E.view(P, -1).T, s)  # Σ_p s_p E_p
+                G.addmm_(summed(weighted(src, f, cw)).T, Z)
         for _, E, src, f, Z in layers:
-            if lam != 1.0:
-                E.mul_(lam**n)
-            e3 = weighted(src, f, w).view(n, P, -1).permute(1, 2, 0)  # [P, N, n]
-            E.baddbmm_(e3, Z.view(n, P, -1).permute(1, 0, 2))  # += Σ_k w_k e_k z_kᵀ
+            e4 = weighted(src, f, w).view(n, K, B, -1)
+            Z3 = Z.view(n, B, -1).permute(1, 0, 2)  # [B, n, M]
+            for j, Ej in enumerate(E.view(K, B, *E.shape[1:])):  # resample j: rows jB + b
+                # E ← λⁿ E + Σ_k w_k e_k z_kᵀ
+                Ej.baddbmm_(e4[:, j].permute(1, 2, 0), Z3, beta=lam**n)
         return state
 
     def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:

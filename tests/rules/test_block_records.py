@@ -88,3 +88,27 @@ def test_a_rule_without_the_block_method_and_a_subclass_get_every_step():
     seen.clear()
     run(Plain(), blk, [3, 7], ctx)
     assert seen == [-t for t in range(13)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "signal", "lam"),
+    [("np", "local", 1.0), ("anp", "local", 1.0), ("np", "trial", 1.0), ("anp", "rtg", 1.0),
+     ("anp", "trace", 0.9), ("np", "trace", 0.3)],
+)  # fmt: skip
+@pytest.mark.parametrize("K", [2, 3])
+def test_z_shared_by_the_resamples(kind, signal, lam, K):
+    """A block whose z holds only the B rows that the K resamples share (row p reads
+    z row p mod B, BlockRecord.K) gives the estimate of the same block with z repeated to
+    the P = K·B rows, in blocks and step by step (BlockRecord.step repeats z)."""
+    B = 2
+    full = blocks(P=K * B)
+    shared = full._replace(z_hid=full.z_hid[:, :B], z_out=full.z_out[:, :B])
+    full = full._replace(z_hid=shared.z_hid.repeat(1, K, 1), z_out=shared.z_out.repeat(1, K, 1))
+    assert shared.K == K and full.K == 1
+    torch.testing.assert_close(shared.step(4).z_hid, full.step(4).z_hid, rtol=0, atol=0)
+    ctx = Context(0.3, 0.05, 1.0)
+    rule = NodePerturbation(kind=kind, signal=signal, trace_decay=lam)
+    ref = per_step(rule, full, ctx)
+    for got in (run(rule, shared, [4, 9], ctx), per_step(rule, shared, ctx)):
+        for a, b in zip(ref, got, strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-11, atol=1e-13)

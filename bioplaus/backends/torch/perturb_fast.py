@@ -26,7 +26,9 @@ Rearranged so that each step is one GEMM:
   and one in-place GEMM, and g;
 * the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
   rows; the rule's sums over the block are its own (GEMMs over n·P rows for
-  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``).
+  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
+* the block's z hold the B clean rows only, which the K resamples share (``BlockRecord.K``):
+  no K-fold copy, and ``NodePerturbation`` sums the K weighted signals before its GEMMs.
 
 The noise is drawn step by step in the order of the generic loop (ξ [K·B, N], then ξ_o
 [K·B, n_out]), so both paths consume the same random stream. Memory is O(T_c·K·B·N) plus
@@ -151,6 +153,8 @@ def local_estimate_fast(
         do_b = torch.empty(Tb, K, B, n_out, **new)
         dl_b = torch.empty(Tb, P, **new)
         yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
+        # the buffers' per-step rows as views made once (the time loop indexes no tensor)
+        ys, ss, eps_t, eo_t = yb.unbind(0), sb.unbind(0), eps.unbind(0), eo.unbind(0)
         rate.g_into(g, yb[0], sb[0])
 
         def z_of(s_clean: Tensor, out: Tensor) -> None:
@@ -183,8 +187,8 @@ def local_estimate_fast(
                 m = min(Td, n - j0)
                 t1 = t0 + j0
                 for k in range(j0, j0 + m):  # the generic loop's order: ξ_t, then ξ_o,t
-                    torch.randn(P, N, generator=generator, out=eps[k])
-                    torch.randn(P, n_out, generator=generator, out=eo[k])
+                    torch.randn(P, N, generator=generator, out=eps_t[k])
+                    torch.randn(P, n_out, generator=generator, out=eo_t[k])
                 ex = eps[j0 : j0 + m].mul_(gain)  # ε_x = √α σ ξ
                 ox = eo[j0 : j0 + m].mul_(sigma)  # ε_o = σ ξ_o
                 Y = yb[1 : m + 1].view(m, 1 + K, B, N)
@@ -192,7 +196,7 @@ def local_estimate_fast(
                 Y[:, 0].copy_(drive)
                 torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
                 for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
-                    rate.fused_step_(yb[k + 1], yb[k], sb[k], sb[k + 1], fw)
+                    rate.fused_step_(ys[k + 1], ys[k], ss[k], ss[k + 1], fw)
                 o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
                 if bo is not None:
                     o.add_(bo)
@@ -214,10 +218,10 @@ def local_estimate_fast(
                 del o, ell, dl, drive, Y
             z_hid = zb[:n, :, :M_h]  # [n, B, M_h]
             z_out = zb[1 : n + 1, :, n_in : n_in + M_o]  # [n, B, M_o]
-            blk = BlockRecord(
+            blk = BlockRecord(  # z of the B clean rows, shared by the K resamples (blk.K)
                 t0=t0,
-                z_hid=z_hid if K == 1 else z_hid.repeat(1, K, 1),
-                z_out=z_out if K == 1 else z_out.repeat(1, K, 1),
+                z_hid=z_hid,
+                z_out=z_out,
                 dx=dx_b[:n].view(n, P, N),
                 do=do_b[:n].view(n, P, n_out),
                 eps_x=eps[:n],
