@@ -33,6 +33,8 @@ LIF rule.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ...loss import normaliser, step_loss
@@ -61,21 +63,27 @@ def perturbation_estimate(
     keep_outputs: bool = False,
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
+    loop: bool = False,
 ) -> PassResult:
-    """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
+    """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate:
+    on the chunked fast path where it serves the rule (:func:`has_fast_path`), else (or
+    with ``loop``: the reference the fast path is tested against) the step-by-step loop of
+    :func:`paired_passes`, one record per step (the perturbation's: StepRecord or WPRecord)
+    handed to ``rule.accumulate``."""
     sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
-    if has_fast_path(rule, K, baseline):
+    if not loop and has_fast_path(rule, K, baseline):
         from .perturb_fast import local_estimate_fast  # imports this module
 
         return local_estimate_fast(
             p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
             keep_outputs=keep_outputs, decor=decor, x0=x0,
         )  # fmt: skip
-    return generic_estimate(
-        p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
-        baseline=baseline, keep_outputs=keep_outputs, decor=decor, x0=x0,
-    )  # fmt: skip
+    with torch.no_grad():
+        pert = perturbation_for(rule, p, c, sigma, K, baseline, generator, inputs)
+    return paired_passes(
+        pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
+    )
 
 
 def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
@@ -83,7 +91,7 @@ def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
     baseline and one perturbed pass per resample (any K, any credit signal): it hands the
     rule blocks of steps (``accumulate_block``, or step by step for a rule without it).
     A noisy baseline, iterative (per-layer) passes and weight perturbation run the loop of
-    :func:`generic_estimate`."""
+    :func:`paired_passes`."""
     return (
         baseline == "clean"
         and getattr(rule, "perturbs", "nodes") == "nodes"
@@ -91,31 +99,10 @@ def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
     )
 
 
-def generic_estimate(
-    p: RateParams,
-    c: RateConsts,
-    rule: PerturbationRule,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float,
-    K: int = 1,
-    baseline: str = "clean",
-    keep_outputs: bool = False,
-    decor: tuple[str, ...] = (),
-    x0: Tensor | None = None,
-) -> PassResult:
-    """The step-by-step loop for every rule, node or weight perturbation: one record per step
-    (the perturbation's: StepRecord or WPRecord), handed to ``rule.accumulate``. Arguments
-    as :func:`perturbation_estimate` (already checked)."""
-    with torch.no_grad():
-        pert = perturbation_for(rule, p, c, sigma, K, baseline, generator, inputs)
-    return paired_passes(
-        pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
-    )
+def generic_estimate(*args: Any, **kw: Any) -> PassResult:
+    """The step-by-step loop for every rule, node or weight perturbation, even where the
+    fast path serves it: :func:`perturbation_estimate` with ``loop=True`` (same arguments)."""
+    return perturbation_estimate(*args, loop=True, **kw)
 
 
 def paired_passes(
