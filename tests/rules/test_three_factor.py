@@ -175,27 +175,29 @@ def test_trial_reward_update_is_modulator_times_eligibility():
     torch.testing.assert_close(M2, M_want * (N + no) / torch.tensor([1.0, 2.0, 0.5, 4.0], dtype=D))
 
 
-def test_step_reward_accumulates_modulated_traces_and_a_per_network_baseline():
-    dt, tau_r = 0.01, 0.05
-    rule = ThreeFactor(dt, tau_e=0.1, tau_b=0.02, tau_r=tau_r, reward="step")
-    rng = np.random.default_rng(4)
+def _step_run(rule: ThreeFactor, seed: int = 4):
+    """Drive ``rule`` (reward "step") over random signals; return (ΔW_hid/η, ΔW_out/η, the
+    baseline after the trial, inputs)."""
+    rng = np.random.default_rng(seed)
     T, B, N, Mh, no, Mo = 8, 2, 3, 4, 1, 3
     xs, zh = rng.standard_normal((T, B, N)), rng.standard_normal((T, B, Mh))
     os_, zo = rng.standard_normal((T, B, no)), rng.standard_normal((T, B, Mo))
     Rs = rng.standard_normal((T, B))
     mask = (rng.random((T, B)) < 0.7).astype(float)
     like = torch.zeros(1, dtype=D)
-    s = rule.init_trial(B, N, Mh, no, Mo, like)
-    base = rule.init_baseline(B, like)
+    s, base = rule.init_trial(B, N, Mh, no, Mo, like), rule.init_baseline(B, like)
     for t in range(T):
-        s, base = rule.step(
-            s,
-            *(torch.as_tensor(a[t]) for a in (xs, zh, os_, zo)),
-            base,
-            torch.as_tensor(Rs[t]),
-            torch.as_tensor(mask[t]),
-        )
-    d_h, _, base2, _ = rule.end_trial(s, base, norm=float(mask.sum()))
+        s, base = rule.step(s, *(torch.as_tensor(a[t]) for a in (xs, zh, os_, zo)), base,
+                            torch.as_tensor(Rs[t]), torch.as_tensor(mask[t]))  # fmt: skip
+    d_h, d_o, base, _ = rule.end_trial(s, base, norm=float(mask.sum()))
+    return d_h, d_o, base, (xs, zh, os_, zo, Rs, mask)
+
+
+def test_step_reward_accumulates_modulated_traces_and_a_per_network_baseline():
+    dt, tau_r = 0.01, 0.05
+    rule = ThreeFactor(dt, tau_e=0.1, tau_b=0.02, tau_r=tau_r, reward="step")
+    d_h, _, base2, (xs, zh, os_, zo, Rs, mask) = _step_run(rule)
+    (T, B, N), Mh = xs.shape, zh.shape[-1]
     # reference: loop with explicit baseline
     lam_r = math.exp(-dt / tau_r)
     acc = np.zeros((N, Mh))
@@ -232,29 +234,12 @@ def test_rule_spec_options():
         make_rule(bp.RuleSpec(name="three-factor"))
 
 
-def _step_run(rule: ThreeFactor, seed: int = 4):
-    """Drive ``rule`` (reward "step") over random signals; return (ΔW_hid/η, ΔW_out/η, inputs)."""
-    rng = np.random.default_rng(seed)
-    T, B, N, Mh, no, Mo = 8, 2, 3, 4, 1, 3
-    xs, zh = rng.standard_normal((T, B, N)), rng.standard_normal((T, B, Mh))
-    os_, zo = rng.standard_normal((T, B, no)), rng.standard_normal((T, B, Mo))
-    Rs = rng.standard_normal((T, B))
-    mask = (rng.random((T, B)) < 0.7).astype(float)
-    like = torch.zeros(1, dtype=D)
-    s, base = rule.init_trial(B, N, Mh, no, Mo, like), rule.init_baseline(B, like)
-    for t in range(T):
-        s, base = rule.step(s, *(torch.as_tensor(a[t]) for a in (xs, zh, os_, zo)), base,
-                            torch.as_tensor(Rs[t]), torch.as_tensor(mask[t]))  # fmt: skip
-    d_h, d_o, _, _ = rule.end_trial(s, base, norm=float(mask.sum()))
-    return d_h, d_o, (xs, zh, os_, zo, Rs, mask)
-
-
 def test_binary_modulator_gates_the_trace_when_the_reward_beats_its_mean():
     """modulator "binary" (Hoerzer et al. 2014): M_t = 1[R_t > R̄] on scored steps, the
     same baselines as "difference"; reference loop over the readout trace."""
     dt, tau_r = 0.01, 0.05
     rule = ThreeFactor(dt, tau_e=0.1, tau_b=0.02, tau_r=tau_r, reward="step", modulator="binary")
-    _, d_o, (xs, zh, os_, zo, Rs, mask) = _step_run(rule)
+    _, d_o, _, (xs, zh, os_, zo, Rs, mask) = _step_run(rule)
     lam_r, (T, B, no), Mo = math.exp(-dt / tau_r), os_.shape, zo.shape[-1]
     acc, n_on = np.zeros((no, Mo)), 0
     for b in range(B):
@@ -283,8 +268,8 @@ def test_binary_modulator_gates_the_trace_when_the_reward_beats_its_mean():
 def test_plastic_readout_keeps_the_hidden_weights_fixed():
     """plastic "readout": ΔW_hid = 0 and the readout's ΔW as with "all" (both rewards)."""
     kw = dict(tau_e=0.1, tau_b=0.02, tau_r=0.05, reward="step")
-    d_h, d_o, _ = _step_run(ThreeFactor(0.01, **kw))
-    r_h, r_o, _ = _step_run(ThreeFactor(0.01, plastic="readout", **kw))
+    d_h, d_o, _, _ = _step_run(ThreeFactor(0.01, **kw))
+    r_h, r_o, _, _ = _step_run(ThreeFactor(0.01, plastic="readout", **kw))
     assert float(d_h.abs().max()) > 0 and float(r_h.abs().max()) == 0.0
     torch.testing.assert_close(r_o, d_o, rtol=0, atol=0)
     s = ThreeFactor(0.01).init_trial(2, 2, 3, 1, 2, torch.zeros(1, dtype=D))
