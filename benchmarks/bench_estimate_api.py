@@ -22,7 +22,7 @@ import json
 import time
 
 import torch
-from common import best_time, parse_rule, problem
+from common import best_time, parse_rule, problem, problem_args
 
 import bioplaus as bp
 from bioplaus.backends.torch.bptt import bptt_estimate
@@ -53,10 +53,7 @@ def api_fn(rule: str, spec, p, u, y):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=5)
+    problem_args(ap, n=256, batch=64, steps=2000)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rules", nargs="+", default=["anp", "bptt"])
     ap.add_argument("--clock", choices=("wall", "cpu"), default="cpu")

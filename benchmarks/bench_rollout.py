@@ -13,7 +13,7 @@ import argparse
 import json
 
 import torch
-from common import best_time
+from common import best_time, problem_args
 
 import bioplaus as bp
 from bioplaus.backends.torch.rate import consts_of, to_torch
@@ -49,10 +49,7 @@ def rollout_jobs(N: int, B: int, T: int, dev: str, dt: torch.dtype = torch.float
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=1024)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=5)
+    problem_args(ap, n=1024, batch=256, steps=200)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--dtype", default="float32")

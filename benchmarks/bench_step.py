@@ -23,7 +23,7 @@ import json
 import time
 
 import torch
-from common import best_time, problem, update_fn
+from common import best_time, problem, problem_args, update_fn
 
 from bioplaus.backends.torch import rate
 
@@ -48,10 +48,7 @@ def _variant(rule: str, spec, p, u, y, device: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=5)
+    problem_args(ap, n=256, batch=64, steps=2000)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--rules", nargs="+", default=["danp", "dbptt", "anp", "bptt"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -27,6 +28,18 @@ def problem(
     u = torch.randn(T, B, n_in, generator=g, device=device)
     y = torch.randn(T, B, n_out, generator=g, device=device) * 0.1
     return spec, p, u, y
+
+
+def problem_args(
+    ap: argparse.ArgumentParser, n: int, batch: int, steps: int, repeats: int = 5
+) -> argparse.ArgumentParser:
+    """The size options every timing benchmark takes (--n, --batch, --steps, --repeats),
+    with the benchmark's own defaults."""
+    ap.add_argument("--n", type=int, default=n)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--repeats", type=int, default=repeats)
+    return ap
 
 
 def parse_rule(rule: str) -> tuple[str, dict]:
