@@ -206,9 +206,8 @@ def rnn_memory(per_state: int):
         states = rows * N * item * per_state
         if gradient:
             states *= max(T, 1)  # autograd keeps every step's states
-        signal = getattr(rs, "signal", None)
         traces = 0
-        if signal in ("trial", "rtg", "trace") or rs.name == "rtg-np":
+        if getattr(rs, "per_sample_traces", False):
             traces = B * K * N * (n_in + N + 1) * item  # per-trial traces E [P, N, M]
         parts = {"states": states, "traces": traces, "data": T * B * (n_in + n_out + 1) * 8 * 2}
         return Memory(n_w, parts, name="W_rec", reduce="model.n_rec")
@@ -299,7 +298,7 @@ def check_rule_model(rs: Any, model: Any, backend: str = "torch", head: str = ""
         sigma = noise_sigma(getattr(rs, "sigma", None), model.sigma)
         where = "model.sigma" if getattr(rs, "sigma", None) is None else "rule.sigma"
         if not sigma > 0:
-            what = "Gaussian exploration" if rs.name == "three-factor" else "perturbation"
+            what = "Gaussian exploration" if cap["sigma"] is None else "perturbation"
             raise SpecError(
                 f"{head}{where}: rule {rs.name!r} needs sigma > 0 for its {what} (got {sigma})"
             )

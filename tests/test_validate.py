@@ -377,3 +377,31 @@ def test_every_bundled_protocol_and_model_still_validates():
             load_model(p)
         n += 1
     assert n > 50
+
+
+@pytest.mark.parametrize(
+    ("rule", "traced"),
+    [
+        ({"name": "anp"}, False),
+        ({"name": "anp", "signal": "trace", "trace_decay": 0.9}, True),
+        ({"name": "rtg-np"}, True),  # its default signal is reward-to-go
+        ({"name": "wp"}, False),
+        ({"name": "wp", "signal": "trial"}, True),
+        ({"name": "bptt"}, False),
+    ],
+)
+def test_memory_counts_per_sample_traces_where_the_rule_keeps_them(rule, traced):
+    """The estimate asks the rule's options (``per_sample_traces``), not the rule's name:
+    a trace E [B·K, N, n_in + N + 1] per perturbed sample is counted for every credit
+    signal but the local one."""
+    from bioplaus.protocol import protocol_from_dict
+    from bioplaus.registry import network_type
+
+    p = protocol_from_dict(patched(rule=rule))
+    assert p.rule.per_sample_traces is traced
+    m = p.model
+    mem = network_type(m.kind).memory(
+        m, p.rule, batch=8, steps=50, rows=16, item=8, gradient=p.rule.is_gradient
+    )
+    expected = 8 * 1 * m.n_rec * (m.n_in + m.n_rec + 1) * 8 if traced else 0
+    assert mem.parts["traces"] == expected

@@ -47,9 +47,9 @@ def estimate(
             f"loss: the model's output {spec.output!r} fixes the loss to {spec.loss!r} "
             f"(got {loss!r})"
         )
-    if rs.name == "tbptt":
-        raise SpecError("rule: 'tbptt' needs a recurrent model (use 'bp' for an MLP)")
     if "mlp" not in rs.entry.networks:
+        if rs.is_gradient:  # a recurrent gradient (tbptt): the MLP's exact one is bp
+            raise SpecError(f"rule: {rs.name!r} needs a recurrent model (use 'bp' for an MLP)")
         raise SpecError(f"rule: {rs.name!r} is not written for feed-forward (mlp) models")
     u, y = check_mlp_data(spec, inputs, targets, mask)
     check_params(spec, params)

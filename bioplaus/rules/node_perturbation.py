@@ -331,6 +331,18 @@ class NodePerturbationOptions(PairedPassOptions):
         """np | anp | inp: the estimator (rtg-np and dnp are np, danp is anp)."""
         return {"rtg-np": "np", "dnp": "np", "danp": "anp"}.get(self.name, self.name)
 
+    @property
+    def credit_signal(self) -> str:
+        """The credit signal the rule uses: ``signal``, or its default (rtg for rtg-np,
+        local otherwise)."""
+        return self.signal or ("rtg" if self.name == "rtg-np" else "local")
+
+    @property
+    def per_sample_traces(self) -> bool:
+        """The estimator keeps a trace E [P, N, M] per perturbed sample (every credit
+        signal but the local one): the memory estimate counts it."""
+        return self.credit_signal != "local"
+
 
 def build_node_perturbation(opts: NodePerturbationOptions, network: str):
     """The estimator of ``opts`` for a network type (``mlp``: the layered version, where the
@@ -343,9 +355,8 @@ def build_node_perturbation(opts: NodePerturbationOptions, network: str):
         )
     if opts.noise_access == "own":
         raise ValueError("noise_access 'own' is implemented for feed-forward (mlp) models only")
-    signal = opts.signal or ("rtg" if opts.name == "rtg-np" else "local")
     return NodePerturbation(
-        kind=opts.kind, signal=signal, scale=opts.scale, norm=opts.norm,
+        kind=opts.kind, signal=opts.credit_signal, scale=opts.scale, norm=opts.norm,
         trace_decay=opts.trace_decay,
     )  # fmt: skip
 

@@ -73,6 +73,12 @@ class RuleSpec(BaseModel):
     def is_gradient(self) -> bool:
         return self.mechanism == "gradient"
 
+    @property
+    def per_sample_traces(self) -> bool:
+        """The rule keeps a trace [P, N, M] per perturbed sample, which the memory estimate
+        counts (a rule's options override this; none by default)."""
+        return False
+
     def option(self, key: str, default: Any = None) -> Any:
         """The value of option ``key`` where this rule has it, else ``default``."""
         return getattr(self, key) if key in type(self).model_fields else default

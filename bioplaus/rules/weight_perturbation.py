@@ -100,6 +100,12 @@ class WeightPerturbationOptions(PairedPassOptions):
         "Σ_{s≥t} δℓ_s.",
     )
 
+    @property
+    def per_sample_traces(self) -> bool:
+        """A whole-trial or reward-to-go signal keeps a trace per perturbed sample (the
+        memory estimate counts it)."""
+        return (self.signal or "local") != "local"
+
 
 def build_weight_perturbation(opts: WeightPerturbationOptions, network: str):
     """WP for the rate RNN, or its layered version for an MLP."""
