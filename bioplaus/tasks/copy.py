@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
-from .args import int_arg
+from .args import bool_arg, int_arg
 from .base import Batch, Task, checked_outputs
 
 SPLITS = ("train", "test")
@@ -59,9 +59,7 @@ class CopyTask(Task):
         self.delay = int_arg("delay", delay, 0)
         self.n_symbols = int_arg("n_symbols", n_symbols, 1)
         self.seed = int_arg("seed", seed, 0)
-        if not isinstance(fixed_sequence, bool | np.bool_):
-            raise ValueError(f"fixed_sequence must be true or false (got {fixed_sequence!r})")
-        self.fixed_sequence = bool(fixed_sequence)
+        self.fixed_sequence = bool_arg("fixed_sequence", fixed_sequence)
         self.n_classes = self.n_symbols + 2
         self.marker = self.n_symbols + 1
         self.n_in = self.n_out = self.n_classes

@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
-from .args import int_arg
+from .args import bool_arg, int_arg
 from .base import Batch, Task
 from .digits import digit_images
 
@@ -57,9 +57,7 @@ class SeqDigitsTask(Task):
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES} (got {loss!r})")
-        if not isinstance(permute, bool | np.bool_):
-            raise ValueError(f"permute must be true or false (got {permute!r})")
-        self.mode, self.permute = mode, bool(permute)
+        self.mode, self.permute = mode, bool_arg("permute", permute)
         self.loss = loss  # instance value of Task.loss: the task is scored with this loss
         self.n_test = int_arg("n_test", n_test, 1)
         self.seed = int_arg("seed", seed, 0)
