@@ -57,6 +57,22 @@ def split_rng(task: Task, split: str, rng: np.random.Generator) -> np.random.Gen
     return numpy_rng(task.seed, task.name, "test") if split == "test" else rng
 
 
+def step_losses(kind: str, o: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The loss of each step (and trial) over the last axis, as :mod:`bioplaus.loss` scores
+    it: "ce" −Σ_k y_k log softmax(o)_k, else (mse) ½ Σ_k (o_k − y_k)²."""
+    if kind == "ce":
+        z = o - o.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return -(y * logp).sum(-1)
+    return 0.5 * ((o - y) ** 2).sum(-1)
+
+
+def scored_mean(ell: np.ndarray, m: np.ndarray) -> float:
+    """Σ ℓ m / max(Σ m, 1): the mean of a per-step loss ``ell`` over the scored steps
+    (mask ``m``, same shape)."""
+    return float((ell * m).sum() / max(m.sum(), 1.0))
+
+
 def checked_outputs(outputs: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     """(o, y) as float64 arrays, or a ValueError when the outputs lack the targets' shape."""
     o = np.asarray(outputs, dtype=np.float64)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import bool_arg, int_arg
-from .base import Batch, Task, checked_outputs
+from .base import Batch, Task, checked_outputs, scored_mean, step_losses
 
 SPLITS = ("train", "test")
 
@@ -114,11 +114,11 @@ class CopyTask(Task):
         T, B = y.shape[:2]
         m = np.ones((T, B)) if batch.mask is None else np.asarray(batch.mask, dtype=np.float64)
         wrong = ((o >= 0.5) != (y >= 0.5)).sum(-1)  # [T, B]
-        ell = 0.5 * ((o - y) ** 2).sum(-1)  # [T, B]
+        ell = step_losses("mse", o, y)  # [T, B]
         recall = slice(T - self.length, T)
         hit = o[recall].argmax(-1) == y[recall].argmax(-1)
         return {
             "error_bits": float((wrong * m).sum() / B),
-            "mse": float((ell * m).sum() / max(m.sum(), 1.0)),
+            "mse": scored_mean(ell, m),
             "accuracy": float(hit.mean()),
         }

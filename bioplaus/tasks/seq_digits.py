@@ -30,7 +30,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import bool_arg, int_arg
-from .base import Batch, Task
+from .base import Batch, Task, checked_outputs, step_losses
 from .digits import digit_images
 
 MODES = ("rows", "pixels")
@@ -109,16 +109,8 @@ class SeqDigitsTask(Task):
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """accuracy of the last step's argmax, and its mse (½‖o − y‖²) or ce."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         o_last, y_last = o[-1], y[-1]
         out = {"accuracy": float((o_last.argmax(-1) == y_last.argmax(-1)).mean())}
-        if self.loss == "mse":
-            out["mse"] = float(0.5 * ((o_last - y_last) ** 2).sum(-1).mean())
-        else:
-            z = o_last - o_last.max(-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-            out["ce"] = float(-(y_last * logp).sum(-1).mean())
+        out[self.loss] = float(step_losses(self.loss, o_last, y_last).mean())
         return out
