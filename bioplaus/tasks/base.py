@@ -46,14 +46,19 @@ class Task(ABC):
 SPLITS = ("train", "test")
 
 
+def check_split(split: str) -> None:
+    """A ValueError unless ``split`` is one of :data:`SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+
+
 def split_rng(task: Task, split: str, rng: np.random.Generator) -> np.random.Generator:
     """The generator a task's :meth:`~Task.sample` draws ``split`` from: ``rng`` for
     training, the task's own fixed held-out stream (its ``seed`` and ``name``) for "test";
     a ValueError for any other split."""
     from ..random import numpy_rng
 
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+    check_split(split)
     return numpy_rng(task.seed, task.name, "test") if split == "test" else rng
 
 

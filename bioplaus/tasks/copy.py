@@ -27,9 +27,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import bool_arg, int_arg
-from .base import Batch, Task, checked_outputs, scored_mean, step_losses
-
-SPLITS = ("train", "test")
+from .base import SPLITS, Batch, Task, check_split, checked_outputs, scored_mean, step_losses
 
 
 class CopyTask(Task):
@@ -98,8 +96,7 @@ class CopyTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B trials: inputs, targets [T, B, n_symbols + 2], no mask (every step scored)."""
         B = int_arg("batch_size", batch_size, 1)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+        check_split(split)
         if self.fixed_sequence:
             symbols = np.repeat(self._fixed[split], B, axis=1)
         elif split == "test":
