@@ -41,9 +41,14 @@ class CognitiveTask(Task):
             self.periods[k] = (t, t + n)
             t += n
         self.T = t
-        a, b = self.periods[self.response]
-        if b <= a:
-            raise ValueError(f"{self.response} must last at least one step of dt={self.dt}")
+        self._require_steps(self.response)
+
+    def _require_steps(self, *names: str) -> None:
+        """A ValueError unless each period named lasts at least one step."""
+        for k in names:
+            a, b = self.periods[k]
+            if b <= a:
+                raise ValueError(f"{k} must last at least one step of dt={self.dt}")
 
     def period(self, name: str) -> slice:
         """The steps of period ``name`` as a slice of the time axis."""

@@ -53,9 +53,7 @@ class DelayedMatchTask(CognitiveTask):
             "response": response,
         }
         self._set_periods(dt, durations, seed)
-        for k in ("sample", "test"):
-            if self.periods[k][1] <= self.periods[k][0]:
-                raise ValueError(f"{k} must last at least one step of dt={self.dt}")
+        self._require_steps("sample", "test")
         self.match = bool_arg("match", match)
         self.n_in, self.n_out = 2, 1
 
