@@ -14,12 +14,22 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 Nonlinearity = Literal["tanh", "relu", "softplus", "sigmoid", "linear"]
 WeightInit = Literal["xavier_normal", "normal"]
+
+# the keys the recurrent networks' specs (RateSpec, LIFSpec) share, each described once; the
+# ones they both have but describe for their own network (n_rec, bias, decorrelate_rec,
+# weight_init, rec_gain) stay in each spec
+NIn = Annotated[int, Field(gt=0, description="Number of input channels.")]
+NOut = Annotated[int, Field(gt=0, description="Number of linear readout units.")]
+OutBias = Annotated[bool, Field(description="Learnable readout bias b_out.")]
+DecorrelateInput = Annotated[
+    bool, Field(description="Hold a decorrelating matrix D_in in front of the input.")
+]
 
 
 class SpecError(ValueError):
@@ -38,9 +48,9 @@ class RateSpec(_Strict):
     """A continuous-time rate RNN (DESIGN §1), discretised by Euler–Maruyama with α = dt/τ."""
 
     kind: Literal["rate"] = Field("rate", description="Model family tag.")
-    n_in: int = Field(gt=0, description="Number of input channels.")
+    n_in: NIn
     n_rec: int = Field(gt=0, description="Number of recurrent (hidden) units N.")
-    n_out: int = Field(gt=0, description="Number of linear readout units.")
+    n_out: NOut
     tau: float = Field(0.01, gt=0, description="Membrane time constant τ, seconds.")
     dt: float = Field(0.01, gt=0, description="Integration step dt, seconds; 0 < dt ≤ τ.")
     sigma: float = Field(
@@ -53,10 +63,8 @@ class RateSpec(_Strict):
         "tanh", description="Rate function φ (linear: φ(x) = x, for analysis and tests)."
     )
     bias: bool = Field(False, description="Learnable hidden bias b (off in the seed papers).")
-    out_bias: bool = Field(False, description="Learnable readout bias b_out.")
-    decorrelate_input: bool = Field(
-        False, description="Hold a decorrelating matrix D_in in front of the input."
-    )
+    out_bias: OutBias = False
+    decorrelate_input: DecorrelateInput = False
     decorrelate_rec: bool = Field(
         False, description="Hold a decorrelating matrix D_rec on the hidden rates."
     )
@@ -174,9 +182,9 @@ class LIFSpec(_Strict):
     """
 
     kind: Literal["lif"] = Field("lif", description="Model family tag.")
-    n_in: int = Field(gt=0, description="Number of input channels.")
+    n_in: NIn
     n_rec: int = Field(gt=0, description="Number of LIF neurons N.")
-    n_out: int = Field(gt=0, description="Number of linear readout units.")
+    n_out: NOut
     tau_m: float = Field(0.02, gt=0, description="Membrane time constant τ_m, seconds.")
     tau_s: float = Field(0.01, gt=0, description="Synaptic time constant τ_s, seconds.")
     tau_r: float = Field(
@@ -218,10 +226,8 @@ class LIFSpec(_Strict):
     )
     out_gain: float = Field(1.0, ge=0, description="Gain of the initial W_out.")
     bias: bool = Field(False, description="Learnable bias current b per neuron.")
-    out_bias: bool = Field(False, description="Learnable readout bias b_out.")
-    decorrelate_input: bool = Field(
-        False, description="Hold a decorrelating matrix D_in in front of the input."
-    )
+    out_bias: OutBias = False
+    decorrelate_input: DecorrelateInput = False
     decorrelate_rec: bool = Field(
         False, description="Hold a decorrelating matrix D_rec on the filtered spike trains r."
     )

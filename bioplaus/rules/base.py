@@ -103,10 +103,33 @@ class PerturbationRule(Protocol):
     def finalize(self, state: object, dS: Tensor, norm: float) -> Estimate: ...
 
 
-def finalize_sums(signal: str, state, dS: Tensor, norm: float) -> Estimate:
-    """The estimate of a paired-pass rule whose state carries sums ``G_hid``, ``G_out`` and
-    per-sample traces ``E_hid``, ``E_out`` [P, ·, ·]: G / norm, where for the whole-trial
-    signal G = Σ_p dS_p E_p (``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K)."""
+class Sums(NamedTuple):
+    """The state of a paired-pass rule that sums its estimate over the steps (NP family,
+    WP): G_hid [N, M_h], G_out [n_out, M_o], and per-sample traces E_hid [P, N, M_h],
+    E_out [P, n_out, M_o] for a credit signal other than "local" (None for "local")."""
+
+    G_hid: Tensor
+    G_out: Tensor
+    E_hid: Tensor | None
+    E_out: Tensor | None
+
+
+def init_sums(signal: str, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> Sums:
+    """Zero sums, with the per-sample traces only when ``signal`` is not "local"."""
+    z = like.new_zeros
+    traced = signal != "local"
+    return Sums(
+        z((N, M_h)),
+        z((n_out, M_o)),
+        z((P, N, M_h)) if traced else None,
+        z((P, n_out, M_o)) if traced else None,
+    )
+
+
+def finalize_sums(signal: str, state: Sums, dS: Tensor, norm: float) -> Estimate:
+    """The estimate of a paired-pass rule whose state is :class:`Sums`: G / norm, where for
+    the whole-trial signal G = Σ_p dS_p E_p (``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm
+    times K)."""
     if signal == "trial":
         G_hid = torch.einsum("p,pnm->nm", dS, state.E_hid)
         G_out = torch.einsum("p,pnm->nm", dS, state.E_out)

@@ -33,13 +33,22 @@ of T); "trace" keeps the decaying trace E_b ← λ E_b + e_t z_tᵀ and adds G +
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
 
 from ..registry import register_rule
-from .base import BlockRecord, Context, Estimate, StepRecord, anp_scale, finalize_sums
+from .base import (
+    BlockRecord,
+    Context,
+    Estimate,
+    StepRecord,
+    Sums,
+    anp_scale,
+    finalize_sums,
+    init_sums,
+)
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -48,13 +57,6 @@ Kind = Literal["np", "anp", "inp"]
 Norm = Literal["joint", "layer"]
 
 _TINY = 1e-30
-
-
-class NPState(NamedTuple):
-    G_hid: Tensor
-    G_out: Tensor
-    E_hid: Tensor | None  # per-sample traces for trial / rtg / trace
-    E_out: Tensor | None
 
 
 class NodePerturbation:
@@ -143,17 +145,11 @@ class NodePerturbation:
         return src_h * f_h, src_o * f_o
 
     # -- (init, accumulate, finalize) -----------------------------------------------------
-    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> NPState:
-        z = like.new_zeros
-        traced = self.signal != "local"
-        return NPState(
-            z((N, M_h)),
-            z((n_out, M_o)),
-            z((P, N, M_h)) if traced else None,
-            z((P, n_out, M_o)) if traced else None,
-        )
+    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> Sums:
+        """Zero sums; per-sample traces for trial / rtg / trace."""
+        return init_sums(self.signal, P, M_h, N, M_o, n_out, like)
 
-    def accumulate(self, state: NPState, rec: StepRecord, ctx: Context) -> NPState:
+    def accumulate(self, state: Sums, rec: StepRecord, ctx: Context) -> Sums:
         e_h, e_o = self.signals(rec, ctx)
         if self.signal == "local":
             d = rec.dl[:, None]
@@ -170,7 +166,7 @@ class NodePerturbation:
             state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
         return state
 
-    def accumulate_block(self, state: NPState, blk: BlockRecord, ctx: Context) -> NPState:
+    def accumulate_block(self, state: Sums, blk: BlockRecord, ctx: Context) -> Sums:
         """Add n steps at once (the same estimate as n calls of :meth:`accumulate`, up to
         rounding), as GEMMs over the block's rows. With λ = ``trace_decay`` (1 for trial /
         rtg) and k = 0 … n−1 the steps of the block::
@@ -248,7 +244,7 @@ class NodePerturbation:
                 Ej.baddbmm_(e4[:, j].permute(1, 2, 0), Z3, beta=lam**n)
         return state
 
-    def finalize(self, state: NPState, dS: Tensor, norm: float) -> Estimate:
+    def finalize(self, state: Sums, dS: Tensor, norm: float) -> Estimate:
         """``dS`` [P]: Σ_t δℓ_t per sample; ``norm``: Σm times K (:func:`~.base.finalize_sums`)."""
         return finalize_sums(self.signal, state, dS, norm)
 

@@ -432,16 +432,18 @@ class ThreeFactorOptions(RuleSpec):
     )
 
 
+#: :class:`ThreeFactor`'s keywords: the options less every rule's (name, alignment) and σ,
+#: which the driver reads (noise_sigma)
+_RULE_KEYS = tuple(
+    k for k in ThreeFactorOptions.model_fields if k not in {*RuleSpec.model_fields, "sigma"}
+)
+
+
 def build_three_factor(opts: ThreeFactorOptions, network: str, dt: float | None = None):
     """The online rule for a model with step ``dt`` (seconds)."""
     if dt is None:
         raise ValueError("rule 'three-factor' needs the model's dt")
-    keys = ("tau_e", "tau_b", "tau_r", "reward", "noise", "kick_rate", "kick_amplitude",
-            "modulator", "plastic")  # fmt: skip
-    return ThreeFactor(
-        dt, **{k: getattr(opts, k) for k in keys}, supralinear=opts.supralinear,
-        normalise=opts.normalise,
-    )  # fmt: skip
+    return ThreeFactor(dt, **{k: getattr(opts, k) for k in _RULE_KEYS})
 
 
 register_rule(

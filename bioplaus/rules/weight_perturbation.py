@@ -23,7 +23,7 @@ import torch
 from pydantic import Field
 
 from ..registry import register_rule
-from .base import Estimate, finalize_sums
+from .base import Estimate, Sums, finalize_sums, init_sums
 from .options import PairedPassOptions
 
 Tensor = torch.Tensor
@@ -37,13 +37,6 @@ class WPRecord(NamedTuple):
     dw_hid: Tensor  # [P, N, M_h] ΔW of [W_in, W_rec, (b)], A − B
     dw_out: Tensor  # [P, n_out, M_o] ΔW of [W_out, (b_out)], A − B
     dl: Tensor  # [P] δℓ_t = m_t (ℓ_A − ℓ_B)
-
-
-class WPState(NamedTuple):
-    G_hid: Tensor
-    G_out: Tensor
-    E_hid: Tensor | None  # Σ_{t'≤t} ΔW_{t'} per row (trial, rtg)
-    E_out: Tensor | None
 
 
 class WeightPerturbation:
@@ -60,17 +53,11 @@ class WeightPerturbation:
         self.signal = signal
         self.name = "wp" if signal == "local" else f"wp-{signal}"
 
-    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> WPState:
-        z = like.new_zeros
-        traced = self.signal != "local"
-        return WPState(
-            z((N, M_h)),
-            z((n_out, M_o)),
-            z((P, N, M_h)) if traced else None,
-            z((P, n_out, M_o)) if traced else None,
-        )
+    def init(self, P: int, M_h: int, N: int, M_o: int, n_out: int, like: Tensor) -> Sums:
+        """Zero sums; per-row traces E = Σ_{t'≤t} ΔW_{t'} for trial / rtg."""
+        return init_sums(self.signal, P, M_h, N, M_o, n_out, like)
 
-    def accumulate(self, state: WPState, rec: WPRecord, ctx) -> WPState:
+    def accumulate(self, state: Sums, rec: WPRecord, ctx) -> Sums:
         """Add step t: G += Σ_p δℓ_t ΔW_t (local); E += ΔW_t, G += Σ_p δℓ_t E (rtg)."""
         k = 1.0 / (ctx.var_factor * ctx.sigma**2)
         if self.signal == "local":
@@ -84,7 +71,7 @@ class WeightPerturbation:
             state.G_out.add_(torch.einsum("p,pnm->nm", rec.dl, state.E_out))
         return state
 
-    def finalize(self, state: WPState, dS: Tensor, norm: float) -> Estimate:
+    def finalize(self, state: Sums, dS: Tensor, norm: float) -> Estimate:
         """``dS`` [P]: Σ_t δℓ_t per row; ``norm``: Σm times K (:func:`~.base.finalize_sums`)."""
         return finalize_sums(self.signal, state, dS, norm)
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 
 from .args import float_arg, int_arg
-from .base import Batch, Task, checked_outputs, split_rng
+from .base import Batch, Task, checked_outputs, scored_mean, split_rng, step_losses
 
 
 class CognitiveTask(Task):
@@ -41,9 +41,14 @@ class CognitiveTask(Task):
             self.periods[k] = (t, t + n)
             t += n
         self.T = t
-        a, b = self.periods[self.response]
-        if b <= a:
-            raise ValueError(f"{self.response} must last at least one step of dt={self.dt}")
+        self._require_steps(self.response)
+
+    def _require_steps(self, *names: str) -> None:
+        """A ValueError unless each period named lasts at least one step."""
+        for k in names:
+            a, b = self.periods[k]
+            if b <= a:
+                raise ValueError(f"{k} must last at least one step of dt={self.dt}")
 
     def period(self, name: str) -> slice:
         """The steps of period ``name`` as a slice of the time axis."""
@@ -77,8 +82,7 @@ class CognitiveTask(Task):
 
     def _mse(self, o: np.ndarray, y: np.ndarray, batch: Batch) -> float:
         m = np.ones(y.shape[:2]) if batch.mask is None else np.asarray(batch.mask, np.float64)
-        ell = 0.5 * ((o - y) ** 2).sum(-1)
-        return float((ell * m).sum() / max(m.sum(), 1.0))
+        return scored_mean(step_losses("mse", o, y), m)
 
     def choices(self, outputs: np.ndarray) -> np.ndarray:
         """The network's choice per trial [B]: argmax over outputs of the mean response

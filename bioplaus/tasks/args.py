@@ -15,6 +15,13 @@ def int_arg(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
+def bool_arg(name: str, value: object) -> bool:
+    """``value`` as a bool (Python's or numpy's), else a ValueError naming the argument."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name} must be true or false (got {value!r})")
+    return bool(value)
+
+
 def float_arg(name: str, value: object, minimum: float = 0.0, strict: bool = False) -> float:
     """``value`` as a float ≥ ``minimum`` (> when ``strict``), else a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):

@@ -46,15 +46,36 @@ class Task(ABC):
 SPLITS = ("train", "test")
 
 
+def check_split(split: str) -> None:
+    """A ValueError unless ``split`` is one of :data:`SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+
+
 def split_rng(task: Task, split: str, rng: np.random.Generator) -> np.random.Generator:
     """The generator a task's :meth:`~Task.sample` draws ``split`` from: ``rng`` for
     training, the task's own fixed held-out stream (its ``seed`` and ``name``) for "test";
     a ValueError for any other split."""
     from ..random import numpy_rng
 
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+    check_split(split)
     return numpy_rng(task.seed, task.name, "test") if split == "test" else rng
+
+
+def step_losses(kind: str, o: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The loss of each step (and trial) over the last axis, as :mod:`bioplaus.loss` scores
+    it: "ce" −Σ_k y_k log softmax(o)_k, else (mse) ½ Σ_k (o_k − y_k)²."""
+    if kind == "ce":
+        z = o - o.max(-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return -(y * logp).sum(-1)
+    return 0.5 * ((o - y) ** 2).sum(-1)
+
+
+def scored_mean(ell: np.ndarray, m: np.ndarray) -> float:
+    """Σ ℓ m / max(Σ m, 1): the mean of a per-step loss ``ell`` over the scored steps
+    (mask ``m``, same shape)."""
+    return float((ell * m).sum() / max(m.sum(), 1.0))
 
 
 def checked_outputs(outputs: np.ndarray, batch: Batch) -> tuple[np.ndarray, np.ndarray]:

@@ -26,10 +26,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
-from .args import int_arg
-from .base import Batch, Task, checked_outputs
-
-SPLITS = ("train", "test")
+from .args import bool_arg, int_arg
+from .base import SPLITS, Batch, Task, check_split, checked_outputs, scored_mean, step_losses
 
 
 class CopyTask(Task):
@@ -59,9 +57,7 @@ class CopyTask(Task):
         self.delay = int_arg("delay", delay, 0)
         self.n_symbols = int_arg("n_symbols", n_symbols, 1)
         self.seed = int_arg("seed", seed, 0)
-        if not isinstance(fixed_sequence, bool | np.bool_):
-            raise ValueError(f"fixed_sequence must be true or false (got {fixed_sequence!r})")
-        self.fixed_sequence = bool(fixed_sequence)
+        self.fixed_sequence = bool_arg("fixed_sequence", fixed_sequence)
         self.n_classes = self.n_symbols + 2
         self.marker = self.n_symbols + 1
         self.n_in = self.n_out = self.n_classes
@@ -100,8 +96,7 @@ class CopyTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B trials: inputs, targets [T, B, n_symbols + 2], no mask (every step scored)."""
         B = int_arg("batch_size", batch_size, 1)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+        check_split(split)
         if self.fixed_sequence:
             symbols = np.repeat(self._fixed[split], B, axis=1)
         elif split == "test":
@@ -116,11 +111,11 @@ class CopyTask(Task):
         T, B = y.shape[:2]
         m = np.ones((T, B)) if batch.mask is None else np.asarray(batch.mask, dtype=np.float64)
         wrong = ((o >= 0.5) != (y >= 0.5)).sum(-1)  # [T, B]
-        ell = 0.5 * ((o - y) ** 2).sum(-1)  # [T, B]
+        ell = step_losses("mse", o, y)  # [T, B]
         recall = slice(T - self.length, T)
         hit = o[recall].argmax(-1) == y[recall].argmax(-1)
         return {
             "error_bits": float((wrong * m).sum() / B),
-            "mse": float((ell * m).sum() / max(m.sum(), 1.0)),
+            "mse": scored_mean(ell, m),
             "accuracy": float(hit.mean()),
         }

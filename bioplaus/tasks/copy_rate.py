@@ -23,7 +23,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import int_arg
-from .base import Batch, Task
+from .base import Batch, Task, checked_outputs, scored_mean, step_losses
 from .copy import CopyTask
 
 
@@ -75,18 +75,15 @@ class RateCodedCopyTask(Task):
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """accuracy on hold-averaged recall outputs, scored mse, and error_bits."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         T, B, K = y.shape
         ob = o.reshape(T // self.hold, self.hold, B, K).mean(1)
         yb = y[:: self.hold]
         m = np.asarray(batch.mask, dtype=np.float64)
-        ell = 0.5 * ((o - y) ** 2).sum(-1)
+        ell = step_losses("mse", o, y)
         rec = slice(yb.shape[0] - self.length, yb.shape[0])
         return {
             "accuracy": float((ob[rec].argmax(-1) == yb[rec].argmax(-1)).mean()),
-            "mse": float((ell * m).sum() / max(m.sum(), 1.0)),
+            "mse": scored_mean(ell, m),
             "error_bits": self.copy.metrics(ob, Batch(yb, yb, None))["error_bits"],
         }

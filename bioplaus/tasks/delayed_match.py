@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from ._cognitive import CognitiveTask
+from .args import bool_arg
 from .base import Batch
 
 
@@ -52,12 +53,8 @@ class DelayedMatchTask(CognitiveTask):
             "response": response,
         }
         self._set_periods(dt, durations, seed)
-        for k in ("sample", "test"):
-            if self.periods[k][1] <= self.periods[k][0]:
-                raise ValueError(f"{k} must last at least one step of dt={self.dt}")
-        if not isinstance(match, bool | np.bool_):
-            raise ValueError(f"match must be true or false (got {match!r})")
-        self.match = bool(match)
+        self._require_steps("sample", "test")
+        self.match = bool_arg("match", match)
         self.n_in, self.n_out = 2, 1
 
     def _options(self) -> dict[str, object]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import int_arg
-from .base import Batch, Task
+from .base import Batch, Task, step_losses
 
 
 def one_hot(labels: np.ndarray, n: int) -> np.ndarray:
@@ -35,11 +35,9 @@ def classification_metrics(outputs: np.ndarray, targets: np.ndarray) -> dict[str
     """accuracy and cross-entropy of logits [..., n] against one-hot targets [..., n]."""
     o = outputs.reshape(-1, outputs.shape[-1])
     y = targets.reshape(-1, targets.shape[-1])
-    z = o - o.max(-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     return {
         "accuracy": float((o.argmax(-1) == y.argmax(-1)).mean()),
-        "ce": float(-(y * logp).sum(-1).mean()),
+        "ce": float(step_losses("ce", o, y).mean()),
     }
 
 

@@ -30,9 +30,8 @@ import numpy as np
 
 from ..random import numpy_rng
 from .args import int_arg
-from .base import Batch, Task, checked_outputs
+from .base import Batch, Task, check_split, checked_outputs
 
-SPLITS = ("train", "test")
 MODES = ("delayed_recall", "forecast")
 TAU = 17  # delay of the equation (time units)
 SUBSTEPS = 10  # Euler substeps per time step
@@ -134,8 +133,7 @@ class MackeyGlassTask(Task):
     def sample(self, batch_size: int, rng: np.random.Generator, split: str = "train") -> Batch:
         """B series: inputs, targets [length, B, 1]; mask [length, B] when washout > 0."""
         B = int_arg("batch_size", batch_size, 1)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (got {split!r})")
+        check_split(split)
         if split == "train":
             return self._batch(self.series(B, rng))
         if B not in self._test:

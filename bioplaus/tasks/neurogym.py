@@ -47,7 +47,7 @@ import numpy as np
 
 from ..spec import SpecError
 from .args import int_arg
-from .base import Batch, Task, split_rng
+from .base import Batch, Task, checked_outputs, scored_mean, split_rng, step_losses
 
 PREFIX = "neurogym"
 SCORES = ("all", "decision")
@@ -259,19 +259,10 @@ class NeuroGymTask(Task):
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """accuracy (argmax of the mean response output = the correct action), the loss on
         the scored steps (``ce`` or ``mse``); for a continuous env, the masked mse."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         m = self._valid(batch) if batch.mask is None else np.asarray(batch.mask, np.float64)
         out: dict[str, float] = {}
-        if self.loss == "ce":
-            z = o - o.max(-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-            ell = -(y * logp).sum(-1)
-        else:
-            ell = 0.5 * ((o - y) ** 2).sum(-1)
-        out[self.loss] = float((ell * m).sum() / max(m.sum(), 1.0))
+        out[self.loss] = scored_mean(step_losses(self.loss, o, y), m)
         if self.discrete:
             r = self.response_mask(batch)
             mean = (o * r[..., None]).sum(0) / np.maximum(r.sum(0), 1.0)[:, None]

@@ -57,8 +57,7 @@ class PatternTask(CognitiveTask):
         seed: int = 0,
     ) -> None:
         self._set_periods(dt, {"fixation": fixation, "cue": cue, "pattern": pattern}, seed)
-        if self.periods["cue"][1] <= self.periods["cue"][0]:
-            raise ValueError(f"cue must last at least one step of dt={self.dt}")
+        self._require_steps("cue")
         self.n_patterns = int_arg("n_patterns", n_patterns, 1)
         self.n_components = int_arg("n_components", n_components, 1)
         self.max_freq = float_arg("max_freq", max_freq, 1.0)

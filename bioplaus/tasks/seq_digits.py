@@ -29,8 +29,8 @@ from typing import ClassVar
 import numpy as np
 
 from ..random import numpy_rng
-from .args import int_arg
-from .base import Batch, Task
+from .args import bool_arg, int_arg
+from .base import Batch, Task, checked_outputs, step_losses
 from .digits import digit_images
 
 MODES = ("rows", "pixels")
@@ -57,9 +57,7 @@ class SeqDigitsTask(Task):
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES} (got {loss!r})")
-        if not isinstance(permute, bool | np.bool_):
-            raise ValueError(f"permute must be true or false (got {permute!r})")
-        self.mode, self.permute = mode, bool(permute)
+        self.mode, self.permute = mode, bool_arg("permute", permute)
         self.loss = loss  # instance value of Task.loss: the task is scored with this loss
         self.n_test = int_arg("n_test", n_test, 1)
         self.seed = int_arg("seed", seed, 0)
@@ -111,16 +109,8 @@ class SeqDigitsTask(Task):
 
     def metrics(self, outputs: np.ndarray, batch: Batch) -> dict[str, float]:
         """accuracy of the last step's argmax, and its mse (½‖o − y‖²) or ce."""
-        o = np.asarray(outputs, dtype=np.float64)
-        y = np.asarray(batch.targets, dtype=np.float64)
-        if o.shape != y.shape:
-            raise ValueError(f"outputs must have the targets' shape {y.shape} (got {o.shape})")
+        o, y = checked_outputs(outputs, batch)
         o_last, y_last = o[-1], y[-1]
         out = {"accuracy": float((o_last.argmax(-1) == y_last.argmax(-1)).mean())}
-        if self.loss == "mse":
-            out["mse"] = float(0.5 * ((o_last - y_last) ** 2).sum(-1).mean())
-        else:
-            z = o_last - o_last.max(-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-            out["ce"] = float(-(y_last * logp).sum(-1).mean())
+        out[self.loss] = float(step_losses(self.loss, o_last, y_last).mean())
         return out
