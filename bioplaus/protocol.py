@@ -184,15 +184,19 @@ class ProtocolSpec(BaseModel):
             raise ValueError(
                 "train.lr_decor > 0 needs model.decorrelate_input or model.decorrelate_rec = true"
             )
-        if self.rule.alignment and (
-            not network_type(self.model.kind).alignment
-            or self.rule.name == "three-factor"
-            or self.backend != "torch"
-        ):
-            raise ValueError(
-                "rule.alignment: logged for rate and MLP models with a perturbation or "
-                "gradient rule on the torch back-end only"
-            )
+        if self.rule.alignment:
+            kind, why = self.model.kind, None
+            if not network_type(kind).alignment:
+                why = f"not logged for {kind} models"
+            elif not self.rule.alignment_probe:
+                why = f"rule {self.rule.name!r} has no estimate to probe"
+            elif self.backend != "torch":
+                why = f"not logged on the {self.backend} back-end"
+            if why is not None:
+                raise ValueError(
+                    f"rule.alignment: {why} (it is logged on the torch back-end, for rate and "
+                    "MLP models)"
+                )
         check_precision(self)
         if self.backend == "brian2":
             from .backends.brian2.capabilities import check_brian2_protocol

@@ -167,3 +167,16 @@ def test_alignment_where_it_cannot_be_logged_is_refused(tmp_path, change):
     with pytest.raises(bp.SpecError, match="rule.alignment"):
         bp.run(proto, out=tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_alignment_refusal_asks_the_rule_options_not_the_rule_name(tmp_path, monkeypatch):
+    """A rule's options say whether its estimate can be probed (``alignment_probe``): with
+    the flag off, ANP's alignment log is refused like the three-factor rule's, naming it."""
+    from bioplaus.rules.node_perturbation import NodePerturbationOptions
+
+    proto = tiny("anp", steps=5)
+    proto["rule"]["alignment"] = True
+    monkeypatch.setattr(NodePerturbationOptions, "alignment_probe", False)
+    with pytest.raises(bp.SpecError, match="rule.alignment: rule 'anp' has no estimate"):
+        bp.run(proto, out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -13,7 +13,7 @@ by an earlier version of bioplaus listed every option of every rule; it still re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,10 @@ class RuleSpec(BaseModel):
         "the exact gradient (full BPTT for a rate RNN) on the fixed training batch (align_* "
         "columns; rate and MLP models, torch back-end).",
     )
+
+    #: the trainer can log this rule's ``alignment``: its estimate from a probe pass on a
+    #: fixed batch, at the current weights and rule state, against the exact gradient
+    alignment_probe: ClassVar[bool] = True
 
     def __new__(cls, *args: Any, **data: Any) -> Any:
         if cls is RuleSpec and data:  # dispatch to the named rule's own options model

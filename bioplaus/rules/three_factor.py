@@ -60,7 +60,7 @@ optimizer as the "gradient", so SGD with lr = η applies exactly ΔW (docs/plast
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 from pydantic import Field
@@ -378,6 +378,10 @@ def _first_reward(idx: Tensor, R: Tensor, rbar: Tensor) -> Tensor:
 # -- options and registration ---------------------------------------------------------------
 class ThreeFactorOptions(RuleSpec):
     """Options of the online three-factor rule."""
+
+    #: no alignment log: the update is plasticity driven by a running reward baseline
+    #: (per trial type), which a probe pass without the batch's types cannot reproduce
+    alignment_probe: ClassVar[bool] = False
 
     name: Literal["three-factor"] = Field(
         description="three-factor: online, eligibility × reward (rules/three_factor.py)."
