@@ -1,7 +1,7 @@
 """The node-perturbation family (NP, ANP/DANP) on the LIF network: what its paired passes
-perturb (:class:`LIFNodeNoise`), run by the one loop of perturb.py
-(:func:`~.perturb.paired_passes`, which owns rows, losses, mask, δℓ, the rule's accumulation,
-decorrelation sums and outputs, as for the rate network).
+perturb (:class:`LIFNodeNoise`, one step per chunk), run by the one paired-pass driver of
+perturb.py (:func:`~.perturb.paired_passes`, which owns losses, mask, δℓ, dS, the rule's
+accumulation, when decorrelation sums are added and outputs, as for the rate network).
 
 Pass B (baseline) and pass A (K perturbed resamples) run stacked in one batch of B + K·B
 rows. Both share one realisation of the background membrane noise ξ^bg (per trial: the

@@ -7,11 +7,13 @@ Forward, layers l = 0 … L−1 (batch on the first axis, weights act as ``z @ W
     h_l = φ(a_l) (l < L−1),  output o = a_{L−1}
     ℓ = −Σ_k y_k log softmax(o)_k  (softmax_ce)  or  ½‖o − y‖² (linear_mse);  L = mean_b ℓ_b
 
-The driver stacks [baseline rows | perturbed rows] in one batch. NP/ANP/WP: K·B perturbed
-rows, every layer perturbed. INP: K·L·B rows, each group perturbs one layer. The baseline
-is the clean pass (B rows) or, with ``baseline="noisy"``, an independent noisy pass for
-every perturbed row with the same layer pattern. Resamples run in chunks of rows so memory
-stays bounded for large K.
+The paired passes are a kind of the one driver of perturb.py (:func:`~.perturb.paired_passes`,
+which owns the losses, δℓ, the rule's state and the result's assembly):
+:class:`LayeredPerturbation` stacks [baseline rows | perturbed rows] in one batch. NP/ANP/WP:
+K·B perturbed rows, every layer perturbed. INP: K·L·B rows, each group perturbs one layer.
+The baseline is the clean pass (B rows, run once and paired with every chunk) or, with
+``baseline="noisy"``, an independent noisy pass for every perturbed row with the same layer
+pattern. Resamples run in chunks of rows (``max_rows``) so memory stays bounded for large K.
 """
 
 from __future__ import annotations

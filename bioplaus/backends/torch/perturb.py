@@ -1,34 +1,45 @@
-"""Paired-pass driver for the perturbation rules: ONE loop (:func:`paired_passes`) for node
-noise (np, anp, inp, rtg-np, users' node rules) and weight noise (wp) on the rate network,
-and for the node-perturbation family on the LIF network (lif_perturb.py).
+"""The paired-pass driver of the perturbation rules: ONE function (:func:`paired_passes`) for
+every network type and kind of noise on torch — rate node noise (np, anp, inp, rtg-np,
+users' node rules; clean or noisy baseline, K resamples, INP's groups), rate weight noise
+(wp), the LIF node-perturbation family (lif_perturb.py) and the MLP's layered rules
+(mlp.py).
 
 Pass B (the baseline: clean, or a second noisy pass) and pass A (K noisy resamples) run
-stacked in one batch of B_b + K·G·B rows, so every step is one matmul. The state of the
-rows at the start, û_t, what a step draws, how it perturbs the hidden step and the readout,
-and the record the rule sees are the perturbation object's (perturbation.py's protocol):
-:class:`~.perturbation.NodeNoise` (ξ on the units after the step, a
-:class:`~bioplaus.rules.base.StepRecord`) or :class:`~.perturbation.WeightNoise` (per-row
-ΔW, ΔV, a :class:`~bioplaus.rules.weight_perturbation.WPRecord`), chosen by the rule's
-``perturbs``; on LIF, :class:`~.lif_perturb.LIFNodeNoise` (shared background noise, a
-current η on the synaptic drive, a StepRecord of δJ, δv or δs). The loop owns the rest, the
-same for all three: rows, losses, mask, δℓ, the rule's online accumulation, decorrelation
-statistics (of the state's r̂), outputs. Memory is independent of the sequence length T
-(outputs are kept only when asked)::
+stacked in one batch of B_b + K·G·B rows. What is run, and how, is a perturbation object's
+(perturbation.py's protocol, :class:`~.perturbation.Perturbation`): the chunks of the pass,
+each chunk's draws (in the kind's order from the generator) and dynamics, and the rule's
+record of it. The driver owns the rest, the same for all: the rule's state (``init``, the
+records handed on, ``finalize``), the losses and their sums, the mask, δℓ, dS, the kept
+outputs, when decorrelation statistics are added, and the result::
 
-    per step t:  û_t = D_in u_t ;  s_t = hidden(s_{t−1}, û_t) ;  o_t = readout(s_t)
-                 δℓ_t = m_t (ℓ(o_t^A, y_t) − ℓ(o_t^B, y_t)) ;  rule.accumulate(record_t)
-
-(rate: s_t = (x_t, r̂_t); LIF: (v, q, r, refractory count, s)_t and r̂_t = D_rec r_t).
+    per chunk (steps t0 … t0 + n − 1; n = 1 without time):
+        o = run(chunk)                       [n, R, B, n_out], R_b baseline replicas first
+        ℓ = m ⊙ ℓ(o, y)      Σ ℓ_B += ℓ[:, :R_b],  Σ ℓ_A += ℓ[:, R_b:]
+        δℓ = ℓ_A − ℓ_B(partner)   (perturbed replica j ↔ baseline replica j mod R_b)
+        rule ← record(chunk, δℓ)   dS += Σ_t δℓ_t   outputs, Σ y yᵀ
+    L = Σ ℓ_B / Σm (per baseline row),  L_A = Σ ℓ_A / (Σm · K · G),  rule.finalize
 
 Row layout:  [ baseline rows (B, or P when noisy) | perturbed rows (P = K·G·B) ];
 perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, except for INP
-(iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
-the readout (group 1); a noisy baseline row carries the same pattern as its partner.
+(iterative NP), where G groups of passes perturb one layer each (rate: the hidden layer or
+the readout; MLP: one of L layers); a noisy baseline row carries the same pattern as its
+partner. Every row's trial is its index mod B, which is why a chunk's outputs are R = S / B
+replicas of the batch.
 
-On the rate network every node-perturbation rule with a clean baseline (any K, any credit
-signal) takes the chunked fast path of perturb_fast.py instead (the same estimator, fed to
-the rule in blocks of steps); a noisy baseline, INP and WP run the loop here, as does every
-LIF rule.
+The kinds (:func:`~.perturbation.perturbation_for` picks the rate network's):
+
+- :class:`~.perturbation.NodeNoise`, :class:`~.perturbation.WeightNoise` (rate) and
+  :class:`~.lif_perturb.LIFNodeNoise` advance one step per chunk
+  (:class:`~.perturbation.StepPerturbation`; a StepRecord or WPRecord per step): a noisy
+  baseline, INP and WP on the rate network, every LIF rule, and with ``loop=True`` every
+  rate rule (the reference the chunked kind is tested against);
+- :class:`~.perturb_fast.ChunkedNodeNoise`, the rate network's fast path: node noise with a
+  clean baseline (any K, any credit signal, :func:`has_fast_path`), the time loop in
+  sub-chunks of fused steps and the rule fed one BlockRecord per block of steps;
+- :class:`~.mlp.LayeredPerturbation`: the MLP, no time, chunks of resamples after one clean
+  pass, a LayerRecord or WeightRecord per chunk, an MLPResult.
+
+Memory is independent of the sequence length T (outputs are kept only when asked).
 """
 
 from __future__ import annotations
@@ -66,16 +77,22 @@ def perturbation_estimate(
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
     loop: bool = False,
+    chunk: int | None = None,
+    dyn_chunk: int | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate:
     the rate network's perturbation for the rule (:func:`~.perturbation.perturbation_for`:
-    the chunked node noise where :func:`has_fast_path` serves the rule, else, or with
+    the chunked node noise where :func:`has_fast_path` serves the rule, in blocks of
+    ``chunk`` and sub-chunks of ``dyn_chunk`` steps (None: its defaults); else, or with
     ``loop`` — the reference the fast path is tested against — node or weight noise step by
     step) run by :func:`paired_passes`."""
     sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
     with torch.no_grad():
-        pert = perturbation_for(rule, p, c, sigma, K, baseline, generator, inputs, loop=loop)
+        pert = perturbation_for(
+            rule, p, c, sigma, K, baseline, generator, inputs,
+            loop=loop, chunk=chunk, dyn_chunk=dyn_chunk,
+        )  # fmt: skip
     return paired_passes(
         pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
     )
@@ -120,7 +137,7 @@ def paired_passes(
         sum_lb, sum_la = torch.zeros((), **sums), torch.zeros((), **sums)
         outs = []
         yy = pert.decor_sums(decor)
-        ell_b = None  # the losses of the last baseline rows
+        ell_b = None  # the losses of the last baseline rows (the first chunk has some)
         for ch in pert.chunks():
             o = pert.run(ch)  # [n, R, B, n_out]
             ell = step_loss(loss_kind, o, targets[ch.t0 : ch.t0 + ch.n, None])  # [n, R, B]
@@ -131,12 +148,12 @@ def paired_passes(
                 sum_lb += ell_b.sum()
             ell_a = ell[:, ch.base :]
             sum_la += ell_a.sum()
-            dl = (ell_a - ell_b).reshape(ch.n, ch.width)  # perturbed row i ↔ replica i mod R_b
+            dl = (ell_a - ell_b).reshape(ch.n, ch.width)  # replica j − baseline j mod R_b
             rec = pert.chunk_record(ch, dl)
             if rec is not None:
                 state = pert.feed(rule, state, rec, ctx)
             dS[ch.rows] += dl.sum(0)
-            if keep_outputs:
+            if keep_outputs and ch.base:  # the first baseline replica: the trials' outputs
                 outs.append(o[:, 0].clone())
             pert.add_decor_(yy, ch)
         norm_b = normaliser(mask, T, B)

@@ -1,14 +1,18 @@
-"""Fast path of the paired passes: every node-perturbation rule, clean baseline, K ≥ 1.
+"""The rate network's fast path of the paired passes: :class:`ChunkedNodeNoise`, a kind of
+the one driver (:func:`~.perturb.paired_passes`) for every node-perturbation rule with a
+clean baseline and K ≥ 1 (:func:`~.perturbation.has_fast_path`; chosen by
+:func:`~.perturbation.perturbation_for`).
 
-Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in
-:func:`~.perturb.generic_estimate`, whose estimate this is. The rule consumes blocks of
+Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in the
+step-by-step :class:`~.perturbation.NodeNoise` (``perturbation_estimate(..., loop=True)``),
+whose estimate this is. The driver's chunks are sub-chunks of T_d steps of the time loop
+(its losses, δℓ, dS and outputs per sub-chunk); the rule consumes blocks of T_b ≥ T_d
 steps, each one :class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step
 by step for a rule without it), so any rule of the ``node`` mechanism runs here — K
-resamples, every credit signal, users' rules. The dynamics run in sub-chunks of T_c ≤ block
-steps that write the block's records in place (z_hid and z_out share one buffer, no
-concatenation): a rule with per-sample traces asks for long blocks (``block_steps``, 128)
-while the time loop keeps the short, cache-resident buffers of T_c ≈ 1024 / B steps.
-Rearranged so that each step is one GEMM:
+resamples, every credit signal, users' rules. The sub-chunks write the block's records in
+place (z_hid and z_out share one buffer, no concatenation): a rule with per-sample traces
+asks for long blocks (``block_steps``, 128) while the time loop keeps the short,
+cache-resident buffers of T_d ≈ 1024 / B steps. Rearranged so that each step is one GEMM:
 
 * D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
   W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only. A rule
@@ -21,18 +25,18 @@ Rearranged so that each step is one GEMM:
   rate step in :mod:`.rate` (``fused_weights(carry="kx")``, ``fused_drive_``,
   ``fused_step_``; the equation is written there); φ = a s + c is formed per chunk for the
   records (k = a = 1, c = 0 otherwise);
-* the input drive is written for a chunk of T_c steps at once (one matmul), the clean rows
+* the input drive is written for a sub-chunk of T_d steps at once (one matmul), the clean rows
   without noise and the perturbed rows with k ε_t, ε_t = σ√α ξ_t; then per step the leak
   and one in-place GEMM, and g;
-* the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
-  rows; the rule's sums over the block are its own (GEMMs over n·P rows for
-  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
+* the readout (and the driver's losses) per sub-chunk and Σ φ φᵀ per block, as large GEMMs
+  over T_d·B and T_b·B rows; the rule's sums over the block are its own (GEMMs over n·P rows
+  for ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
 * the block's z hold the B clean rows only, which the K resamples share (``BlockRecord.K``):
   no K-fold copy, and ``NodePerturbation`` sums the K weighted signals before its GEMMs.
 
-The noise is drawn step by step in the order of the generic loop (ξ [K·B, N], then ξ_o
-[K·B, n_out]), so both paths consume the same random stream. Memory is O(T_c·K·B·N) plus
-the rule's own state, not O(T).
+The noise is drawn step by step in the order of :class:`~.perturbation.NodeNoise`
+(ξ [K·B, N], then ξ_o [K·B, n_out]), so both kinds consume the same random stream. Memory
+is O(T_b·K·B·N) plus the rule's own state, not O(T).
 """
 
 from __future__ import annotations
@@ -45,13 +49,13 @@ import torch
 from ...records import PassResult
 from ...rules.base import BlockRecord, Estimate, PerturbationRule, accumulate_block
 from . import rate
-from .perturb import paired_passes
-from .perturbation import Chunk, Perturbation, Rows
+from .perturb import perturbation_estimate
+from .perturbation import Chunk, Perturbation, Rows, has_fast_path
 from .rate import RateConsts, RateParams, decorrelate
 
 Tensor = torch.Tensor
 
-#: rows (steps × batch) per chunk; the chunk length is T_c = CHUNK_ROWS // B within [4, 128]
+#: rows (steps × batch) per sub-chunk; its length is T_d = CHUNK_ROWS // B within [4, 128]
 CHUNK_ROWS = 1024
 
 
@@ -308,30 +312,11 @@ class ChunkedNodeNoise(Perturbation):
 
 
 def local_estimate_fast(
-    p: RateParams,
-    c: RateConsts,
-    rule: PerturbationRule,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float,
-    K: int = 1,
-    keep_outputs: bool = False,
-    decor: tuple[str, ...] = (),
-    x0: Tensor | None = None,
-    chunk: int | None = None,
-    dyn_chunk: int | None = None,
+    p: RateParams, c: RateConsts, rule: PerturbationRule, *args: Any, **kw: Any
 ) -> PassResult:
-    """:func:`~.perturb.paired_passes` of :class:`ChunkedNodeNoise` with blocks of ``chunk``
-    and sub-chunks of ``dyn_chunk`` steps (the tests' handle on them;
-    :func:`~.perturb.perturbation_estimate` picks the defaults)."""
-    with torch.no_grad():
-        rows = Rows.of(inputs.shape[1], K, 1, "clean", inputs.device)
-        pert = ChunkedNodeNoise(p, c, sigma, rows, generator, inputs, rule=rule, chunk=chunk,
-                                dyn_chunk=dyn_chunk)  # fmt: skip
-    return paired_passes(
-        pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
-    )
+    """:func:`~.perturb.perturbation_estimate` (same arguments, ``chunk`` and ``dyn_chunk``
+    included) for a rule the chunked kind serves (:func:`~.perturbation.has_fast_path`;
+    a ValueError otherwise): the tests' handle on :class:`ChunkedNodeNoise`."""
+    if not has_fast_path(rule, kw.get("K", 1), kw.get("baseline", "clean")):
+        raise ValueError(f"rule: {getattr(rule, 'name', rule)!r} has no chunked fast path")
+    return perturbation_estimate(p, c, rule, *args, **kw)

@@ -476,16 +476,21 @@ def perturbation_for(
     inputs: Tensor,
     *,
     loop: bool = False,
+    chunk: int | None = None,
+    dyn_chunk: int | None = None,
 ) -> Perturbation:
     """The rate network's perturbation a rule asks for (its ``perturbs``: "nodes" or
     "weights"; its ``iterative``: INP's two groups of passes), on the rows of a batch
     ``inputs`` [T, B, n_in]: the chunked node noise where it serves the rule
-    (:func:`has_fast_path`) unless ``loop`` (the step-by-step kinds, its reference)."""
+    (:func:`has_fast_path`; blocks of ``chunk``, sub-chunks of ``dyn_chunk`` steps) unless
+    ``loop`` (the step-by-step kinds, its reference)."""
     if not loop and has_fast_path(rule, K, baseline):
         from .perturb_fast import ChunkedNodeNoise  # imports this module
 
-        return ChunkedNodeNoise(p, c, sigma, Rows.of(inputs.shape[1], K, 1, baseline,
-                                inputs.device), generator, inputs, rule=rule)  # fmt: skip
+        rows = Rows.of(inputs.shape[1], K, 1, baseline, inputs.device)
+        return ChunkedNodeNoise(
+            p, c, sigma, rows, generator, inputs, rule=rule, chunk=chunk, dyn_chunk=dyn_chunk
+        )
     weights = getattr(rule, "perturbs", "nodes") == "weights"
     G = 2 if not weights and bool(getattr(rule, "iterative", False)) else 1
     rows = Rows.of(inputs.shape[1], K, G, baseline, inputs.device)
