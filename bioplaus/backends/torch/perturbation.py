@@ -150,8 +150,10 @@ class Perturbation:
     by :meth:`feed`, and :meth:`add_decor_`; at the end :meth:`finalize`, :meth:`loss`,
     :meth:`loss_perturbed`, :meth:`decor_result` and :meth:`result`. The defaults are the
     recurrent rate/LIF contract (``rule.init(P, M_h, N, M_o, n_out, like)``,
-    ``finalize(state, dS, Σm·K)``, a :class:`~bioplaus.records.PassResult`); a kind of
-    another contract (the MLP's layered rules) overrides them. Subclasses:
+    ``finalize(state, dS, Σm·K)``, a :class:`~bioplaus.records.PassResult`, and an
+    ``__init__`` from parameters, constants, σ, :class:`Rows`, the generator and the inputs
+    [T, B, n_in]); a kind of another contract (the MLP's layered rules) brings its own.
+    :attr:`pairs` sizes dS, :attr:`sum_dtype` the loss sums. Subclasses:
     :class:`StepPerturbation` (:class:`NodeNoise`, :class:`WeightNoise`,
     :class:`~.lif_perturb.LIFNodeNoise`), :class:`~.perturb_fast.ChunkedNodeNoise`,
     :class:`~.mlp.LayeredPerturbation`."""
