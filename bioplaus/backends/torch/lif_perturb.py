@@ -1,7 +1,7 @@
 """The node-perturbation family (NP, ANP/DANP) on the LIF network: what its paired passes
-perturb (:class:`LIFNodeNoise`), run by the one loop of perturb.py
-(:func:`~.perturb.paired_passes`, which owns rows, losses, mask, δℓ, the rule's accumulation,
-decorrelation sums and outputs, as for the rate network).
+perturb (:class:`LIFNodeNoise`, one step per chunk), run by the one paired-pass driver of
+perturb.py (:func:`~.perturb.paired_passes`, which owns losses, mask, δℓ, dS, the rule's
+accumulation, when decorrelation sums are added and outputs, as for the rate network).
 
 Pass B (baseline) and pass A (K perturbed resamples) run stacked in one batch of B + K·B
 rows. Both share one realisation of the background membrane noise ξ^bg (per trial: the
@@ -42,7 +42,7 @@ from typing import NamedTuple
 import torch
 
 from ...records import PassResult
-from ...rules.base import Context, PerturbationRule, StepRecord
+from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
 from .lif import (
     LIFConsts,
     LIFParams,
@@ -55,7 +55,7 @@ from .lif import (
 )
 from .pass_common import noise_sigma
 from .perturb import paired_passes
-from .perturbation import Perturbation, Rows, Step
+from .perturbation import Rows, Step, StepPerturbation
 
 Tensor = torch.Tensor
 
@@ -68,7 +68,7 @@ class LIFRowsState(NamedTuple):
     r_hat: Tensor  # [S, N]
 
 
-class LIFNodeNoise(Perturbation):
+class LIFNodeNoise(StepPerturbation):
     """Shared background noise ξ^bg on both passes of a pair, the current perturbation η on
     the synaptic drive and σ ξ^o on the readout of the perturbed rows (module docstring);
     the record is a :class:`StepRecord` whose δ is ``delta``'s (drive, v or spike)."""
@@ -183,14 +183,11 @@ def lif_perturbation_estimate(
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate."""
     sigma = noise_sigma(sigma, c.sigma)
-    if not sigma > 0:
-        raise ValueError(f"sigma: a perturbation rule needs sigma > 0 (got {sigma})")
+    check_pass_options(sigma, "clean", K)  # σ > 0, K ≥ 1: every driver's messages
     if baseline != "clean":
         raise ValueError("baseline: the LIF driver supports only a 'clean' (unperturbed) baseline")
     if delta not in ("drive", "v", "spike"):
         raise ValueError(f"delta: must be 'drive', 'v' or 'spike' (got {delta!r})")
-    if K < 1:
-        raise ValueError(f"K: must be >= 1 (got {K})")
     if getattr(rule, "perturbs", "nodes") != "nodes" or getattr(rule, "iterative", False):
         raise ValueError(
             f"rule: {getattr(rule, 'name', rule)!r} is not implemented for LIF networks "

@@ -1,34 +1,45 @@
-"""Paired-pass driver for the perturbation rules: ONE loop (:func:`paired_passes`) for node
-noise (np, anp, inp, rtg-np, users' node rules) and weight noise (wp) on the rate network,
-and for the node-perturbation family on the LIF network (lif_perturb.py).
+"""The paired-pass driver of the perturbation rules: ONE function (:func:`paired_passes`) for
+every network type and kind of noise on torch — rate node noise (np, anp, inp, rtg-np,
+users' node rules; clean or noisy baseline, K resamples, INP's groups), rate weight noise
+(wp), the LIF node-perturbation family (lif_perturb.py) and the MLP's layered rules
+(mlp.py).
 
 Pass B (the baseline: clean, or a second noisy pass) and pass A (K noisy resamples) run
-stacked in one batch of B_b + K·G·B rows, so every step is one matmul. The state of the
-rows at the start, û_t, what a step draws, how it perturbs the hidden step and the readout,
-and the record the rule sees are the perturbation object's (perturbation.py's protocol):
-:class:`~.perturbation.NodeNoise` (ξ on the units after the step, a
-:class:`~bioplaus.rules.base.StepRecord`) or :class:`~.perturbation.WeightNoise` (per-row
-ΔW, ΔV, a :class:`~bioplaus.rules.weight_perturbation.WPRecord`), chosen by the rule's
-``perturbs``; on LIF, :class:`~.lif_perturb.LIFNodeNoise` (shared background noise, a
-current η on the synaptic drive, a StepRecord of δJ, δv or δs). The loop owns the rest, the
-same for all three: rows, losses, mask, δℓ, the rule's online accumulation, decorrelation
-statistics (of the state's r̂), outputs. Memory is independent of the sequence length T
-(outputs are kept only when asked)::
+stacked in one batch of B_b + K·G·B rows. What is run, and how, is a perturbation object's
+(perturbation.py's protocol, :class:`~.perturbation.Perturbation`): the chunks of the pass,
+each chunk's draws (in the kind's order from the generator) and dynamics, and the rule's
+record of it. The driver owns the rest, the same for all: the rule's state (``init``, the
+records handed on, ``finalize``), the losses and their sums, the mask, δℓ, dS, the kept
+outputs, when decorrelation statistics are added, and the result::
 
-    per step t:  û_t = D_in u_t ;  s_t = hidden(s_{t−1}, û_t) ;  o_t = readout(s_t)
-                 δℓ_t = m_t (ℓ(o_t^A, y_t) − ℓ(o_t^B, y_t)) ;  rule.accumulate(record_t)
-
-(rate: s_t = (x_t, r̂_t); LIF: (v, q, r, refractory count, s)_t and r̂_t = D_rec r_t).
+    per chunk (steps t0 … t0 + n − 1; n = 1 without time):
+        o = run(chunk)                       [n, R, B, n_out], R_b baseline replicas first
+        ℓ = m ⊙ ℓ(o, y)      Σ ℓ_B += ℓ[:, :R_b],  Σ ℓ_A += ℓ[:, R_b:]
+        δℓ = ℓ_A − ℓ_B(partner)   (perturbed replica j ↔ baseline replica j mod R_b)
+        rule ← record(chunk, δℓ)   dS += Σ_t δℓ_t   outputs, Σ y yᵀ
+    L = Σ ℓ_B / Σm (per baseline row),  L_A = Σ ℓ_A / (Σm · K · G),  rule.finalize
 
 Row layout:  [ baseline rows (B, or P when noisy) | perturbed rows (P = K·G·B) ];
 perturbed row i pairs with baseline row i mod B (clean) or i (noisy). G = 1, except for INP
-(iterative NP), where G = 2 groups of passes perturb only the hidden layer (group 0) or only
-the readout (group 1); a noisy baseline row carries the same pattern as its partner.
+(iterative NP), where G groups of passes perturb one layer each (rate: the hidden layer or
+the readout; MLP: one of L layers); a noisy baseline row carries the same pattern as its
+partner. Every row's trial is its index mod B, which is why a chunk's outputs are R = S / B
+replicas of the batch.
 
-On the rate network every node-perturbation rule with a clean baseline (any K, any credit
-signal) takes the chunked fast path of perturb_fast.py instead (the same estimator, fed to
-the rule in blocks of steps); a noisy baseline, INP and WP run the loop here, as does every
-LIF rule.
+The kinds (:func:`~.perturbation.perturbation_for` picks the rate network's):
+
+- :class:`~.perturbation.NodeNoise`, :class:`~.perturbation.WeightNoise` (rate) and
+  :class:`~.lif_perturb.LIFNodeNoise` advance one step per chunk
+  (:class:`~.perturbation.StepPerturbation`; a StepRecord or WPRecord per step): a noisy
+  baseline, INP and WP on the rate network, every LIF rule, and with ``loop=True`` every
+  rate rule (the reference the chunked kind is tested against);
+- :class:`~.perturb_fast.ChunkedNodeNoise`, the rate network's fast path: node noise with a
+  clean baseline (any K, any credit signal, :func:`has_fast_path`), the time loop in
+  sub-chunks of fused steps and the rule fed one BlockRecord per block of steps;
+- :class:`~.mlp.LayeredPerturbation`: the MLP, no time, chunks of resamples after one clean
+  pass, a LayerRecord or WeightRecord per chunk, an MLPResult.
+
+Memory is independent of the sequence length T (outputs are kept only when asked).
 """
 
 from __future__ import annotations
@@ -40,9 +51,11 @@ import torch
 from ...loss import normaliser, step_loss
 from ...records import PassResult  # the record lives in bioplaus/records.py
 from ...rules.base import PerturbationRule, check_pass_options
-from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
-from .perturbation import Perturbation, Step, perturbation_for
+from .pass_common import noise_sigma
+from .perturbation import Perturbation, has_fast_path, perturbation_for
 from .rate import RateConsts, RateParams
+
+__all__ = ["generic_estimate", "has_fast_path", "paired_passes", "perturbation_estimate"]
 
 Tensor = torch.Tensor
 
@@ -64,38 +77,24 @@ def perturbation_estimate(
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
     loop: bool = False,
+    chunk: int | None = None,
+    dyn_chunk: int | None = None,
 ) -> PassResult:
     """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate:
-    on the chunked fast path where it serves the rule (:func:`has_fast_path`), else (or
-    with ``loop``: the reference the fast path is tested against) the step-by-step loop of
-    :func:`paired_passes`, one record per step (the perturbation's: StepRecord or WPRecord)
-    handed to ``rule.accumulate``."""
+    the rate network's perturbation for the rule (:func:`~.perturbation.perturbation_for`:
+    the chunked node noise where :func:`has_fast_path` serves the rule, in blocks of
+    ``chunk`` and sub-chunks of ``dyn_chunk`` steps (None: its defaults); else, or with
+    ``loop`` — the reference the fast path is tested against — node or weight noise step by
+    step) run by :func:`paired_passes`."""
     sigma = noise_sigma(sigma, c.sigma)
     check_pass_options(sigma, baseline, K)
-    if not loop and has_fast_path(rule, K, baseline):
-        from .perturb_fast import local_estimate_fast  # imports this module
-
-        return local_estimate_fast(
-            p, c, rule, inputs, targets, mask, loss_kind, generator, sigma=sigma, K=K,
-            keep_outputs=keep_outputs, decor=decor, x0=x0,
-        )  # fmt: skip
     with torch.no_grad():
-        pert = perturbation_for(rule, p, c, sigma, K, baseline, generator, inputs)
+        pert = perturbation_for(
+            rule, p, c, sigma, K, baseline, generator, inputs,
+            loop=loop, chunk=chunk, dyn_chunk=dyn_chunk,
+        )  # fmt: skip
     return paired_passes(
         pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
-    )
-
-
-def has_fast_path(rule: PerturbationRule, K: int, baseline: str) -> bool:
-    """The chunked loop of perturb_fast.py serves every node-perturbation rule with a clean
-    baseline and one perturbed pass per resample (any K, any credit signal): it hands the
-    rule blocks of steps (``accumulate_block``, or step by step for a rule without it).
-    A noisy baseline, iterative (per-layer) passes and weight perturbation run the loop of
-    :func:`paired_passes`."""
-    return (
-        baseline == "clean"
-        and getattr(rule, "perturbs", "nodes") == "nodes"
-        and not bool(getattr(rule, "iterative", False))
     )
 
 
@@ -115,56 +114,54 @@ def paired_passes(
     keep_outputs: bool = False,
     decor: tuple[str, ...] = (),
     x0: Tensor | None = None,
-) -> PassResult:
-    """The loop itself, for any network whose perturbation object ``pert`` (perturbation.py's
-    protocol; rate: :func:`~.perturbation.perturbation_for`, LIF:
-    :class:`~.lif_perturb.LIFNodeNoise`) holds the parameters, the inputs [T, B, n_in], σ, the
-    rows and the generator. ``x0`` [B, N]: the initial state of each trial (its meaning is
-    the network's: x for rate, v for LIF)."""
-    p, rows, inputs = pert.p, pert.rows, pert.inputs
-    T, B = inputs.shape[0], inputs.shape[1]
-    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-    dev, dt = inputs.device, inputs.dtype
-    Bb, P, simple = rows.Bb, rows.P, rows.simple
-    src_base, src_pert = rows.src[:Bb], rows.src[Bb:]
+) -> Any:
+    """The driver, for any kind of perturbation ``pert`` (perturbation.py's protocol:
+    :func:`~.perturbation.perturbation_for` on the rate network, LIF's
+    :class:`~.lif_perturb.LIFNodeNoise`, the MLP's :class:`~.mlp.LayeredPerturbation`),
+    which holds the parameters, the inputs, σ, the rows and the generator. ``targets``
+    [T, B, n_out] (T = 1 without time), ``mask`` [T, B] or None; ``x0`` [B, N]: the initial
+    state of each trial (its meaning is the network's: x for rate, v for LIF). Per chunk
+    (outputs o [n, R, B, n_out], R_b baseline replicas first)::
 
+        ℓ = m ⊙ ℓ(o, y)   δℓ = ℓ_A − ℓ_B(partner)   Σ ℓ_B, Σ ℓ_A   dS += Σ_t δℓ_t
+
+    then the chunk's record to the rule and its rows to the decorrelation sums; the result
+    is the kind's (:meth:`~.perturbation.Perturbation.result`)."""
+    T, B = targets.shape[0], targets.shape[1]
     with torch.no_grad():
-        M_h = p.W_in.shape[1] + N + (p.b is not None)
-        M_o = N + (p.b_out is not None)
-        state_rule = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
+        state = pert.init_rule(rule)
         ctx = pert.context()
-        s = pert.init_state(None if x0 is None else x0[rows.src])
-        dS = torch.zeros(P, device=dev, dtype=dt)
-        sum_lb = torch.zeros((), device=dev, dtype=dt)
-        sum_la = torch.zeros((), device=dev, dtype=dt)
+        pert.start(x0)
+        dS = targets.new_zeros(pert.pairs)
+        sums = dict(device=targets.device, dtype=pert.sum_dtype or targets.dtype)
+        sum_lb, sum_la = torch.zeros((), **sums), torch.zeros((), **sums)
         outs = []
-        yy = decor_sums(decor, p.W_in.shape[1], N, p.W_rec)
-        for t in range(T):
-            u_hat = pert.u_hat(t)  # [B, n_in]
-            s_prev = s
-            s, drawn_h = pert.hidden(t, s, u_hat)
-            o, drawn_o = pert.readout(s)
-            ell = step_loss(loss_kind, o, rows.stack(targets[t]))
-            ell_b, ell_a = ell[:Bb], ell[Bb:]
+        yy = pert.decor_sums(decor)
+        ell_b = None  # the losses of the last baseline rows (the first chunk has some)
+        for ch in pert.chunks():
+            o = pert.run(ch)  # [n, R, B, n_out]
+            ell = step_loss(loss_kind, o, targets[ch.t0 : ch.t0 + ch.n, None])  # [n, R, B]
             if mask is not None:
-                m = mask[t]
-                ell_b = ell_b * (m if Bb == B else m[src_base])
-                ell_a = ell_a * (m if simple else m[src_pert])
-            sum_lb += ell_b.sum()
+                ell = ell * mask[ch.t0 : ch.t0 + ch.n, None]
+            if ch.base:
+                ell_b = ell[:, : ch.base]
+                sum_lb += ell_b.sum()
+            ell_a = ell[:, ch.base :]
             sum_la += ell_a.sum()
-            dl = ell_a - (ell_b if simple else ell_b[rows.pair])
-            rec = pert.record(Step(t, u_hat, s_prev, s, o, drawn_h, drawn_o, dl))
-            state_rule = rule.accumulate(state_rule, rec, ctx)
-            dS += dl
-            if keep_outputs:
-                outs.append(o[:B])
-            add_decor_(yy, u_hat, s.r_hat[:B])
+            dl = (ell_a - ell_b).reshape(ch.n, ch.width)  # replica j − baseline j mod R_b
+            rec = pert.chunk_record(ch, dl)
+            if rec is not None:
+                state = pert.feed(rule, state, rec, ctx)
+            dS[ch.rows] += dl.sum(0)
+            if keep_outputs and ch.base:  # the first baseline replica: the trials' outputs
+                outs.append(o[:, 0].clone())
+            pert.add_decor_(yy, ch)
         norm_b = normaliser(mask, T, B)
-        est = rule.finalize(state_rule, dS, norm_b * rows.K)
-    return PassResult(
-        grads=split_grads(p, est.hid, est.out),
-        loss=float(sum_lb) / pert.loss_norm(norm_b),
-        loss_perturbed=float(sum_la) / (norm_b * rows.K * rows.G),
-        outputs=torch.stack(outs) if keep_outputs else None,
-        decor={k: (v, float(T * B)) for k, v in yy.items()},
+        est = pert.finalize(rule, state, dS, norm_b)
+    return pert.result(
+        est,
+        pert.loss(sum_lb, norm_b),
+        pert.loss_perturbed(sum_la, norm_b),
+        torch.cat(outs) if keep_outputs else None,
+        pert.decor_result(yy, float(T * B)),
     )

@@ -1,14 +1,18 @@
-"""Fast path of the paired passes: every node-perturbation rule, clean baseline, K ≥ 1.
+"""The rate network's fast path of the paired passes: :class:`ChunkedNodeNoise`, a kind of
+the one driver (:func:`~.perturb.paired_passes`) for every node-perturbation rule with a
+clean baseline and K ≥ 1 (:func:`~.perturbation.has_fast_path`; chosen by
+:func:`~.perturbation.perturbation_for`).
 
-Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in
-:func:`~.perturb.generic_estimate`, whose estimate this is. The rule consumes blocks of
+Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in the
+step-by-step :class:`~.perturbation.NodeNoise` (``perturbation_estimate(..., loop=True)``),
+whose estimate this is. The driver's chunks are sub-chunks of T_d steps of the time loop
+(its losses, δℓ, dS and outputs per sub-chunk); the rule consumes blocks of T_b ≥ T_d
 steps, each one :class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step
 by step for a rule without it), so any rule of the ``node`` mechanism runs here — K
-resamples, every credit signal, users' rules. The dynamics run in sub-chunks of T_c ≤ block
-steps that write the block's records in place (z_hid and z_out share one buffer, no
-concatenation): a rule with per-sample traces asks for long blocks (``block_steps``, 128)
-while the time loop keeps the short, cache-resident buffers of T_c ≈ 1024 / B steps.
-Rearranged so that each step is one GEMM:
+resamples, every credit signal, users' rules. The sub-chunks write the block's records in
+place (z_hid and z_out share one buffer, no concatenation): a rule with per-sample traces
+asks for long blocks (``block_steps``, 128) while the time loop keeps the short,
+cache-resident buffers of T_d ≈ 1024 / B steps. Rearranged so that each step is one GEMM:
 
 * D_rec is folded into the weights once per update: with φ_t = φ(x_t) and r̂_t = D φ_t,
   W_rec r̂ = (W_rec D) φ and W_out r̂ = (W_out D) φ, so the loop carries φ only. A rule
@@ -21,34 +25,37 @@ Rearranged so that each step is one GEMM:
   rate step in :mod:`.rate` (``fused_weights(carry="kx")``, ``fused_drive_``,
   ``fused_step_``; the equation is written there); φ = a s + c is formed per chunk for the
   records (k = a = 1, c = 0 otherwise);
-* the input drive is written for a chunk of T_c steps at once (one matmul), the clean rows
+* the input drive is written for a sub-chunk of T_d steps at once (one matmul), the clean rows
   without noise and the perturbed rows with k ε_t, ε_t = σ√α ξ_t; then per step the leak
   and one in-place GEMM, and g;
-* the readout, the losses and Σ φ φᵀ are computed per chunk, as large GEMMs over T_c·B
-  rows; the rule's sums over the block are its own (GEMMs over n·P rows for
-  ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
+* the readout (and the driver's losses) per sub-chunk and Σ φ φᵀ per block, as large GEMMs
+  over T_d·B and T_b·B rows; the rule's sums over the block are its own (GEMMs over n·P rows
+  for ``NodePerturbation``). A rule may ask for longer blocks (``block_steps``);
 * the block's z hold the B clean rows only, which the K resamples share (``BlockRecord.K``):
   no K-fold copy, and ``NodePerturbation`` sums the K weighted signals before its GEMMs.
 
-The noise is drawn step by step in the order of the generic loop (ξ [K·B, N], then ξ_o
-[K·B, n_out]), so both paths consume the same random stream. Memory is O(T_c·K·B·N) plus
-the rule's own state, not O(T).
+The noise is drawn step by step in the order of :class:`~.perturbation.NodeNoise`
+(ξ [K·B, N], then ξ_o [K·B, n_out]), so both kinds consume the same random stream. Memory
+is O(T_b·K·B·N) plus the rule's own state, not O(T).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 
-from ...loss import normaliser, step_loss
 from ...records import PassResult
-from ...rules.base import BlockRecord, Context, PerturbationRule, accumulate_block
+from ...rules.base import BlockRecord, Estimate, PerturbationRule, accumulate_block
 from . import rate
-from .pass_common import split_grads
+from .perturb import perturbation_estimate
+from .perturbation import Chunk, Perturbation, Rows, has_fast_path
 from .rate import RateConsts, RateParams, decorrelate
 
 Tensor = torch.Tensor
 
-#: rows (steps × batch) per chunk; the chunk length is T_c = CHUNK_ROWS // B within [4, 128]
+#: rows (steps × batch) per sub-chunk; its length is T_d = CHUNK_ROWS // B within [4, 128]
 CHUNK_ROWS = 1024
 
 
@@ -74,191 +81,242 @@ def symmetrize(acc: Tensor) -> Tensor:
     return acc.add_(acc.T.tril(-1))
 
 
-def local_estimate_fast(
-    p: RateParams,
-    c: RateConsts,
-    rule: PerturbationRule,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float,
-    K: int = 1,
-    keep_outputs: bool = False,
-    decor: tuple[str, ...] = (),
-    x0: Tensor | None = None,
-    chunk: int | None = None,
-    dyn_chunk: int | None = None,
-) -> PassResult:
-    """The estimate of :func:`~.perturb.perturbation_estimate` for a clean baseline, K ≥ 1
-    resamples and any non-iterative node-perturbation rule (see the module docstring); the
-    rule consumes one :class:`~bioplaus.rules.base.BlockRecord` per block of ``chunk`` steps
-    (the rule's ``block_steps`` or :func:`chunk_len` when not given). The dynamics run in
-    sub-chunks of ``dyn_chunk`` ≤ ``chunk`` steps (default :func:`chunk_len`), which write
-    the block's records, so a rule that asks for long blocks does not make the time loop
-    stream long buffers. Rows: [clean B | perturbed K·B], perturbed row i pairs with clean
-    row i mod B."""
-    T, B, n_in = inputs.shape
-    N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
-    P = K * B
-    S = B + P
-    dev, dt = inputs.device, inputs.dtype
-    hint = getattr(rule, "block_steps", None)
-    hint = hint(P) if callable(hint) else None  # a rule with per-sample traces likes long blocks
-    if chunk is None:
-        Tb = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
-    else:
-        Tb = max(1, min(chunk, T))
-    Td = chunk_len(T, S // 2) if dyn_chunk is None else max(1, dyn_chunk)
-    Td = min(Td, Tb)
-    ctx = Context(c.alpha, sigma, 1.0)
-    with torch.no_grad():
-        D = p.D_rec
+class ChunkedNodeNoise(Perturbation):
+    """Rate node noise with a clean baseline, chunked (module docstring): the rows
+    [clean B | perturbed K·B], the dynamics in sub-chunks of T_d steps (the driver's
+    chunks), the rule fed one :class:`~bioplaus.rules.base.BlockRecord` per block of T_b
+    steps (``chunk``: the rule's ``block_steps`` or :func:`chunk_len` when not given;
+    ``dyn_chunk`` ≤ T_b, default :func:`chunk_len`), D folded where it pays."""
+
+    def __init__(
+        self,
+        p: RateParams,
+        c: RateConsts,
+        sigma: float,
+        rows: Rows,
+        generator: torch.Generator,
+        inputs: Tensor,
+        *,
+        rule: PerturbationRule,
+        chunk: int | None = None,
+        dyn_chunk: int | None = None,
+    ) -> None:
+        self.rule, self.chunk, self.dyn_chunk = rule, chunk, dyn_chunk
+        super().__init__(p, c, sigma, rows, generator, inputs)
+
+    def setup(self) -> None:
+        """The block and sub-chunk lengths, the folds, the fused weights of the in-place
+        rate step, and the buffers of the time loop and of a block's records."""
+        p, c, sigma, rule, inputs = self.p, self.c, self.sigma, self.rule, self.inputs
+        T, B, n_in = inputs.shape
+        N, n_out = p.W_rec.shape[0], p.W_out.shape[0]
+        K = self.rows.K
+        P = K * B
+        S = B + P
+        hint = getattr(rule, "block_steps", None)
+        hint = hint(P) if callable(hint) else None  # per-sample traces like long blocks
+        if self.chunk is None:
+            Tb = chunk_len(T, S // 2) if hint is None else max(1, min(int(hint), T))
+        else:
+            Tb = max(1, min(self.chunk, T))
+        Td = chunk_len(T, S // 2) if self.dyn_chunk is None else max(1, self.dyn_chunk)
+        self.Tb, self.Td = Tb, min(Td, Tb)
+        Td = self.Td
+        D = self.D = p.D_rec
         # fold D into W_rec (2N³ once) when that beats r̂ = D φ every step (4BN² per step),
         # and hand the rule φ instead of r̂ (unfolding its estimate at the end, 6N³) when the
         # rule is linear in z and that beats r̂ = D φ per chunk (2BN²/step)
         fold_rec = D is not None and N < 2 * B * T
-        fold_sums = D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
+        self.fold_sums = (
+            D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
+        )
         # the in-place rate step carrying y = k x and s = g(y) (its equation: rate.py)
-        fw = rate.fused_weights(p, c, S, sigma=sigma, carry="kx", fold_rec=fold_rec)
-        gain = rate.noise_gain(fw.alpha, sigma)  # σ√α
-        k_, a_, c_, g = fw.phi  # φ = a g(k x) + c
+        fw = self.fw = rate.fused_weights(p, c, S, sigma=sigma, carry="kx", fold_rec=fold_rec)
+        self.gain = rate.noise_gain(fw.alpha, sigma)  # σ√α
+        k_, a_, c_, _ = fw.phi  # φ = a g(k x) + c
         V = p.W_out if D is None else p.W_out @ D  # W_out D
-        VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
+        self.VsT = (V * a_).T  # o = s (a W_out D)ᵀ + c W_out D 1 + b_out
         bo = V.sum(1) * c_ if c_ != 0.0 else None
         if p.b_out is not None:
             bo = p.b_out if bo is None else bo + p.b_out
-        new = dict(device=dev, dtype=dt)
+        self.bo = bo
+        new = dict(device=self.dev, dtype=self.dt)
         # the time loop's buffers, one sub-chunk long: slot 0 of yb / sb holds the step
         # before the sub-chunk; rows [clean B | perturbed K·B]
-        yb = torch.empty(Td + 1, S, N, **new)  # y = k x
-        sb = torch.empty(Td + 1, S, N, **new)  # s = g(y)
-        drive_b = torch.empty(Td, B, N, **new)
-        zh_t = torch.empty(Td * B, N, **new) if D is not None and not fold_sums else None
+        self.yb = torch.empty(Td + 1, S, N, **new)  # y = k x
+        self.sb = torch.empty(Td + 1, S, N, **new)  # s = g(y)
+        self.drive_b = torch.empty(Td, B, N, **new)
+        self.zh_t = torch.empty(Td * B, N, **new) if D is not None and not self.fold_sums else None
         # the block's records, written sub-chunk by sub-chunk (no allocation churn inside
         # the loop: the peak stays flat in T). zb row r holds [û_{t0+r}, z_{t0+r−1}, 1] of
         # the clean rows: z_hid = zb[r] and z_out = [z_{t0+r}, 1] = zb[r + 1] without û,
         # so neither record is concatenated
         hb, ho = int(p.b is not None), int(p.b_out is not None)
-        M_h, M_o = n_in + N + hb, N + ho
-        zb = torch.empty(Tb + 1, B, n_in + N + max(hb, ho), **new)
+        self.M_h, self.M_o = n_in + N + hb, N + ho
+        self.zb = torch.empty(Tb + 1, B, n_in + N + max(hb, ho), **new)
         if hb or ho:
-            zb[:, :, n_in + N] = 1.0
-        zcols = zb[:, :, n_in : n_in + N]  # z = φ (or r̂ = D φ) of the clean rows
-        eps = torch.empty(Tb, P, N, **new)
-        eo = torch.empty(Tb, P, n_out, **new)
-        dx_b = torch.empty(Tb, K, B, N, **new)
-        do_b = torch.empty(Tb, K, B, n_out, **new)
-        dl_b = torch.empty(Tb, P, **new)
-        yb[0] = 0.0 if x0 is None else x0.repeat(1 + K, 1) * k_
+            self.zb[:, :, n_in + N] = 1.0
+        self.zcols = self.zb[:, :, n_in : n_in + N]  # z = φ (or r̂ = D φ) of the clean rows
+        self.eps = torch.empty(Tb, P, N, **new)
+        self.eo = torch.empty(Tb, P, n_out, **new)
+        self.dx_b = torch.empty(Tb, K, B, N, **new)
+        self.do_b = torch.empty(Tb, K, B, n_out, **new)
+        self.dl_b = torch.empty(Tb, P, **new)
         # the buffers' per-step rows as views made once (the time loop indexes no tensor)
-        ys, ss, eps_t, eo_t = yb.unbind(0), sb.unbind(0), eps.unbind(0), eo.unbind(0)
-        rate.g_into(g, yb[0], sb[0])
+        self.ys, self.ss = self.yb.unbind(0), self.sb.unbind(0)
+        self.eps_t, self.eo_t = self.eps.unbind(0), self.eo.unbind(0)
 
-        def z_of(s_clean: Tensor, out: Tensor) -> None:
-            """out ← z of the clean rows s_clean [m, B, N]: φ = a s + c, or r̂ = D φ."""
-            if zh_t is None:
-                torch.mul(s_clean, a_, out=out)
-                if c_ != 0.0:
-                    out.add_(c_)
-                return
-            m = s_clean.shape[0]
-            f = zh_t[: m * B].view(m, B, N)
-            torch.mul(s_clean, a_, out=f)
+    def _z_of(self, s_clean: Tensor, out: Tensor) -> None:
+        """out ← z of the clean rows s_clean [m, B, N]: φ = a s + c, or r̂ = D φ."""
+        _, a_, c_, _ = self.fw.phi
+        if self.zh_t is None:
+            torch.mul(s_clean, a_, out=out)
             if c_ != 0.0:
-                f.add_(c_)
-            out.copy_((f.view(m * B, N) @ D.T).view(m, B, N))
+                out.add_(c_)
+            return
+        m, B, N = s_clean.shape
+        f = self.zh_t[: m * B].view(m, B, N)
+        torch.mul(s_clean, a_, out=f)
+        if c_ != 0.0:
+            f.add_(c_)
+        out.copy_((f.view(m * B, N) @ self.D.T).view(m, B, N))
 
-        z_of(sb[0:1, :B], zcols[0:1])
-        state = rule.init(P, M_h, N, M_o, n_out, p.W_rec)
-        yy_rec = torch.zeros(N, N, **new) if "D_rec" in decor else None  # Σ φ φᵀ
-        yy_in = torch.zeros(n_in, n_in, **new) if "D_in" in decor else None
-        dS = torch.zeros(P, **new)
-        sum_lb = torch.zeros((), **new)
-        sum_la = torch.zeros((), **new)
-        outs = []
-        for t0 in range(0, T, Tb):
-            n = min(Tb, T - t0)
-            uh = decorrelate(p.D_in, inputs[t0 : t0 + n])  # [n, B, n_in]
-            zb[:n, :, :n_in].copy_(uh)
-            for j0 in range(0, n, Td):  # the time loop, one sub-chunk of m steps at a time
-                m = min(Td, n - j0)
-                t1 = t0 + j0
-                for k in range(j0, j0 + m):  # the generic loop's order: ξ_t, then ξ_o,t
-                    torch.randn(P, N, generator=generator, out=eps_t[k])
-                    torch.randn(P, n_out, generator=generator, out=eo_t[k])
-                ex = eps[j0 : j0 + m].mul_(gain)  # ε_x = √α σ ξ
-                ox = eo[j0 : j0 + m].mul_(sigma)  # ε_o = σ ξ_o
-                Y = yb[1 : m + 1].view(m, 1 + K, B, N)
-                drive = rate.fused_drive_(drive_b[:m], uh[j0 : j0 + m], fw)  # kα(W_in û + …)
-                Y[:, 0].copy_(drive)
-                torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
-                for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
-                    rate.fused_step_(ys[k + 1], ys[k], ss[k], ss[k + 1], fw)
-                o = torch.matmul(sb[1 : m + 1], VsT).view(m, 1 + K, B, n_out)
-                if bo is not None:
-                    o.add_(bo)
-                o[:, 1:].add_(ox.view(m, K, B, n_out))
-                ell = step_loss(loss_kind, o, targets[t1 : t1 + m, None])  # [m, 1 + K, B]
-                if mask is not None:
-                    ell = ell * mask[t1 : t1 + m, None]
-                sum_lb += ell[:, 0].sum()
-                sum_la += ell[:, 1:].sum()
-                dl = torch.sub(ell[:, 1:], ell[:, :1], out=dl_b[j0 : j0 + m].view(m, K, B))
-                dS += dl.reshape(m, P).sum(0)
-                torch.sub(o[:, 1:], o[:, :1], out=do_b[j0 : j0 + m])
-                torch.sub(Y[:, 1:], Y[:, :1], out=dx_b[j0 : j0 + m]).mul_(1.0 / k_)
-                z_of(sb[1 : m + 1, :B], zcols[j0 + 1 : j0 + m + 1])
-                if keep_outputs:
-                    outs.append(o[:, 0].clone())
-                yb[0].copy_(yb[m])
-                sb[0].copy_(sb[m])
-                del o, ell, dl, drive, Y
-            z_hid = zb[:n, :, :M_h]  # [n, B, M_h]
-            z_out = zb[1 : n + 1, :, n_in : n_in + M_o]  # [n, B, M_o]
-            blk = BlockRecord(  # z of the B clean rows, shared by the K resamples (blk.K)
-                t0=t0,
-                z_hid=z_hid,
-                z_out=z_out,
-                dx=dx_b[:n].view(n, P, N),
-                do=do_b[:n].view(n, P, n_out),
-                eps_x=eps[:n],
-                eps_o=eo[:n],
-                dl=dl_b[:n],
-            )
-            state = accumulate_block(rule, state, blk, ctx)
-            if yy_rec is not None:
-                gram_upper_(yy_rec, zcols[1 : n + 1].reshape(n * B, N))
-            if yy_in is not None:
-                uf = uh.reshape(n * B, n_in)
-                yy_in.addmm_(uf.T, uf)
-            zcols[0].copy_(zcols[n])  # z_{t0+n−1}: the next block's first z_hid
-            # free this block's temporaries before the next block allocates its own, so every
-            # block starts from the same heap (otherwise the peak creeps up with T)
-            del blk, z_hid, z_out, uh
-        norm_b = normaliser(mask, T, B)
-        est = rule.finalize(state, dS, norm_b * K)
+    def start(self, x0: Tensor | None) -> None:
+        """y_{−1} = k x0 (or 0) on every row, s_{−1} = g(y_{−1}), z_{−1} of the clean rows."""
+        k_, _, _, g = self.fw.phi
+        self.yb[0] = 0.0 if x0 is None else x0.repeat(1 + self.rows.K, 1) * k_
+        rate.g_into(g, self.yb[0], self.sb[0])
+        self._z_of(self.sb[0:1, : self.rows.B], self.zcols[0:1])
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Blocks of T_b steps, each run in sub-chunks of T_d ≤ T_b steps (the chunks):
+        before a block its û (into the records' buffer), after it the last z carried on."""
+        T, n_in = self.inputs.shape[0], self.inputs.shape[2]
+        every = slice(0, self.rows.P)
+        for t0 in range(0, T, self.Tb):
+            n = min(self.Tb, T - t0)
+            self.uh = decorrelate(self.p.D_in, self.inputs[t0 : t0 + n])  # [n, B, n_in]
+            self.zb[:n, :, :n_in].copy_(self.uh)
+            self.block = (t0, n)
+            for j0 in range(0, n, self.Td):  # the time loop, one sub-chunk at a time
+                self.j0 = j0
+                yield Chunk(t0 + j0, min(self.Td, n - j0), 1, every)
+            self.zcols[0].copy_(self.zcols[n])  # z_{t0+n−1}: the next block's first z_hid
+            # free this block's temporaries before the next block allocates its own, so
+            # every block starts from the same heap (otherwise the peak creeps up with T)
+            del self.uh
+
+    def run(self, chunk: Chunk) -> Tensor:
+        """m steps: ξ_t, ξ_o,t drawn step by step in the step-by-step kind's order, the drive
+        of the sub-chunk in one matmul (+ k ε on the perturbed rows), per step the leak and
+        one GEMM; the readout of the sub-chunk, δo, δx and z. Outputs [m, 1 + K, B, n_out]."""
+        fw, j0, m = self.fw, self.j0, chunk.n
+        K, B, N = self.rows.K, self.rows.B, self.p.W_rec.shape[0]
+        n_out, P, g = self.p.W_out.shape[0], self.rows.P, self.generator
+        k_ = fw.phi[0]
+        for k in range(j0, j0 + m):  # the step-by-step order: ξ_t, then ξ_o,t
+            torch.randn(P, N, generator=g, out=self.eps_t[k])
+            torch.randn(P, n_out, generator=g, out=self.eo_t[k])
+        ex = self.eps[j0 : j0 + m].mul_(self.gain)  # ε_x = √α σ ξ
+        ox = self.eo[j0 : j0 + m].mul_(self.sigma)  # ε_o = σ ξ_o
+        yb, sb = self.yb, self.sb
+        Y = yb[1 : m + 1].view(m, 1 + K, B, N)
+        drive = rate.fused_drive_(self.drive_b[:m], self.uh[j0 : j0 + m], fw)  # kα(W_in û + …)
+        Y[:, 0].copy_(drive)
+        torch.add(drive[:, None], ex.view(m, K, B, N), alpha=k_, out=Y[:, 1:])  # + kε
+        ys, ss = self.ys, self.ss
+        for k in range(m):  # y_t from drive_t, y_{t−1}, s_{t−1}; s_t = g(y_t)
+            rate.fused_step_(ys[k + 1], ys[k], ss[k], ss[k + 1], fw)
+        o = torch.matmul(sb[1 : m + 1], self.VsT).view(m, 1 + K, B, n_out)
+        if self.bo is not None:
+            o.add_(self.bo)
+        o[:, 1:].add_(ox.view(m, K, B, n_out))
+        torch.sub(o[:, 1:], o[:, :1], out=self.do_b[j0 : j0 + m])
+        torch.sub(Y[:, 1:], Y[:, :1], out=self.dx_b[j0 : j0 + m]).mul_(1.0 / k_)
+        self._z_of(sb[1 : m + 1, :B], self.zcols[j0 + 1 : j0 + m + 1])
+        yb[0].copy_(yb[m])
+        sb[0].copy_(sb[m])
+        return o
+
+    def chunk_record(self, chunk: Chunk, dl: Tensor) -> BlockRecord | None:
+        """δℓ into the block's buffer; the block's record once its last sub-chunk ran: z of
+        the B clean rows, shared by the K resamples (``BlockRecord.K``)."""
+        j0 = self.j0
+        self.dl_b[j0 : j0 + chunk.n].copy_(dl)
+        t0, n = self.block
+        if j0 + chunk.n < n:
+            return None
+        P, N, n_in = self.rows.P, self.p.W_rec.shape[0], self.inputs.shape[2]
+        return BlockRecord(
+            t0=t0,
+            z_hid=self.zb[:n, :, : self.M_h],  # [n, B, M_h]
+            z_out=self.zb[1 : n + 1, :, n_in : n_in + self.M_o],  # [n, B, M_o]
+            dx=self.dx_b[:n].view(n, P, N),
+            do=self.do_b[:n].view(n, P, self.p.W_out.shape[0]),
+            eps_x=self.eps[:n],
+            eps_o=self.eo[:n],
+            dl=self.dl_b[:n],
+        )
+
+    def feed(self, rule: PerturbationRule, state: object, rec: Any, ctx: Any) -> object:
+        """A block: the rule's ``accumulate_block``, or its steps one by one."""
+        return accumulate_block(rule, state, rec, ctx)
+
+    def decor_sums(self, keys: tuple[str, ...]) -> dict[str, Tensor]:
+        """Σ û ûᵀ and the upper block triangle of Σ z zᵀ (z = φ when ``fold_sums``)."""
+        n_in, N = self.inputs.shape[2], self.p.W_rec.shape[0]
+        new = dict(device=self.dev, dtype=self.dt)
+        yy = {}
+        if "D_in" in keys:
+            yy["D_in"] = torch.zeros(n_in, n_in, **new)
+        if "D_rec" in keys:
+            yy["D_rec"] = torch.zeros(N, N, **new)
+        return yy
+
+    def add_decor_(self, yy: dict[str, Tensor], chunk: Chunk) -> None:
+        """Once per block, after its last sub-chunk: its z and û as two GEMMs."""
+        t0, n = self.block
+        if self.j0 + chunk.n < n:
+            return
+        if "D_rec" in yy:
+            gram_upper_(yy["D_rec"], self.zcols[1 : n + 1].reshape(n * self.rows.B, -1))
+        if "D_in" in yy:
+            uf = self.uh.reshape(n * self.rows.B, -1)
+            yy["D_in"].addmm_(uf.T, uf)
+
+    def decor_result(self, yy: dict[str, Tensor], count: float) -> dict[str, tuple[Tensor, float]]:
+        """The full Σ z zᵀ from its upper triangle, unfolded to Σ r̂ r̂ᵀ = D (Σ φ φᵀ) Dᵀ."""
+        if "D_rec" in yy:
+            yy["D_rec"] = symmetrize(yy["D_rec"])
+            if self.fold_sums:
+                yy["D_rec"] = self.D @ yy["D_rec"] @ self.D.T
+        return {k: (v, count) for k, v in yy.items()}
+
+    def finalize(
+        self, rule: PerturbationRule, state: object, dS: Tensor, norm_b: float
+    ) -> Estimate:
+        """The rule's estimate; if it saw φ, r̂ = D φ unfolded in it (it is linear in z)."""
+        est = rule.finalize(state, dS, norm_b * self.rows.K)
+        if not self.fold_sums:
+            return est
+        n_in, N, D = self.inputs.shape[2], self.p.W_rec.shape[0], self.D
         G_hid, G_out = est.hid, est.out
-        if fold_sums:  # the rule saw φ: unfold r̂ = D φ in its (linear) estimate
-            G_hid = torch.cat(
-                [G_hid[:, :n_in], G_hid[:, n_in : n_in + N] @ D.T, G_hid[:, n_in + N :]], 1
-            )
-            G_out = torch.cat([G_out[:, :N] @ D.T, G_out[:, N:]], 1)
-        if yy_rec is not None:
-            yy_rec = symmetrize(yy_rec)
-            if fold_sums:
-                yy_rec = D @ yy_rec @ D.T
-    yy = {}
-    if yy_in is not None:
-        yy["D_in"] = (yy_in, float(T * B))
-    if yy_rec is not None:
-        yy["D_rec"] = (yy_rec, float(T * B))
-    return PassResult(
-        grads=split_grads(p, G_hid, G_out),
-        loss=float(sum_lb) / norm_b,
-        loss_perturbed=float(sum_la) / (norm_b * K),
-        outputs=torch.cat(outs) if keep_outputs else None,
-        decor=yy,
-    )
+        G_hid = torch.cat(
+            [G_hid[:, :n_in], G_hid[:, n_in : n_in + N] @ D.T, G_hid[:, n_in + N :]], 1
+        )
+        return Estimate(G_hid, torch.cat([G_out[:, :N] @ D.T, G_out[:, N:]], 1))
+
+    def loss_norm(self, norm_b: float) -> float:
+        """Σ m over the batch (the B clean rows are the trials)."""
+        return norm_b
+
+
+def local_estimate_fast(
+    p: RateParams, c: RateConsts, rule: PerturbationRule, *args: Any, **kw: Any
+) -> PassResult:
+    """:func:`~.perturb.perturbation_estimate` (same arguments, ``chunk`` and ``dyn_chunk``
+    included) for a rule the chunked kind serves (:func:`~.perturbation.has_fast_path`;
+    a ValueError otherwise): the tests' handle on :class:`ChunkedNodeNoise`."""
+    if not has_fast_path(rule, kw.get("K", 1), kw.get("baseline", "clean")):
+        raise ValueError(f"rule: {getattr(rule, 'name', rule)!r} has no chunked fast path")
+    return perturbation_estimate(p, c, rule, *args, **kw)
