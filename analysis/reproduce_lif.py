@@ -148,8 +148,8 @@ def delta_study(figures: Path, K_ref: int = 1024, repeats: int = 16) -> str:
     import torch
 
     from bioplaus.backends.torch.lif import consts_of, to_torch
-    from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
-    from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
+    from bioplaus.backends.torch.lif.bptt import lif_bptt_estimate
+    from bioplaus.backends.torch.lif.perturb import lif_perturbation_estimate
     from bioplaus.params import init_params
     from bioplaus.protocol import load_protocol
     from bioplaus.rules import NodePerturbation

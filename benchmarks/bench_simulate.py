@@ -37,8 +37,8 @@ import torch
 
 import bioplaus as bp
 from bioplaus.backends.torch.lif import consts_of, to_torch
-from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
-from bioplaus.backends.torch.lif_rollout import background, rollout
+from bioplaus.backends.torch.lif.bptt import lif_bptt_estimate
+from bioplaus.backends.torch.lif.rollout import background, rollout
 from bioplaus.spec import LIFSpec, RateSpec
 
 

@@ -140,11 +140,11 @@ def lif_problem(N: int, B: int, T: int, n_in: int = 8, n_out: int = 4, device: s
 
 
 def lif_update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], None]:
-    """One LIF training update: 'anp' / 'np' (paired passes, lif_perturb.py) or 'bptt'
-    (surrogate BPTT, lif_bptt.py), then SGD; the background noise from one generator."""
+    """One LIF training update: 'anp' / 'np' (paired passes, lif/perturb.py) or 'bptt'
+    (surrogate BPTT, lif/bptt.py), then SGD; the background noise from one generator."""
     from bioplaus.backends.torch import lif
-    from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
-    from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
+    from bioplaus.backends.torch.lif.bptt import lif_bptt_estimate
+    from bioplaus.backends.torch.lif.perturb import lif_perturbation_estimate
 
     c = lif.consts_of(spec)
     weights = {k: getattr(p, k).clone().requires_grad_(True) for k in ("W_in", "W_rec", "W_out")}

@@ -179,7 +179,7 @@ def test_lif_readout_matches_the_backend(tmp_path):
 
     from bioplaus.analysis.compare import lif_activity, lif_readout
     from bioplaus.backends.torch.lif import consts_of, to_torch
-    from bioplaus.backends.torch.lif_rollout import background, rollout
+    from bioplaus.backends.torch.lif.rollout import background, rollout
     from bioplaus.results import Run
 
     spec = bp.LIFSpec(n_in=2, n_rec=8, n_out=1, dt=0.002, decorrelate_rec=True, out_bias=True)

@@ -1,11 +1,12 @@
 """The spiking LIF network type: membrane potentials v, spikes s, a surrogate derivative for
-gradients (``backends/torch/lif.py``).
+gradients.
 
 Registered as ``"lif"``. Parameters: :func:`bioplaus.params.init_lif_params` (W_rec with
-zero diagonal, input and readout gains); the pure step, readout and surrogate:
-``backends/torch/lif.py``; the time loop: ``lif_rollout.py``; estimates: surrogate BPTT
-(``lif_bptt.py``), the paired-pass driver (``lif_perturb.py``), the online driver
-(``lif_online.py``), dispatched by ``lif_train.py``; brian2: ``backends/brian2/lif.py``.
+zero diagonal, input and readout gains). On torch it is one package,
+``backends/torch/lif/``: the pure step, readout and surrogate (``__init__.py``), the time
+loops (``rollout.py``), surrogate BPTT (``bptt.py``), its paired-pass perturbation
+(``perturb.py``) and online object (``online.py``) for the shared drivers, and the entry
+points this module calls (``train.py``); brian2: ``backends/brian2/lif.py``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends.torch import lif_train
-from ..backends.torch.lif_online import LIFOnlineHandle
+from ..backends.torch.lif import train as lif_train
+from ..backends.torch.lif.online import LIFOnlineHandle
 from ..params import check_rnn_params, init_lif_params
 from ..random import numpy_rng
 from ..registry import TrainerHooks, register_network
@@ -36,8 +37,9 @@ def estimate(
     rs: Any, spec: Any, params: dict, inputs: Any, targets: Any, seed: int, mask: Any,
     loss: str | None, device: str, dtype: torch.dtype,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """``bp.estimate`` on a LIF network (:func:`.lif_train.lif_estimate`): surrogate BPTT,
-    a perturbation rule, or an online rule's one pass at fixed weights."""
+    """``bp.estimate`` on a LIF network
+    (:func:`~bioplaus.backends.torch.lif.train.lif_estimate`): surrogate BPTT, a
+    perturbation rule, or an online rule's one pass at fixed weights."""
     inputs, targets, mask, loss = sequence_data(spec, params, inputs, targets, mask, loss)
     u, y = (torch.as_tensor(a, device=device, dtype=dtype) for a in (inputs, targets))
     m = None if mask is None else torch.as_tensor(mask, device=device, dtype=dtype)

@@ -185,7 +185,7 @@ def test_firing_rate_regulariser_is_the_surrogate_gradient_of_its_penalty():
     autograd (surrogate) gradient of (c_reg/2) Σ_j (f̄_j − f0)², f̄ the batch-trial mean rate."""
     from bioplaus.backends.torch.lif import consts_of as lif_consts
     from bioplaus.backends.torch.lif import to_torch as lif_torch
-    from bioplaus.backends.torch.lif_rollout import rollout
+    from bioplaus.backends.torch.lif.rollout import rollout
 
     spec, pn = _lif(N=6, zero_rec=True, sigma_v=0.0)
     pn["W_out"] = np.zeros_like(pn["W_out"])

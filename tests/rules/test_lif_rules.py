@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bioplaus.backends.torch.lif import consts_of, init_lif_params, to_torch
-from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
-from bioplaus.backends.torch.lif_rollout import eval_outputs, rollout
+from bioplaus.backends.torch.lif.perturb import lif_perturbation_estimate
+from bioplaus.backends.torch.lif.rollout import eval_outputs, rollout
 from bioplaus.loss import mean_loss
 from bioplaus.rules import NodePerturbation
 from bioplaus.spec import LIFSpec
@@ -107,7 +107,7 @@ def test_spike_delta_anp_points_along_the_surrogate_gradient() -> None:
     """Averaged over a few pairs, ANP with δ = spike difference correlates positively with
     the surrogate-BPTT gradient of the hidden weights; δ = v (reset-dominated) does not.
     (docs/lif.md: cosines 0.94 and −0.96 at N = 100, T = 300.)"""
-    from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
+    from bioplaus.backends.torch.lif.bptt import lif_bptt_estimate
 
     spec, task = _setup(N=30)
     b = task.sample(8, np.random.default_rng(0), split="test")

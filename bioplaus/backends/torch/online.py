@@ -7,8 +7,8 @@ batch). What differs between network types is a network object's (:class:`Online
 the state at the start, û_t (and the input drive, formed CHUNK steps at a time), the hidden
 step with what it draws from the generator and in which order, the readout, the
 presynaptic block of z_hid and the local signals of the step (a_t, ψ_t, decay, gain,
-spikes). Here :class:`RateOnline`, the rate network; lif_online.py's
-:class:`~.lif_online.LIFOnline`, the LIF network. The loop owns the rest, the same for
+spikes). Here :class:`RateOnline`, the rate network; lif/online.py's
+:class:`~.lif.online.LIFOnline`, the LIF network. The loop owns the rest, the same for
 both: the rule's begin / observe / finish, the readout exploration σ ξ^o_t, losses, mask,
 z_hid = [û_t, pre(s_{t−1}), 1], z_out = [r̂_t, 1], ∂ℓ_t/∂o_t, outputs, decorrelation sums::
 
@@ -336,7 +336,7 @@ class OnlineHandle:
     state carried from one batch of trials to the next (checkpointed with the run; for the
     three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
     matrix B). ``network`` is the network object's class the loop runs (the rate network's
-    here; :class:`~.lif_online.LIFOnlineHandle` sets the LIF one)."""
+    here; :class:`~.lif.online.LIFOnlineHandle` sets the LIF one)."""
 
     network: type[OnlineNetwork] = RateOnline
 

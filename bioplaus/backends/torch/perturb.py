@@ -1,7 +1,7 @@
 """The paired-pass driver of the perturbation rules: ONE function (:func:`paired_passes`) for
 every network type and kind of noise on torch — rate node noise (np, anp, inp, rtg-np,
 users' node rules; clean or noisy baseline, K resamples, INP's groups), rate weight noise
-(wp), the LIF node-perturbation family (lif_perturb.py) and the MLP's layered rules
+(wp), the LIF node-perturbation family (lif/perturb.py) and the MLP's layered rules
 (mlp.py).
 
 Pass B (the baseline: clean, or a second noisy pass) and pass A (K noisy resamples) run
@@ -29,7 +29,7 @@ replicas of the batch.
 The kinds (:func:`~.perturbation.perturbation_for` picks the rate network's):
 
 - :class:`~.perturbation.NodeNoise`, :class:`~.perturbation.WeightNoise` (rate) and
-  :class:`~.lif_perturb.LIFNodeNoise` advance one step per chunk
+  :class:`~.lif.perturb.LIFNodeNoise` advance one step per chunk
   (:class:`~.perturbation.StepPerturbation`; a StepRecord or WPRecord per step): a noisy
   baseline, INP and WP on the rate network, every LIF rule, and with ``loop=True`` every
   rate rule (the reference the chunked kind is tested against);
@@ -117,7 +117,7 @@ def paired_passes(
 ) -> Any:
     """The driver, for any kind of perturbation ``pert`` (perturbation.py's protocol:
     :func:`~.perturbation.perturbation_for` on the rate network, LIF's
-    :class:`~.lif_perturb.LIFNodeNoise`, the MLP's :class:`~.mlp.LayeredPerturbation`),
+    :class:`~.lif.perturb.LIFNodeNoise`, the MLP's :class:`~.mlp.LayeredPerturbation`),
     which holds the parameters, the inputs, σ, the rows and the generator. ``targets``
     [T, B, n_out] (T = 1 without time), ``mask`` [T, B] or None; ``x0`` [B, N]: the initial
     state of each trial (its meaning is the network's: x for rate, v for LIF). Per chunk

@@ -9,8 +9,8 @@ outputs and the result.
 Kinds that advance one step at a time are :class:`StepPerturbation` subclasses (a chunk is
 one step: the state of the stacked rows at the start, per step the draws, the perturbed
 hidden step and readout, the step's record): the rate network's two, here, and the LIF
-network's (:class:`~.lif_perturb.LIFNodeNoise`: shared background noise, a current
-perturbation on the synaptic drive) in lif_perturb.py. The rate network's fast path is a
+network's (:class:`~.lif.perturb.LIFNodeNoise`: shared background noise, a current
+perturbation on the synaptic drive) in lif/perturb.py. The rate network's fast path is a
 chunked node-noise kind (:class:`~.perturb_fast.ChunkedNodeNoise`, blocks of steps as
 GEMMs), the MLP's a layered one (:class:`~.mlp.LayeredPerturbation`, chunks of resamples).
 
@@ -155,7 +155,7 @@ class Perturbation:
     [T, B, n_in]); a kind of another contract (the MLP's layered rules) brings its own.
     :attr:`pairs` sizes dS, :attr:`sum_dtype` the loss sums. Subclasses:
     :class:`StepPerturbation` (:class:`NodeNoise`, :class:`WeightNoise`,
-    :class:`~.lif_perturb.LIFNodeNoise`), :class:`~.perturb_fast.ChunkedNodeNoise`,
+    :class:`~.lif.perturb.LIFNodeNoise`), :class:`~.perturb_fast.ChunkedNodeNoise`,
     :class:`~.mlp.LayeredPerturbation`."""
 
     def __init__(

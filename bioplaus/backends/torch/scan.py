@@ -2,8 +2,8 @@
 
 Every network type's reference (autograd) rollout is this loop around its pure step — the
 rate network's :func:`.rate.rate_step` (:func:`.rollout.rollout`) and the LIF network's
-:func:`.lif.lif_step` (:func:`.lif_rollout.rollout`, and the precise-spiking branch of
-:func:`.lif_rollout.simulate_fast`). The state is the network's NamedTuple (``RateState``,
+:func:`.lif.lif_step` (:func:`.lif.rollout.rollout`, and the precise-spiking branch of
+:func:`.lif.rollout.simulate_fast`). The state is the network's NamedTuple (``RateState``,
 ``LIFState``); what is kept of each step is the caller's choice::
 
     for t = 0 … T−1:
@@ -20,7 +20,7 @@ O(T²)). ``noise(t)`` is drawn right before step t (the generator's order is the
 it is one call per step). Kept tensors are stacked once, at the end.
 
 The fused no-autograd engines (:func:`.rollout.rollout_fast`, the grid branch of
-:func:`.lif_rollout.simulate_fast`, ``perturb_fast``) run the same steps in place on
+:func:`.lif.rollout.simulate_fast`, ``perturb_fast``) run the same steps in place on
 preallocated buffers; they are performance paths and stay separate (tests pin them to the
 step).
 """

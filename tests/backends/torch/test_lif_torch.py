@@ -18,8 +18,8 @@ from bioplaus.backends.torch.lif import (
     surrogate_spike,
     to_torch,
 )
-from bioplaus.backends.torch.lif_bptt import lif_bptt_estimate
-from bioplaus.backends.torch.lif_rollout import rollout
+from bioplaus.backends.torch.lif.bptt import lif_bptt_estimate
+from bioplaus.backends.torch.lif.rollout import rollout
 from bioplaus.spec import LIFSpec, SpecError, spec_from_dict
 
 
@@ -205,9 +205,9 @@ def _net(spiking: str = "grid", **kw) -> tuple[LIFSpec, dict]:
 
 @pytest.mark.parametrize("t_ref", [0.0, 0.004])
 def test_simulate_fast_path_equals_the_pure_step(t_ref: float) -> None:
-    """bp.simulate's in-place grid loop (lif_rollout.simulate_fast) is the map of lif_step:
+    """bp.simulate's in-place grid loop (lif.rollout.simulate_fast) is the map of lif_step:
     identical spikes and v to rounding, with recurrence, refractoriness, noise, v_rest ≠ 0."""
-    from bioplaus.backends.torch.lif_rollout import simulate_fast
+    from bioplaus.backends.torch.lif.rollout import simulate_fast
 
     spec, params = _net(t_ref=t_ref)
     c = consts_of(spec)
@@ -258,7 +258,7 @@ def test_precise_spiking_drivers_run_and_share_the_background() -> None:
     """With spiking = "precise", surrogate BPTT, the paired-pass estimate and the online
     three-factor pass run; a σ = 1e-12 perturbed pass reproduces the clean pass spike for
     spike (the pair shares ξ and the bridge draws)."""
-    from bioplaus.backends.torch.lif_perturb import lif_perturbation_estimate
+    from bioplaus.backends.torch.lif.perturb import lif_perturbation_estimate
     from bioplaus.rules import NodePerturbation
 
     spec, params = _net("precise", t_ref=0.003, sigma_v=0.5)

@@ -14,7 +14,7 @@ from helpers import interrupted_at
 import bioplaus as bp
 from bioplaus.backends.torch import lif
 from bioplaus.backends.torch.bptt import bptt_estimate
-from bioplaus.backends.torch.lif_online import LIFOnline
+from bioplaus.backends.torch.lif.online import LIFOnline
 from bioplaus.backends.torch.online import (
     CHUNK,
     OnlineNetwork,
@@ -219,7 +219,7 @@ class _Recorder:
 
 
 def test_lif_network_matches_a_reference_loop():
-    """The one loop with the LIF network object (lif_online.py): per step ξ^bg, then the
+    """The one loop with the LIF network object (lif/online.py): per step ξ^bg, then the
     rule's n_t, then ξ^o; a_t = J_t, z_hid = [û_t, κ q_{t−1}, 1], z_out = [D_rec r_t, 1],
     ψ_t = active_t/(1 + k|ṽ_t − θ|)², decay w_t (1 − s_{t−1}), gain 1 − w_t, written out.
     T > CHUNK, so a chunk boundary of the external drive falls inside the trial."""

@@ -17,9 +17,9 @@ or Miconi's sparse kicks), on top of the background membrane noise, and the read
 The local signals handed to the rule (:class:`~bioplaus.rules.online.StepSignals`): the
 drive a_t = J_t (its fluctuation J_t − J̄_t is the three-factor rule's post factor), the
 presynaptic z_t = [û_t, κ q_{t−1}, 1] (J_t = W z_t + noise: the pair of ANP's
-``delta = "drive"``, :mod:`.lif_perturb`), z_out = [r̂_t, 1] with r̂ = D_rec r, and — for
+``delta = "drive"``, :mod:`.perturb`), z_out = [r̂_t, 1] with r̂ = D_rec r, and — for
 rules that need it ("psi"), grid spiking only — the spike pseudo-derivative of surrogate
-BPTT (:mod:`.lif_bptt`) at the membrane potential before the spike test ṽ_t::
+BPTT (:mod:`.bptt`) at the membrane potential before the spike test ṽ_t::
 
     ψ_t = active_t / (1 + k |ṽ_t − θ|)²
     decay_t = w_t (1 − s_{t−1}) ,  gain_t = 1 − w_t ,  w_t = β_m if active_t else 1
@@ -35,7 +35,8 @@ from typing import Any
 
 import torch
 
-from .lif import (
+from ..online import CHUNK, Local, OnlineHandle, OnlineNetwork
+from . import (
     LIFConsts,
     LIFParams,
     decorrelate,
@@ -46,15 +47,14 @@ from .lif import (
     readout,
     surrogate_derivative,
 )
-from .lif_perturb import LIFRowsState
-from .online import CHUNK, Local, OnlineHandle, OnlineNetwork
+from .perturb import LIFRowsState
 
 Tensor = torch.Tensor
 
 
 class LIFOnline(OnlineNetwork):
     """The LIF network (module docstring); its state is the network's and r̂_t = D_rec r_t
-    (:class:`~.lif_perturb.LIFRowsState`). A rule that needs ψ is refused with precise
+    (:class:`~.perturb.LIFRowsState`). A rule that needs ψ is refused with precise
     spiking (ValueError, before anything is drawn)."""
 
     name = "lif"
@@ -93,7 +93,7 @@ class LIFOnline(OnlineNetwork):
         return self.u_hat_all[t % CHUNK]
 
     def step(self, t: int, s: LIFRowsState) -> tuple[LIFRowsState, Tensor]:
-        """Draw ξ^bg, (U: precise spiking), the rule's n_t, and run :func:`~.lif.lif_step`;
+        """Draw ξ^bg, (U: precise spiking), the rule's n_t, and run :func:`~.lif_step`;
         a_t = J_t."""
         c, rule, g = self.c, self.rule, self.generator
         shape, dev, dt = (self.B, self.N), self.dev, self.dtype

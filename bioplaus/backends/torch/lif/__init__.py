@@ -1,4 +1,11 @@
-"""Pure step function of the LIF network (DESIGN §1), exact exponential integration.
+"""The LIF network on torch, one package: here its parameters, constants, pure step, readout
+and surrogate; beside it the time loops (``rollout.py``: the reference rollout on the one
+time loop of ``scan.py``, and bp.simulate's fused grid loop), surrogate BPTT (``bptt.py``),
+what its paired passes perturb (``perturb.py``, run by the one driver of ``../perturb.py``),
+its object in the one online loop (``online.py``, run by ``../online.py``) and the entry
+points its network type calls (``train.py``).
+
+Pure step function of the LIF network (DESIGN §1), exact exponential integration.
 
 The model (voltages in units of the threshold scale, times in seconds)::
 
@@ -79,9 +86,9 @@ from typing import NamedTuple
 
 import torch
 
-from ...params import init_lif_params  # noqa: F401  (the model's, re-exported)
-from ...spec import LIFSpec
-from .rate import RateParams, decorrelate, to_torch
+from ....params import init_lif_params  # noqa: F401  (the model's, re-exported)
+from ....spec import LIFSpec
+from ..rate import RateParams, decorrelate, to_torch
 
 Tensor = torch.Tensor
 LIFParams = RateParams  # same entries: W_in, W_rec, W_out, b, b_out, D_in, D_rec

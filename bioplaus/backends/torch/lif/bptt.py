@@ -2,7 +2,7 @@
 
 The forward pass is the model itself (Heaviside spikes, the same background-noise
 realisation a perturbation pair would see); the backward pass replaces H'(v − θ) by the
-fast-sigmoid surrogate 1/(1 + k|v − θ|)² (:func:`.lif.surrogate_spike`), and by default
+fast-sigmoid surrogate 1/(1 + k|v − θ|)² (:func:`.surrogate_spike`), and by default
 (``detach_reset``) sends no gradient through the reset, as snnTorch does. The result is
 *not* the gradient of L (which is zero almost everywhere); it is the surrogate gradient.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from .autograd_pass import Forward, autograd_estimate
-from .lif import LIFConsts, LIFParams, decorrelate
-from .lif_rollout import background, rollout, uniform_source
-from .perturb import PassResult
+from ..autograd_pass import Forward, autograd_estimate
+from ..perturb import PassResult
+from . import LIFConsts, LIFParams, decorrelate
+from .rollout import background, rollout, uniform_source
 
 Tensor = torch.Tensor
 

@@ -6,11 +6,11 @@ precise spiking, as the exact OU increment over the free part of the step); prec
 with σ_v > 0 also takes one uniform U_t [B, N] per step, the bridge-crossing draw.
 
 :func:`rollout` is the back-end's one time loop (:func:`.scan.scan`) around the pure step
-:func:`.lif.lif_step` and the readout o_t = W_out D_rec r_t (+ b_out).
+:func:`.lif_step` and the readout o_t = W_out D_rec r_t (+ b_out).
 :func:`simulate_fast` is the no-autograd path of ``bp.simulate``: it keeps only what it is
 asked to return, in preallocated [T, B, N] buffers; with precise spiking it is the same
 loop, recording each step into them, and on the grid it runs the step with in-place work
-(the same map as :func:`.lif.lif_step`; tests pin the equality).
+(the same map as :func:`.lif_step`; tests pin the equality).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import NamedTuple
 
 import torch
 
-from ...random import torch_generator
-from .lif import LIFConsts, LIFParams, LIFState, external_drive, init_state, lif_step, readout
-from .rollout import noise_source
-from .scan import Keep, scan
+from ....random import torch_generator
+from ..rollout import noise_source
+from ..scan import Keep, scan
+from . import LIFConsts, LIFParams, LIFState, external_drive, init_state, lif_step, readout
 
 Tensor = torch.Tensor
 
@@ -100,7 +100,7 @@ _STATES: dict[str, Keep] = {
 def _step(
     p: LIFParams, c: LIFConsts, spike_fn: str = "heaviside"
 ) -> Callable[[LIFState, Tensor, Draws], tuple[LIFState, Tensor]]:
-    """:func:`.lif.lif_step` as :func:`.scan.scan` runs it: (state, e_t, (ξ_t, U_t)) →
+    """:func:`.lif_step` as :func:`.scan.scan` runs it: (state, e_t, (ξ_t, U_t)) →
     (state, J_t), with e_t = W_in û_t + b + I_0 and no perturbation η."""
 
     def step(st: LIFState, e_t: Tensor, draws: Draws) -> tuple[LIFState, Tensor]:

@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...params import LEARNABLE
-from ...random import torch_generator
-from ...rules import RuleSpec, make_rule
-from ...spec import LIFSpec, SpecError
-from .lif import consts_of, to_torch
-from .lif_bptt import lif_bptt_estimate
-from .lif_online import LIFOnlineHandle
-from .lif_perturb import lif_perturbation_estimate
-from .lif_rollout import background, eval_outputs, simulate_fast, uniform_source
-from .perturb import PassResult
+from ....params import LEARNABLE
+from ....random import torch_generator
+from ....rules import RuleSpec, make_rule
+from ....spec import LIFSpec, SpecError
+from ..perturb import PassResult
+from . import consts_of, to_torch
+from .bptt import lif_bptt_estimate
+from .online import LIFOnlineHandle
+from .perturb import lif_perturbation_estimate
+from .rollout import background, eval_outputs, simulate_fast, uniform_source
 
 Tensor = torch.Tensor
 
@@ -40,7 +40,7 @@ def simulate_lif_torch(
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Membrane potentials v [T, B, N], spikes (``spikes``) and spike times in seconds
     (``spike_times``; NaN where none) on torch, as tensors of the compute dtype; only what
-    is asked for is kept (:func:`.lif_rollout.simulate_fast`)."""
+    is asked for is kept (:func:`.rollout.simulate_fast`)."""
     td = {"float32": torch.float32, "float64": torch.float64}[dtype]
     p = to_torch(params, device, td)
     c = consts_of(spec)
@@ -90,8 +90,8 @@ def lif_estimate(
             p, c, u, y, m, loss, k=rs.option("k"),
             generator=torch_generator(seed, "estimate", device=device),
         )  # fmt: skip
-    elif rs.mechanism == "online":  # one pass at fixed weights (lif_online.py)
-        from ...rules import make_online
+    elif rs.mechanism == "online":  # one pass at fixed weights (lif/online.py)
+        from ....rules import make_online
 
         handle = LIFOnlineHandle(
             make_online(rs, "lif", spec.dt), rs.option("sigma"), 1, u.shape[1], spec.dt
@@ -143,7 +143,7 @@ def trainer_estimate(
 
 def trainer_outputs(trainer: Any, u: Tensor) -> Tensor:
     """Unperturbed outputs on a fixed background-noise realisation (see
-    :func:`.lif_rollout.eval_outputs`)."""
+    :func:`.rollout.eval_outputs`)."""
     return eval_outputs(trainer.params(), trainer.consts, u, seed=trainer.protocol.seed)
 
 

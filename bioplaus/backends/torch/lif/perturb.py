@@ -14,7 +14,7 @@ synaptic drive J_t (v receives (1 − β_m) η_t) and σ ξ^o_t to the readout::
     drawn per step: ξ^bg [B, N], (U [B, N]: precise spiking), ξ [P, N], ξ^o [P, n_out]
 
 (with precise spiking ξ^bg enters as the exact OU increment over the free part of the
-step and U is the bridge-crossing draw, used when σ_v > 0; :func:`~.lif.lif_step`).
+step and U is the bridge-crossing draw, used when σ_v > 0; :func:`~.lif_step`).
 
 The rule (:class:`~bioplaus.rules.node_perturbation.NodePerturbation`) sees one
 :class:`~bioplaus.rules.base.StepRecord` per step, built with
@@ -41,9 +41,12 @@ from typing import NamedTuple
 
 import torch
 
-from ...records import PassResult
-from ...rules.base import Context, PerturbationRule, StepRecord, check_pass_options
-from .lif import (
+from ....records import PassResult
+from ....rules.base import Context, PerturbationRule, StepRecord, check_pass_options
+from ..pass_common import noise_sigma
+from ..perturb import paired_passes
+from ..perturbation import Rows, Step, StepPerturbation
+from . import (
     LIFConsts,
     LIFParams,
     LIFState,
@@ -53,9 +56,6 @@ from .lif import (
     lif_step,
     readout,
 )
-from .pass_common import noise_sigma
-from .perturb import paired_passes
-from .perturbation import Rows, Step, StepPerturbation
 
 Tensor = torch.Tensor
 
