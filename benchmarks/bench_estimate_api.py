@@ -25,9 +25,9 @@ import torch
 from common import best_time, parse_rule, problem, problem_args
 
 import bioplaus as bp
-from bioplaus.backends.torch.bptt import bptt_estimate
-from bioplaus.backends.torch.perturb import perturbation_estimate
 from bioplaus.backends.torch.rate import consts_of, to_numpy
+from bioplaus.backends.torch.rate.bptt import bptt_estimate
+from bioplaus.backends.torch.rate.perturb import perturbation_estimate
 from bioplaus.rules import RuleSpec, make_rule
 
 

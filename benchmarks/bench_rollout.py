@@ -17,7 +17,7 @@ from common import best_time, problem_args
 
 import bioplaus as bp
 from bioplaus.backends.torch.rate import consts_of, to_torch
-from bioplaus.backends.torch.rollout import noise_source, rollout
+from bioplaus.backends.torch.rate.rollout import noise_source, rollout
 
 
 def rollout_jobs(N: int, B: int, T: int, dev: str, dt: torch.dtype = torch.float32):

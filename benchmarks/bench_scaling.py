@@ -7,7 +7,7 @@
 Every (rule, size) point runs in a fresh process with one torch thread (bench_memory.py's
 child): the reported memory is the growth of the peak resident set during the first update,
 the time the median of ``--repeats`` further updates. "danp" is the time-local ANP estimate
-with decorrelation statistics (perturb_fast.py); "bptt" is autograd through the same
+with decorrelation statistics (rate/perturb_fast.py); "bptt" is autograd through the same
 decorrelated forward (r̂ = D_rec φ(x)), without the decorrelation statistics.
 
 Caps (1 core, a few minutes): against N the batch and length are fixed at B = 16, T = 100

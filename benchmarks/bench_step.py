@@ -5,7 +5,7 @@
 All rules run on the same network, whose forward pass is decorrelated (r̂ = D_rec φ(x)),
 and each update ends with the same SGD step (common.update_fn):
 
-- danp:  time-local ANP estimate (perturb.py fast path) + Σ r̂ r̂ᵀ of the clean pass + D update
+- danp:  time-local ANP estimate (rate/perturb_fast.py) + Σ r̂ r̂ᵀ of the clean pass + D update
 - anp:   the same estimate, no decorrelation statistics, D fixed
 - dbptt: autograd through the decorrelated forward + Σ r̂ r̂ᵀ (from the kept states) + D update
 - bptt:  autograd through the decorrelated forward, D fixed

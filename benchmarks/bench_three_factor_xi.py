@@ -61,9 +61,9 @@ def align(sigmas: list[float], batches: int, seed: int) -> None:
     import torch
 
     import bioplaus as bp
-    from bioplaus.backends.torch.bptt import bptt_estimate
-    from bioplaus.backends.torch.online import three_factor_pass
     from bioplaus.backends.torch.rate import consts_of, to_torch
+    from bioplaus.backends.torch.rate.bptt import bptt_estimate
+    from bioplaus.backends.torch.rate.online import three_factor_pass
     from bioplaus.protocol import load_protocol
     from bioplaus.rules import make_three_factor
     from bioplaus.tasks import make_task

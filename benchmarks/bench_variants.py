@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import problem  # noqa: E402
 
-from bioplaus.backends.torch.perturb import perturbation_estimate  # noqa: E402
 from bioplaus.backends.torch.rate import consts_of  # noqa: E402
+from bioplaus.backends.torch.rate.perturb import perturbation_estimate  # noqa: E402
 from bioplaus.rules import RuleSpec, make_rule  # noqa: E402
 
 VARIANTS = [

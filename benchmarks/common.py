@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 import bioplaus as bp
-from bioplaus.backends.torch.bptt import bptt_estimate
-from bioplaus.backends.torch.perturb import perturbation_estimate
 from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.bptt import bptt_estimate
+from bioplaus.backends.torch.rate.perturb import perturbation_estimate
 from bioplaus.rules import RuleSpec, make_rule
 from bioplaus.rules.decorrelation import decorrelation_update
 
@@ -74,7 +74,7 @@ def update_fn(rule: str, spec, p, u, y, device: str = "cpu") -> Callable[[], Non
                 q, c, u, y, None, "mse", decor=("D_rec",) if rule == "dbptt" else ()
             )
         elif RuleSpec(name=rule, **opts).mechanism == "online":  # e-prop, rflo, three-factor
-            from bioplaus.backends.torch.online import OnlineHandle
+            from bioplaus.backends.torch.rate.online import OnlineHandle
             from bioplaus.rules import make_online
 
             rs = RuleSpec(name=rule, **opts)

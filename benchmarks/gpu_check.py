@@ -88,7 +88,7 @@ from common import (  # noqa: E402
 import bioplaus as bp  # noqa: E402
 from bioplaus.backends.torch.precision import precision_scope  # noqa: E402
 from bioplaus.backends.torch.rate import consts_of, to_torch  # noqa: E402
-from bioplaus.backends.torch.rollout import noise_source, rollout, rollout_fast  # noqa: E402
+from bioplaus.backends.torch.rate.rollout import noise_source, rollout, rollout_fast  # noqa: E402
 from bioplaus.rules.decorrelation import decorrelation_update  # noqa: E402
 
 #: sizes of the full run (on a GPU) and of --small (the test suite, CPU)
@@ -606,7 +606,7 @@ def precision_errors(device: str, size) -> dict:
 
 
 def _anp_bf16_tensors(spec, par, u, y, device: str, ref: dict) -> float:
-    from bioplaus.backends.torch.perturb import perturbation_estimate
+    from bioplaus.backends.torch.rate.perturb import perturbation_estimate
     from bioplaus.rules import RuleSpec, make_rule
 
     bf = torch.bfloat16

@@ -97,8 +97,8 @@ def main() -> int:
         f"(`python benchmarks/bench_step.py {step_cmd}`). Every rule runs the same network "
         "with a decorrelated forward pass (r̂ = D_rec φ(x)) and ends with the same SGD step:",
         "",
-        "- danp: time-local ANP estimate (the fast path of `perturb.py`), plus Σ r̂ r̂ᵀ of "
-        "the clean pass and the D_rec update;",
+        "- danp: time-local ANP estimate (the fast path of the paired passes, "
+        "`rate/perturb_fast.py`), plus Σ r̂ r̂ᵀ of the clean pass and the D_rec update;",
         "- anp: the same estimate without the decorrelation statistics (D_rec fixed);",
         "- dbptt: autograd through the decorrelated forward, plus Σ r̂ r̂ᵀ from the kept "
         "states and the D_rec update (what the trainer runs for `bptt` with `lr_decor > 0`);",
@@ -213,7 +213,7 @@ def main() -> int:
     lines += [
         "",
         "The rollout runs without autograd, so it takes the no-grad fast path of "
-        "`rollout.py` (input drive and noise per chunk of steps, one in-place GEMM and φ "
+        "`rate/rollout.py` (input drive and noise per chunk of steps, one in-place GEMM and φ "
         "per step); the reference is T back-to-back `torch.addmm` of the same shapes.",
         "",
     ]

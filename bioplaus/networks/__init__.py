@@ -5,11 +5,11 @@ Each module gathers, for one model kind, what ``bp.init_params``, ``bp.simulate`
 :func:`bioplaus.registry.register_network`:
 
     rate   :mod:`.rate`  rate RNN, τ dx/dt = −x + W_rec φ(x) + W_in u + b (torch, brian2)
-    lif    :mod:`.lif`   spiking LIF network (torch: ``backends/torch/lif_*.py``; brian2)
+    lif    :mod:`.lif`   spiking LIF network (torch: ``backends/torch/lif/``; brian2)
     mlp    :mod:`.mlp`   feed-forward network on static samples (torch)
 
-The implementations stay in the back-ends (``backends/torch/rate.py``, ``rollout.py``,
-``lif_*.py``, ``mlp.py``, ``backends/brian2/``); these modules only wire them, with the spec
+The implementations stay in the back-ends (``backends/torch/rate/``, ``backends/torch/lif/``,
+``backends/torch/mlp.py``, ``backends/brian2/``); these modules only wire them, with the spec
 class (``spec=RateSpec``, …) and what validation reads of the type (``memory``,
 ``option_limits``, ``simulate_options``, ``preset_keys``). A user's network type is
 registered the same way, from a plug-in module, with a spec class of its own. The registry

@@ -1,9 +1,10 @@
 """The rate network type: τ dx/dt = −x + W_rec φ(x) + W_in u + b + σ ξ, o = W_out φ(x) + b_out.
 
-Registered as ``"rate"``. Parameters: :func:`bioplaus.params.init_rate_params`; the pure
-step and readout: ``backends/torch/rate.py``; the time loop: ``backends/torch/rollout.py``;
-estimates: BPTT (``bptt.py``), the paired-pass driver (``perturb.py``) and the online
-driver (``online.py``); brian2: ``backends/brian2/rate.py``.
+Registered as ``"rate"``. Parameters: :func:`bioplaus.params.init_rate_params`; on torch,
+``backends/torch/rate/``: the pure step and readout (``__init__.py``), the time loops
+(``rollout.py``), BPTT (``bptt.py``), its paired-pass perturbations and entry point
+(``perturb.py``, ``perturb_fast.py``) and online object and handle (``online.py``) for the
+shared drivers; brian2: ``backends/brian2/rate.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..backends.torch.bptt import bptt_estimate
-from ..backends.torch.online import OnlineHandle
-from ..backends.torch.perturb import perturbation_estimate
 from ..backends.torch.rate import RateParams, consts_of, to_numpy, to_torch
-from ..backends.torch.rollout import noise_source, rollout
+from ..backends.torch.rate.bptt import bptt_estimate
+from ..backends.torch.rate.online import OnlineHandle
+from ..backends.torch.rate.perturb import perturbation_estimate
+from ..backends.torch.rate.rollout import noise_source, rollout
 from ..loss import LOSSES, mean_loss
 from ..params import LEARNABLE, check_params, check_rnn_params, init_rate_params
 from ..random import torch_generator

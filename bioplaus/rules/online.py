@@ -1,8 +1,9 @@
 """The online-rule contract: what a back-end's online driver hands a rule at every step.
 
 One online driver on torch (``online_trials`` in ``backends/torch/online.py``, with a network
-object per type: ``RateOnline`` there, ``LIFOnline`` in ``lif/online.py``) runs B trials
-with the weights fixed and serves *every* online rule through these records; it names none.
+object per type: ``RateOnline`` in ``rate/online.py``, ``LIFOnline`` in ``lif/online.py``)
+runs B trials with the weights fixed and serves *every* online rule through these records;
+it names none.
 A rule is an object with
 
     explores : bool           the driver adds the rule's exploration to each hidden unit

@@ -9,7 +9,7 @@ names them for its ``"brian2"`` back-end, and :class:`~bioplaus.train.trainer.Tr
 picks them by ``protocol.backend``. Everything else is the one trainer's: weights, the
 torch optimizer that applies the estimate (the three-factor update −ΔW/η as the
 "gradient", docs/plasticity.md), decorrelation, the reward baseline R̄ (the rate network's
-online handle, :class:`~bioplaus.backends.torch.online.OnlineHandle`), checkpoints and
+online handle, :class:`~bioplaus.backends.torch.rate.online.OnlineHandle`), checkpoints and
 resume.
 
 Rules: ``three-factor`` (online, one noisy pass; the update is finished by the same

@@ -45,8 +45,8 @@ def test_uncorrelated_input_leaves_D_near_identity():
 def test_decorrelation_in_a_training_run_decorrelates_hidden_rates():
     """Through the trainer: D_rec learned on the clean pass lowers the hidden correlation."""
     import bioplaus as bp
-    from bioplaus.backends.torch.perturb import perturbation_estimate
     from bioplaus.backends.torch.rate import consts_of, to_torch
+    from bioplaus.backends.torch.rate.perturb import perturbation_estimate
     from bioplaus.rules import RuleSpec, make_rule
 
     spec = bp.RateSpec(n_in=2, n_rec=20, n_out=1, tau=1, dt=1, sigma=1e-3, decorrelate_rec=True)

@@ -11,8 +11,8 @@ import torch
 from helpers import interrupted_at
 
 import bioplaus as bp
-from bioplaus.backends.torch.online import online_pass
 from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.online import online_pass
 from bioplaus.rules import RuleSpec, make_online, rule_entry
 from bioplaus.rules.eprop import EProp
 from bioplaus.spec import SpecError

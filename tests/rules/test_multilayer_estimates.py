@@ -204,14 +204,14 @@ def test_rnn_weight_perturbation(signal, target, threshold):
 
 @pytest.mark.parametrize("baseline", ["clean", "noisy"])
 def test_rnn_wp_loop_is_the_weight_perturbation_equation(baseline):
-    """The paired-pass loop with WP's weight noise (perturbation.py) against the equation
+    """The paired-pass loop with WP's weight noise (rate/perturb.py) against the equation
     written out per row, with the same draws (ΔW [S − lo, N, M_h], then ΔV per step):
     x_t = (1 − α) x_{t−1} + α (W_h + ΔW_t) [û_t; r̂_{t−1}; 1], o_t = (W_o + ΔV_t) [r̂_t; 1],
     G = Σ_{t,p} δℓ_{t,p} (ΔW_A − ΔW_B)_{t,p} / (v σ² Σm K)."""
     import torch
 
-    from bioplaus.backends.torch.perturb import perturbation_estimate
     from bioplaus.backends.torch.rate import consts_of, to_torch
+    from bioplaus.backends.torch.rate.perturb import perturbation_estimate
     from bioplaus.rules import make_rule
 
     spec = bp.RateSpec(n_in=3, n_rec=5, n_out=2, tau=1.0, dt=0.5, bias=True, out_bias=True)

@@ -11,8 +11,8 @@ import torch
 from pydantic import Field
 
 import bioplaus as bp
-from bioplaus.backends.torch.online import OnlineHandle
 from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.online import OnlineHandle
 from bioplaus.random import torch_generator
 from bioplaus.registry import RULES, register_rule
 from bioplaus.rules import RuleSpec, make_online

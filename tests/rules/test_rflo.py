@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import bioplaus as bp
-from bioplaus.backends.torch.online import online_pass
 from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.online import online_pass
 from bioplaus.rules import RuleSpec, make_online, rule_entry
 from bioplaus.rules.rflo import RFLO
 from bioplaus.spec import SpecError

@@ -12,7 +12,7 @@ import torch
 
 from ...loss import mean_loss
 from ...params import LEARNABLE
-from .perturb import PassResult
+from ...records import PassResult
 
 Tensor = torch.Tensor
 

@@ -7,10 +7,11 @@ batch). What differs between network types is a network object's (:class:`Online
 the state at the start, û_t (and the input drive, formed CHUNK steps at a time), the hidden
 step with what it draws from the generator and in which order, the readout, the
 presynaptic block of z_hid and the local signals of the step (a_t, ψ_t, decay, gain,
-spikes). Here :class:`RateOnline`, the rate network; lif/online.py's
-:class:`~.lif.online.LIFOnline`, the LIF network. The loop owns the rest, the same for
-both: the rule's begin / observe / finish, the readout exploration σ ξ^o_t, losses, mask,
-z_hid = [û_t, pre(s_{t−1}), 1], z_out = [r̂_t, 1], ∂ℓ_t/∂o_t, outputs, decorrelation sums::
+spikes): rate/online.py's :class:`~.rate.online.RateOnline`, the rate network, and
+lif/online.py's :class:`~.lif.online.LIFOnline`, the LIF network. The loop owns the rest,
+the same for both: the rule's begin / observe / finish, the readout exploration σ ξ^o_t,
+losses, mask, z_hid = [û_t, pre(s_{t−1}), 1], z_out = [r̂_t, 1], ∂ℓ_t/∂o_t, outputs,
+decorrelation sums::
 
     per step t:  û_t = D_in u_t ;  (s_t, a_t) = step(s_{t−1}, û_t) (+ the rule's n_t)
                  o_t = readout(s_t) + σ ξ^o_t ;  ℓ_t ;  rule.observe(StepSignals_t)
@@ -19,15 +20,6 @@ A rule that explores (``rule.explores``, the three-factor rule) has its explorat
 added by the network's step and the readout its own Gaussian noise; a rule that does not
 (e-prop, RFLO) sees the network without them. The rule keeps its own traces: memory is
 independent of T (no history is stored). The driver names no rule.
-
-The rate network (:class:`RateOnline`), the Euler–Maruyama step of DESIGN §1::
-
-    x_t = (1 − α) x_{t−1} + α (W_rec r̂_{t−1} + W_in û_t + b) + n_t
-    n_t = rule.explore(…): σ √α ξ_t (gaussian) or κ_t ⊙ U(−A, A) (kicks, Miconi 2017)
-    o_t = W_out r̂_t + b_out + σ ξ^o_t
-
-with the local signals a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α,
-z_hid = [û_t, r̂_{t−1}, 1], z_out = [r̂_t, 1].
 """
 
 from __future__ import annotations
@@ -37,21 +29,9 @@ from typing import Any, NamedTuple
 import torch
 
 from ...loss import normaliser, step_loss, step_loss_grad
-from ...nonlinearities import phi_prime
 from ...records import PassResult
 from ...rules.online import StepSignals, TrialEnd, TrialInfo
-from ...rules.three_factor import ThreeFactor
 from .pass_common import add_decor_, decor_sums, noise_sigma, split_grads
-from .rate import (
-    RateConsts,
-    RateParams,
-    RateState,
-    decorrelate,
-    init_state,
-    input_drive,
-    rate_step,
-    readout,
-)
 
 Tensor = torch.Tensor
 
@@ -122,75 +102,6 @@ class OnlineNetwork:
     def local(self, s_prev: Any, s: Any, a: Tensor) -> Local:
         """ψ_t (when the rule needs "psi"), decay, gain and spikes of the step."""
         raise NotImplementedError
-
-
-class RateOnline(OnlineNetwork):
-    """The rate network (module docstring): exploration n_t added to x_t, no background
-    noise; a_t = x_t, ψ_t = φ'(x_t), decay 1 − α, gain α, pre = r̂_{t−1}."""
-
-    name = "rate"
-
-    def __init__(
-        self,
-        p: RateParams,
-        c: RateConsts,
-        rule: Any,
-        sigma: float | None,
-        generator: torch.Generator,
-        inputs: Tensor,
-        x0: Tensor | None = None,
-    ) -> None:
-        super().__init__(p, c, rule, sigma, generator, inputs)
-        self.x0 = x0
-        self.drive: Tensor | None = None
-
-    def init_state(self) -> RateState:
-        """x_{−1} = 0 (or x0), r̂_{−1} = D_rec φ(x_{−1})."""
-        return init_state(self.p, self.c, self.B, self.x0)
-
-    def u_hat(self, t: int) -> Tensor:
-        """û_t = D_in u_t; at the start of each chunk, W_in û + b of its CHUNK steps."""
-        if t % CHUNK == 0:  # the input drive, CHUNK steps at a time: memory O(1) in T
-            self.drive = None  # (freed before the next chunk is formed)
-            self.drive = input_drive(self.p, self.inputs[t : t + CHUNK])
-        return decorrelate(self.p.D_in, self.inputs[t])
-
-    def step(self, t: int, s: RateState) -> tuple[RateState, Tensor]:
-        """Draw n_t (a rule that explores) and take the Euler step; a_t = x_t."""
-        added = (
-            exploration(self.rule, (self.B, self.N), self.c, self.sigma, self.generator,
-                        self.dev, self.dtype)
-            if self.rule.explores else None
-        )  # fmt: skip
-        s = rate_step(self.p, self.c, s, self.drive[t % CHUNK], None, added_t=added)
-        return s, s.x
-
-    def readout(self, s: RateState) -> Tensor:
-        """o_t = W_out r̂_t + b_out."""
-        return readout(self.p, s.r_hat)
-
-    def pre(self, s_prev: RateState) -> Tensor:
-        """r̂_{t−1}."""
-        return s_prev.r_hat
-
-    def local(self, s_prev: RateState, s: RateState, a: Tensor) -> Local:
-        """ψ_t = φ'(x_t) (rules that need it), decay 1 − α, gain α."""
-        psi = phi_prime(self.c.phi, s.x) if "psi" in self.needs else None
-        return psi, 1.0 - self.c.alpha, self.c.alpha, None
-
-
-def exploration(
-    rule: ThreeFactor,
-    shape: tuple[int, ...],
-    c: RateConsts,
-    sigma: float,
-    generator: torch.Generator,
-    device: torch.device | str,
-    dtype: torch.dtype,
-) -> Tensor:
-    """The exploratory term n_t added to x_t of the rate network (see the module
-    docstring): Gaussian σ √α ξ_t or sparse kicks."""
-    return rule.explore(shape, sigma * c.alpha**0.5, generator, device, dtype)
 
 
 def trial_info(
@@ -298,111 +209,3 @@ def end_trials(
         decor={k: (v, float(T * B)) for k, v in decor_sums.items()},
     )
     return OnlineResult(res, up.state, float(R.mean()), up.modulator)
-
-
-def online_pass(
-    p: RateParams,
-    c: RateConsts,
-    rule: Any,
-    state: Any,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float | None = None,
-    types: Tensor | None = None,
-    keep_outputs: bool = False,
-    decor: tuple[str, ...] = (),
-    x0: Tensor | None = None,
-    n_types: int = 1,
-    dt: float | None = None,
-) -> OnlineResult:
-    """B trials of the rate network (:class:`RateOnline`, ``x0`` [B, N] its initial x) run
-    by :func:`online_trials`; the other arguments are the loop's."""
-    return online_trials(
-        RateOnline(p, c, rule, sigma, generator, inputs, x0), state, targets, mask, loss_kind,
-        types=types, keep_outputs=keep_outputs, decor=decor, n_types=n_types, dt=dt,
-    )  # fmt: skip
-
-
-#: the name of the driver when it only ran the three-factor rule
-three_factor_pass = online_pass
-
-
-class OnlineHandle:
-    """The trainer's handle on an online rule: the rule, its exploration σ, and the rule's
-    state carried from one batch of trials to the next (checkpointed with the run; for the
-    three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
-    matrix B). ``network`` is the network object's class the loop runs (the rate network's
-    here; :class:`~.lif.online.LIFOnlineHandle` sets the LIF one)."""
-
-    network: type[OnlineNetwork] = RateOnline
-
-    def __init__(
-        self, rule: Any, sigma: float | None, n_types: int, batch: int, dt: float | None = None
-    ):
-        self.rule, self.sigma = rule, sigma
-        self.n_types, self.batch, self.dt = n_types, batch, dt
-        self.base: Any = None
-
-    @classmethod
-    def of_protocol(cls, protocol: Any, task: Any) -> OnlineHandle:
-        """The trainer's handle on a protocol's online rule (three-factor, e-prop, RFLO, …:
-        built from its registry entry for the protocol's network type), the task's trial
-        types and the training batch."""
-        from ...rules import make_online  # a back-end may import rules; rules import no back-end
-
-        rs = protocol.rule
-        return cls(
-            make_online(rs, protocol.model.kind, protocol.model.dt),
-            rs.option("sigma"),
-            int(getattr(task, "n_trial_types", 1)),
-            protocol.train.batch_size,
-            protocol.model.dt,
-        )
-
-    @property
-    def n(self) -> int:
-        """Size of the rule's per-type state (three-factor: entries of R̄)."""
-        size = getattr(self.rule, "state_size", None)
-        return size(self.n_types, self.batch) if size is not None else self.n_types
-
-    def estimate(
-        self,
-        p: Any,
-        c: Any,
-        inputs: Tensor,
-        targets: Tensor,
-        mask: Tensor | None,
-        loss_kind: str,
-        generator: torch.Generator,
-        types: Tensor | None = None,
-        decor: tuple[str, ...] = (),
-    ) -> PassResult:
-        net = self.network(p, c, self.rule, self.sigma, generator, inputs)
-        out = online_trials(
-            net, self.base, targets, mask, loss_kind, types=types, decor=decor,
-            n_types=self.n_types, dt=self.dt,
-        )  # fmt: skip
-        self.base = out.baseline
-        return out.result
-
-    def probe(self) -> OnlineHandle:
-        """A handle of the same network and rule from this one's current state, whose
-        passes leave this one unchanged (the trainer's alignment probe)."""
-        h = type(self)(self.rule, self.sigma, self.n_types, self.batch, self.dt)
-        h.base = self.base
-        return h
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The rule's state between batches (``rule.state_dict``; traces restart every trial)."""
-        return self.rule.state_dict(self.base)
-
-    def load_state_dict(self, sd: dict[str, torch.Tensor], like: Tensor) -> None:
-        self.base = self.rule.load_state(sd, like)
-
-
-#: the handle's name when it only held the three-factor rule
-OnlineThreeFactor = OnlineHandle

@@ -26,16 +26,19 @@ the readout; MLP: one of L layers); a noisy baseline row carries the same patter
 partner. Every row's trial is its index mod B, which is why a chunk's outputs are R = S / B
 replicas of the batch.
 
-The kinds (:func:`~.perturbation.perturbation_for` picks the rate network's):
+The kinds (the rate network's entry point :func:`~.rate.perturb.perturbation_estimate` picks
+its kind with :func:`~.rate.perturb.perturbation_for`; the LIF network's and the MLP's
+entry points build theirs):
 
-- :class:`~.perturbation.NodeNoise`, :class:`~.perturbation.WeightNoise` (rate) and
+- :class:`~.rate.perturb.NodeNoise`, :class:`~.rate.perturb.WeightNoise` (rate) and
   :class:`~.lif.perturb.LIFNodeNoise` advance one step per chunk
   (:class:`~.perturbation.StepPerturbation`; a StepRecord or WPRecord per step): a noisy
   baseline, INP and WP on the rate network, every LIF rule, and with ``loop=True`` every
   rate rule (the reference the chunked kind is tested against);
-- :class:`~.perturb_fast.ChunkedNodeNoise`, the rate network's fast path: node noise with a
-  clean baseline (any K, any credit signal, :func:`has_fast_path`), the time loop in
-  sub-chunks of fused steps and the rule fed one BlockRecord per block of steps;
+- :class:`~.rate.perturb_fast.ChunkedNodeNoise`, the rate network's fast path: node noise
+  with a clean baseline (any K, any credit signal, :func:`~.rate.perturb.has_fast_path`),
+  the time loop in sub-chunks of fused steps and the rule fed one BlockRecord per block of
+  steps;
 - :class:`~.mlp.LayeredPerturbation`: the MLP, no time, chunks of resamples after one clean
   pass, a LayerRecord or WeightRecord per chunk, an MLPResult.
 
@@ -49,59 +52,12 @@ from typing import Any
 import torch
 
 from ...loss import normaliser, step_loss
-from ...records import PassResult  # the record lives in bioplaus/records.py
-from ...rules.base import PerturbationRule, check_pass_options
-from .pass_common import noise_sigma
-from .perturbation import Perturbation, has_fast_path, perturbation_for
-from .rate import RateConsts, RateParams
+from ...rules.base import PerturbationRule
+from .perturbation import Perturbation
 
-__all__ = ["generic_estimate", "has_fast_path", "paired_passes", "perturbation_estimate"]
+__all__ = ["paired_passes"]
 
 Tensor = torch.Tensor
-
-
-def perturbation_estimate(
-    p: RateParams,
-    c: RateConsts,
-    rule: PerturbationRule,
-    inputs: Tensor,
-    targets: Tensor,
-    mask: Tensor | None,
-    loss_kind: str,
-    generator: torch.Generator,
-    *,
-    sigma: float | None = None,
-    K: int = 1,
-    baseline: str = "clean",
-    keep_outputs: bool = False,
-    decor: tuple[str, ...] = (),
-    x0: Tensor | None = None,
-    loop: bool = False,
-    chunk: int | None = None,
-    dyn_chunk: int | None = None,
-) -> PassResult:
-    """Run the paired passes over ``inputs`` [T, B, n_in] and return the rule's estimate:
-    the rate network's perturbation for the rule (:func:`~.perturbation.perturbation_for`:
-    the chunked node noise where :func:`has_fast_path` serves the rule, in blocks of
-    ``chunk`` and sub-chunks of ``dyn_chunk`` steps (None: its defaults); else, or with
-    ``loop`` — the reference the fast path is tested against — node or weight noise step by
-    step) run by :func:`paired_passes`."""
-    sigma = noise_sigma(sigma, c.sigma)
-    check_pass_options(sigma, baseline, K)
-    with torch.no_grad():
-        pert = perturbation_for(
-            rule, p, c, sigma, K, baseline, generator, inputs,
-            loop=loop, chunk=chunk, dyn_chunk=dyn_chunk,
-        )  # fmt: skip
-    return paired_passes(
-        pert, rule, targets, mask, loss_kind, keep_outputs=keep_outputs, decor=decor, x0=x0
-    )
-
-
-def generic_estimate(*args: Any, **kw: Any) -> PassResult:
-    """The step-by-step loop for every rule, node or weight perturbation, even where the
-    fast path serves it: :func:`perturbation_estimate` with ``loop=True`` (same arguments)."""
-    return perturbation_estimate(*args, loop=True, **kw)
 
 
 def paired_passes(
@@ -116,7 +72,7 @@ def paired_passes(
     x0: Tensor | None = None,
 ) -> Any:
     """The driver, for any kind of perturbation ``pert`` (perturbation.py's protocol:
-    :func:`~.perturbation.perturbation_for` on the rate network, LIF's
+    :func:`~.rate.perturb.perturbation_for` on the rate network, LIF's
     :class:`~.lif.perturb.LIFNodeNoise`, the MLP's :class:`~.mlp.LayeredPerturbation`),
     which holds the parameters, the inputs, σ, the rows and the generator. ``targets``
     [T, B, n_out] (T = 1 without time), ``mask`` [T, B] or None; ``x0`` [B, N]: the initial

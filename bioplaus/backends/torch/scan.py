@@ -1,7 +1,7 @@
 """The one time loop of the torch back-end: a network's pure step, scanned over t = 0 … T−1.
 
 Every network type's reference (autograd) rollout is this loop around its pure step — the
-rate network's :func:`.rate.rate_step` (:func:`.rollout.rollout`) and the LIF network's
+rate network's :func:`.rate.rate_step` (:func:`.rate.rollout.rollout`) and the LIF network's
 :func:`.lif.lif_step` (:func:`.lif.rollout.rollout`, and the precise-spiking branch of
 :func:`.lif.rollout.simulate_fast`). The state is the network's NamedTuple (``RateState``,
 ``LIFState``); what is kept of each step is the caller's choice::
@@ -19,8 +19,8 @@ backward through the T slices is one stack, not T full-size zero tensors (which 
 O(T²)). ``noise(t)`` is drawn right before step t (the generator's order is the caller's:
 it is one call per step). Kept tensors are stacked once, at the end.
 
-The fused no-autograd engines (:func:`.rollout.rollout_fast`, the grid branch of
-:func:`.lif.rollout.simulate_fast`, ``perturb_fast``) run the same steps in place on
+The fused no-autograd engines (:func:`.rate.rollout.rollout_fast`, the grid branch of
+:func:`.lif.rollout.simulate_fast`, ``rate.perturb_fast``) run the same steps in place on
 preallocated buffers; they are performance paths and stay separate (tests pin them to the
 step).
 """

@@ -24,9 +24,9 @@ import bioplaus as bp
 pytest.importorskip("brian2")
 
 from bioplaus.backends.brian2.learning import run_trials  # noqa: E402
-from bioplaus.backends.torch.online import three_factor_pass  # noqa: E402
-from bioplaus.backends.torch.perturb import perturbation_estimate  # noqa: E402
 from bioplaus.backends.torch.rate import consts_of, to_torch  # noqa: E402
+from bioplaus.backends.torch.rate.online import three_factor_pass  # noqa: E402
+from bioplaus.backends.torch.rate.perturb import perturbation_estimate  # noqa: E402
 from bioplaus.loss import normaliser  # noqa: E402
 from bioplaus.rules.decorrelation import (  # noqa: E402
     decorrelation_update,

@@ -1,5 +1,5 @@
-"""The online three-factor rollout (backends/torch/online.py): reference loop, exploration
-statistics, direction of the update, trainer dispatch, and exact resume."""
+"""The online three-factor rollout (backends/torch/online.py, rate/online.py): reference loop,
+exploration statistics, direction of the update, trainer dispatch, and exact resume."""
 
 from __future__ import annotations
 
@@ -13,16 +13,11 @@ from helpers import interrupted_at
 
 import bioplaus as bp
 from bioplaus.backends.torch import lif
-from bioplaus.backends.torch.bptt import bptt_estimate
 from bioplaus.backends.torch.lif.online import LIFOnline
-from bioplaus.backends.torch.online import (
-    CHUNK,
-    OnlineNetwork,
-    exploration,
-    online_trials,
-    three_factor_pass,
-)
+from bioplaus.backends.torch.online import CHUNK, OnlineNetwork, online_trials
 from bioplaus.backends.torch.rate import RateState, consts_of, to_torch
+from bioplaus.backends.torch.rate.bptt import bptt_estimate
+from bioplaus.backends.torch.rate.online import exploration, three_factor_pass
 from bioplaus.rules.eprop import EProp
 from bioplaus.rules.online import Update
 from bioplaus.rules.three_factor import Baseline, ThreeFactor

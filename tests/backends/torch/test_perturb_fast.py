@@ -1,4 +1,4 @@
-"""The chunked fast path of the paired passes (perturb_fast.py) against the generic loop.
+"""The chunked fast path of the paired passes (rate/perturb_fast.py) against the generic loop.
 
 Both consume the same random stream, so with the same generator seed they must give the
 same estimate, losses, outputs and decorrelation statistics to float64 rounding.
@@ -11,13 +11,13 @@ import torch
 
 import bioplaus as bp
 from bioplaus.backends.torch import rate as rate_mod
-from bioplaus.backends.torch.perturb import (
+from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.perturb import (
     generic_estimate,
     has_fast_path,
     perturbation_estimate,
 )
-from bioplaus.backends.torch.perturb_fast import gram_upper_, local_estimate_fast, symmetrize
-from bioplaus.backends.torch.rate import consts_of, to_torch
+from bioplaus.backends.torch.rate.perturb_fast import gram_upper_, local_estimate_fast, symmetrize
 from bioplaus.rules import RuleSpec, make_rule
 
 F64 = torch.float64

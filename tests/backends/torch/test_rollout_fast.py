@@ -1,4 +1,4 @@
-"""The no-autograd fast rollout (rollout.py) against the autograd path, step for step."""
+"""The no-autograd fast rollout (rate/rollout.py) against the autograd path, step for step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 import bioplaus as bp
 from bioplaus.backends.torch.rate import RateParams, consts_of, to_torch
-from bioplaus.backends.torch.rollout import noise_source, rollout, rollout_fast
+from bioplaus.backends.torch.rate.rollout import noise_source, rollout, rollout_fast
 
 F64 = torch.float64
 

@@ -8,7 +8,7 @@ import torch
 import bioplaus as bp
 from bioplaus.backends.torch import lif, rate
 from bioplaus.backends.torch.lif import rollout as lr
-from bioplaus.backends.torch.rollout import noise_source, rollout
+from bioplaus.backends.torch.rate.rollout import noise_source, rollout
 from bioplaus.backends.torch.scan import detached, scan
 
 F64 = torch.float64

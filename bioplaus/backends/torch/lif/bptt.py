@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ....records import PassResult
 from ..autograd_pass import Forward, autograd_estimate
-from ..perturb import PassResult
 from . import LIFConsts, LIFParams, decorrelate
 from .rollout import background, rollout, uniform_source
 

@@ -35,7 +35,8 @@ from typing import Any
 
 import torch
 
-from ..online import CHUNK, Local, OnlineHandle, OnlineNetwork
+from ..online import CHUNK, Local, OnlineNetwork
+from ..rate.online import OnlineHandle
 from . import (
     LIFConsts,
     LIFParams,
@@ -135,6 +136,6 @@ class LIFOnline(OnlineNetwork):
 
 
 class LIFOnlineHandle(OnlineHandle):
-    """:class:`.online.OnlineHandle` on the LIF network (same state and checkpoint)."""
+    """:class:`.rate.online.OnlineHandle` on the LIF network (same state and checkpoint)."""
 
     network = LIFOnline

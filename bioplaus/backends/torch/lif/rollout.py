@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 
 from ....random import torch_generator
-from ..rollout import noise_source
+from ..rate.rollout import noise_source
 from ..scan import Keep, scan
 from . import LIFConsts, LIFParams, LIFState, external_drive, init_state, lif_step, readout
 

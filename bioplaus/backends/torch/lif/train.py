@@ -13,9 +13,9 @@ import torch
 
 from ....params import LEARNABLE
 from ....random import torch_generator
+from ....records import PassResult
 from ....rules import RuleSpec, make_rule
 from ....spec import LIFSpec, SpecError
-from ..perturb import PassResult
 from . import consts_of, to_torch
 from .bptt import lif_bptt_estimate
 from .online import LIFOnlineHandle

@@ -1,4 +1,13 @@
-"""Pure step function of the rate network (DESIGN §1), Norse style: state in, state out.
+"""The rate network on torch, one package: here its parameters, constants, pure step,
+readout and the step's in-place form; beside it the time loops (``rollout.py``: the
+reference rollout on the one time loop of ``scan.py``, and the fused no-autograd rollout),
+BPTT (``bptt.py``), what its paired passes perturb and its entry points
+(``perturb.py``: node and weight noise step by step, ``perturbation_estimate``,
+``generic_estimate``; ``perturb_fast.py``: the chunked fast path; both run by the one driver
+of ``../perturb.py``), and its object in the one online loop with the trainer's online
+handle (``online.py``, run by ``../online.py``).
+
+Pure step function of the rate network (DESIGN §1), Norse style: state in, state out.
 
 Euler–Maruyama with α = dt/τ::
 
@@ -7,14 +16,15 @@ Euler–Maruyama with α = dt/τ::
 
 Tensors are batched on the first axis ([B, N]); weights act as ``z @ W.T`` (W is [out, in]).
 
-This module is the one place the torch back-end writes the equation: :func:`rate_step`, the
-step with autograd (BPTT, the online drivers, the generic paired passes), and next to it
-its in-place form for the no-autograd engines (``rollout.rollout_fast``,
-``perturb_fast.local_estimate_fast``): :func:`fused_weights` folds α (and, for the paired
-engine, φ's affine form and D_rec) into the weights once, :func:`fused_drive_` writes the
-input drive and noise of a chunk of steps with one GEMM, and :func:`fused_step_` is one step
-on preallocated buffers (an in-place add and an in-place GEMM, then φ). The two forms round
-differently; tests/backends/torch/test_rate_torch.py pins their agreement.
+This module (the package's ``__init__``) is the one place the torch back-end writes the
+equation: :func:`rate_step`, the step with autograd (BPTT, the online drivers, the generic
+paired passes), and next to it its in-place form for the no-autograd engines
+(``rollout.rollout_fast``, ``perturb_fast.local_estimate_fast``): :func:`fused_weights`
+folds α (and, for the paired engine, φ's affine form and D_rec) into the weights once,
+:func:`fused_drive_` writes the input drive and noise of a chunk of steps with one GEMM, and
+:func:`fused_step_` is one step on preallocated buffers (an in-place add and an in-place
+GEMM, then φ). The two forms round differently; tests/backends/torch/test_rate_torch.py pins
+their agreement.
 """
 
 from __future__ import annotations
@@ -25,8 +35,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 
-from ...nonlinearities import PHI as _PHI
-from ...spec import RateSpec
+from ....nonlinearities import PHI as _PHI
+from ....spec import RateSpec
 
 Tensor = torch.Tensor
 
@@ -151,7 +161,7 @@ def integrate(
 
         x_t = (1 − α) x_{t−1} + α pre_t + σ √α ξ_t (+ added_t),   r̂_t = D_rec φ(x_t)
     """
-    pre_t = pre_t.to(x_prev.dtype)  # a no-op, except under bf16 autocast (precision.py)
+    pre_t = pre_t.to(x_prev.dtype)  # a no-op, except under bf16 autocast (../precision.py)
     x = torch.lerp(x_prev, pre_t, c.alpha) if c.alpha != 1.0 else pre_t
     if xi_t is not None and c.sigma > 0:
         x = x + noise_gain(c.alpha, c.sigma) * xi_t

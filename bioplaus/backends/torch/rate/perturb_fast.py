@@ -1,10 +1,10 @@
 """The rate network's fast path of the paired passes: :class:`ChunkedNodeNoise`, a kind of
 the one driver (:func:`~.perturb.paired_passes`) for every node-perturbation rule with a
-clean baseline and K ≥ 1 (:func:`~.perturbation.has_fast_path`; chosen by
-:func:`~.perturbation.perturbation_for`).
+clean baseline and K ≥ 1 (:func:`~.perturb.has_fast_path`; chosen by
+:func:`~.perturb.perturbation_for`).
 
 Rows: [clean B | perturbed K·B]; perturbed row i pairs with clean row i mod B, as in the
-step-by-step :class:`~.perturbation.NodeNoise` (``perturbation_estimate(..., loop=True)``),
+step-by-step :class:`~.perturb.NodeNoise` (``perturbation_estimate(..., loop=True)``),
 whose estimate this is. The driver's chunks are sub-chunks of T_d steps of the time loop
 (its losses, δℓ, dS and outputs per sub-chunk); the rule consumes blocks of T_b ≥ T_d
 steps, each one :class:`~bioplaus.rules.base.BlockRecord` (its ``accumulate_block``, or step
@@ -34,7 +34,7 @@ cache-resident buffers of T_d ≈ 1024 / B steps. Rearranged so that each step i
 * the block's z hold the B clean rows only, which the K resamples share (``BlockRecord.K``):
   no K-fold copy, and ``NodePerturbation`` sums the K weighted signals before its GEMMs.
 
-The noise is drawn step by step in the order of :class:`~.perturbation.NodeNoise`
+The noise is drawn step by step in the order of :class:`~.perturb.NodeNoise`
 (ξ [K·B, N], then ξ_o [K·B, n_out]), so both kinds consume the same random stream. Memory
 is O(T_b·K·B·N) plus the rule's own state, not O(T).
 """
@@ -46,12 +46,12 @@ from typing import Any
 
 import torch
 
-from ...records import PassResult
-from ...rules.base import BlockRecord, Estimate, PerturbationRule, accumulate_block
-from . import rate
-from .perturb import perturbation_estimate
-from .perturbation import Chunk, Perturbation, Rows, has_fast_path
-from .rate import RateConsts, RateParams, decorrelate
+from ....records import PassResult
+from ....rules.base import BlockRecord, Estimate, PerturbationRule, accumulate_block
+from .. import rate  # this package: the in-place step (rate.fused_weights, …)
+from ..perturbation import Chunk, Perturbation, Rows
+from . import RateConsts, RateParams, decorrelate
+from .perturb import has_fast_path, perturbation_estimate
 
 Tensor = torch.Tensor
 
@@ -130,7 +130,7 @@ class ChunkedNodeNoise(Perturbation):
         self.fold_sums = (
             D is not None and 3 * N < B * T and bool(getattr(rule, "linear_in_z", False))
         )
-        # the in-place rate step carrying y = k x and s = g(y) (its equation: rate.py)
+        # the in-place rate step carrying y = k x and s = g(y) (its equation: rate/__init__.py)
         fw = self.fw = rate.fused_weights(p, c, S, sigma=sigma, carry="kx", fold_rec=fold_rec)
         self.gain = rate.noise_gain(fw.alpha, sigma)  # σ√α
         k_, a_, c_, _ = fw.phi  # φ = a g(k x) + c
@@ -315,7 +315,7 @@ def local_estimate_fast(
     p: RateParams, c: RateConsts, rule: PerturbationRule, *args: Any, **kw: Any
 ) -> PassResult:
     """:func:`~.perturb.perturbation_estimate` (same arguments, ``chunk`` and ``dyn_chunk``
-    included) for a rule the chunked kind serves (:func:`~.perturbation.has_fast_path`;
+    included) for a rule the chunked kind serves (:func:`~.perturb.has_fast_path`;
     a ValueError otherwise): the tests' handle on :class:`ChunkedNodeNoise`."""
     if not has_fast_path(rule, kw.get("K", 1), kw.get("baseline", "clean")):
         raise ValueError(f"rule: {getattr(rule, 'name', rule)!r} has no chunked fast path")

@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import torch
 
-from .rate import (
+from ..scan import Keep, scan
+from . import (
     RateConsts,
     RateParams,
     RateState,
@@ -35,7 +36,6 @@ from .rate import (
     rate_step,
     readout,
 )
-from .scan import Keep, scan
 
 Tensor = torch.Tensor
 

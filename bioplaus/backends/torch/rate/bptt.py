@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from .autograd_pass import Forward, autograd_estimate
-from .perturb import PassResult
-from .rate import RateConsts, RateParams
+from ....records import PassResult
+from ..autograd_pass import Forward, autograd_estimate
+from . import RateConsts, RateParams
 from .rollout import noise_source, rollout
 
 Tensor = torch.Tensor
