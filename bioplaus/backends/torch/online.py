@@ -209,3 +209,77 @@ def end_trials(
         decor={k: (v, float(T * B)) for k, v in decor_sums.items()},
     )
     return OnlineResult(res, up.state, float(R.mean()), up.modulator)
+
+
+class OnlineRuleHandle:
+    """The trainer's handle on an online rule: the rule, its exploration σ, and the rule's
+    state carried from one batch of trials to the next (checkpointed with the run; for the
+    three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
+    matrix B). ``network`` is the network object's class the loop runs: each network type's
+    handle sets its own (:class:`~.rate.online.OnlineHandle`: ``RateOnline``,
+    :class:`~.lif.online.LIFOnlineHandle`: ``LIFOnline``)."""
+
+    network: type[OnlineNetwork]
+
+    def __init__(
+        self, rule: Any, sigma: float | None, n_types: int, batch: int, dt: float | None = None
+    ):
+        self.rule, self.sigma = rule, sigma
+        self.n_types, self.batch, self.dt = n_types, batch, dt
+        self.base: Any = None
+
+    @classmethod
+    def of_protocol(cls, protocol: Any, task: Any) -> OnlineRuleHandle:
+        """The trainer's handle on a protocol's online rule (three-factor, e-prop, RFLO, …:
+        built from its registry entry for the protocol's network type), the task's trial
+        types and the training batch."""
+        from ...rules import make_online  # a back-end may import rules; rules import no back-end
+
+        rs = protocol.rule
+        return cls(
+            make_online(rs, protocol.model.kind, protocol.model.dt),
+            rs.option("sigma"),
+            int(getattr(task, "n_trial_types", 1)),
+            protocol.train.batch_size,
+            protocol.model.dt,
+        )
+
+    @property
+    def n(self) -> int:
+        """Size of the rule's per-type state (three-factor: entries of R̄)."""
+        size = getattr(self.rule, "state_size", None)
+        return size(self.n_types, self.batch) if size is not None else self.n_types
+
+    def estimate(
+        self,
+        p: Any,
+        c: Any,
+        inputs: Tensor,
+        targets: Tensor,
+        mask: Tensor | None,
+        loss_kind: str,
+        generator: torch.Generator,
+        types: Tensor | None = None,
+        decor: tuple[str, ...] = (),
+    ) -> PassResult:
+        net = self.network(p, c, self.rule, self.sigma, generator, inputs)
+        out = online_trials(
+            net, self.base, targets, mask, loss_kind, types=types, decor=decor,
+            n_types=self.n_types, dt=self.dt,
+        )  # fmt: skip
+        self.base = out.baseline
+        return out.result
+
+    def probe(self) -> OnlineRuleHandle:
+        """A handle of the same network and rule from this one's current state, whose
+        passes leave this one unchanged (the trainer's alignment probe)."""
+        h = type(self)(self.rule, self.sigma, self.n_types, self.batch, self.dt)
+        h.base = self.base
+        return h
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The rule's state between batches (``rule.state_dict``; traces restart every trial)."""
+        return self.rule.state_dict(self.base)
+
+    def load_state_dict(self, sd: dict[str, torch.Tensor], like: Tensor) -> None:
+        self.base = self.rule.load_state(sd, like)

@@ -7,10 +7,11 @@ the decorrelation statistics of its baseline rows, and the split of the stacked 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ...rules.options import noise_sigma  # noqa: F401  (the drivers import it from here)
-from .rate import RateParams
 
 Tensor = torch.Tensor
 
@@ -29,8 +30,9 @@ def add_decor_(yy: dict[str, Tensor], u_hat: Tensor, r_hat: Tensor) -> None:
         yy["D_rec"].addmm_(r_hat.T, r_hat)
 
 
-def split_grads(p: RateParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
-    """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out)."""
+def split_grads(p: Any, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
+    """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out), for the
+    parameters ``p`` of a recurrent network (rate or LIF: W_in, W_rec, b, b_out)."""
     n_in, N = p.W_in.shape[1], p.W_rec.shape[0]
     g = {"W_in": G_hid[:, :n_in], "W_rec": G_hid[:, n_in : n_in + N], "W_out": G_out[:, :N]}
     if p.b is not None:

@@ -35,7 +35,6 @@ from ...records import PassResult
 from ...rules.base import Context, Estimate, PerturbationRule, StepRecord
 from ...rules.weight_perturbation import WPRecord
 from .pass_common import add_decor_, decor_sums, split_grads
-from .rate import RateParams, decorrelate, init_state
 
 Tensor = torch.Tensor
 
@@ -133,7 +132,7 @@ class Perturbation:
 
     def __init__(
         self,
-        p: RateParams,
+        p: Any,
         c: Any,
         sigma: float,
         rows: Rows,
@@ -279,13 +278,12 @@ class StepPerturbation(Perturbation):
         add_decor_(yy, self.step[1], self.state.r_hat[: self.rows.B])
 
     def init_state(self, x0: Tensor | None) -> Any:
-        """The state of all S rows before step 0 (``x0`` [S, N] per stacked row, or None).
-        Rate: x_{−1} = x0 (or 0), r̂_{−1} = D_rec φ(x_{−1}) (:func:`~.rate.init_state`)."""
-        return init_state(self.p, self.c._replace(sigma=0.0), self.rows.S, x0)
+        """The state of all S rows before step 0 (``x0`` [S, N] per stacked row, or None)."""
+        raise NotImplementedError
 
     def u_hat(self, t: int) -> Tensor:
-        """û_t = D_in u_t [B, n_in]."""
-        return decorrelate(self.p.D_in, self.inputs[t])
+        """û_t = D_in u_t [B, n_in], the decorrelated input of step t."""
+        raise NotImplementedError
 
     def _ones(self, n: int, bias: Tensor | None) -> list[Tensor]:
         """[ones [n, 1]], the presynaptic 1 of a bias column, or [] without the bias."""

@@ -15,9 +15,10 @@ from bioplaus.backends.torch.rate import consts_of, to_torch
 from bioplaus.backends.torch.rate.perturb import (
     generic_estimate,
     has_fast_path,
+    local_estimate_fast,
     perturbation_estimate,
 )
-from bioplaus.backends.torch.rate.perturb_fast import gram_upper_, local_estimate_fast, symmetrize
+from bioplaus.backends.torch.rate.perturb_fast import gram_upper_, symmetrize
 from bioplaus.rules import RuleSpec, make_rule
 
 F64 = torch.float64

@@ -35,8 +35,7 @@ from typing import Any
 
 import torch
 
-from ..online import CHUNK, Local, OnlineNetwork
-from ..rate.online import OnlineHandle
+from ..online import CHUNK, Local, OnlineNetwork, OnlineRuleHandle
 from . import (
     LIFConsts,
     LIFParams,
@@ -135,7 +134,8 @@ class LIFOnline(OnlineNetwork):
         return psi, decay, gain, s.st.s
 
 
-class LIFOnlineHandle(OnlineHandle):
-    """:class:`.rate.online.OnlineHandle` on the LIF network (same state and checkpoint)."""
+class LIFOnlineHandle(OnlineRuleHandle):
+    """The trainer's handle on an online rule (:class:`~.online.OnlineRuleHandle`) for the
+    LIF network (the same state and checkpoint as the rate network's)."""
 
     network = LIFOnline

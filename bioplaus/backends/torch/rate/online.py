@@ -1,9 +1,9 @@
 """The rate network of the one online loop (:func:`~.online.online_trials`):
 :class:`RateOnline`, what the loop needs of it (state, û_t and the input drive, the step
 with the rule's exploration, the readout, the local signals), the rate network's pass
-(:func:`online_pass`) and the trainer's handle on an online rule (:class:`OnlineHandle`,
-whose ``network`` is :class:`RateOnline`; the LIF network's handle,
-:class:`~.lif.online.LIFOnlineHandle`, subclasses it). One pass of B trials is
+(:func:`online_pass`) and the trainer's handle on an online rule for it
+(:class:`OnlineHandle`, the shared :class:`~.online.OnlineRuleHandle` whose ``network`` is
+:class:`RateOnline`). One pass of B trials is
 ``online_trials(RateOnline(p, c, rule, sigma, generator, inputs, x0), state, targets, …)``.
 
 The rate network (:class:`RateOnline`), the Euler–Maruyama step of DESIGN §1::
@@ -23,9 +23,8 @@ from typing import Any
 import torch
 
 from ....nonlinearities import phi_prime
-from ....records import PassResult
 from ....rules.three_factor import ThreeFactor
-from ..online import CHUNK, Local, OnlineNetwork, OnlineResult, online_trials
+from ..online import CHUNK, Local, OnlineNetwork, OnlineResult, OnlineRuleHandle, online_trials
 from . import (
     RateConsts,
     RateParams,
@@ -140,77 +139,11 @@ def online_pass(
 three_factor_pass = online_pass
 
 
-class OnlineHandle:
-    """The trainer's handle on an online rule: the rule, its exploration σ, and the rule's
-    state carried from one batch of trials to the next (checkpointed with the run; for the
-    three-factor rule the reward baseline R̄, for random-feedback e-prop / RFLO the feedback
-    matrix B). ``network`` is the network object's class the loop runs (the rate network's
-    here; :class:`~.lif.online.LIFOnlineHandle` sets the LIF one)."""
+class OnlineHandle(OnlineRuleHandle):
+    """The trainer's handle on an online rule (:class:`~.online.OnlineRuleHandle`) for the
+    rate network."""
 
-    network: type[OnlineNetwork] = RateOnline
-
-    def __init__(
-        self, rule: Any, sigma: float | None, n_types: int, batch: int, dt: float | None = None
-    ):
-        self.rule, self.sigma = rule, sigma
-        self.n_types, self.batch, self.dt = n_types, batch, dt
-        self.base: Any = None
-
-    @classmethod
-    def of_protocol(cls, protocol: Any, task: Any) -> OnlineHandle:
-        """The trainer's handle on a protocol's online rule (three-factor, e-prop, RFLO, …:
-        built from its registry entry for the protocol's network type), the task's trial
-        types and the training batch."""
-        from ....rules import make_online  # a back-end may import rules; rules import no back-end
-
-        rs = protocol.rule
-        return cls(
-            make_online(rs, protocol.model.kind, protocol.model.dt),
-            rs.option("sigma"),
-            int(getattr(task, "n_trial_types", 1)),
-            protocol.train.batch_size,
-            protocol.model.dt,
-        )
-
-    @property
-    def n(self) -> int:
-        """Size of the rule's per-type state (three-factor: entries of R̄)."""
-        size = getattr(self.rule, "state_size", None)
-        return size(self.n_types, self.batch) if size is not None else self.n_types
-
-    def estimate(
-        self,
-        p: Any,
-        c: Any,
-        inputs: Tensor,
-        targets: Tensor,
-        mask: Tensor | None,
-        loss_kind: str,
-        generator: torch.Generator,
-        types: Tensor | None = None,
-        decor: tuple[str, ...] = (),
-    ) -> PassResult:
-        net = self.network(p, c, self.rule, self.sigma, generator, inputs)
-        out = online_trials(
-            net, self.base, targets, mask, loss_kind, types=types, decor=decor,
-            n_types=self.n_types, dt=self.dt,
-        )  # fmt: skip
-        self.base = out.baseline
-        return out.result
-
-    def probe(self) -> OnlineHandle:
-        """A handle of the same network and rule from this one's current state, whose
-        passes leave this one unchanged (the trainer's alignment probe)."""
-        h = type(self)(self.rule, self.sigma, self.n_types, self.batch, self.dt)
-        h.base = self.base
-        return h
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """The rule's state between batches (``rule.state_dict``; traces restart every trial)."""
-        return self.rule.state_dict(self.base)
-
-    def load_state_dict(self, sd: dict[str, torch.Tensor], like: Tensor) -> None:
-        self.base = self.rule.load_state(sd, like)
+    network = RateOnline
 
 
 #: the handle's name when it only held the three-factor rule

@@ -38,12 +38,35 @@ from ....rules.weight_perturbation import WPRecord
 from ..pass_common import noise_sigma
 from ..perturb import paired_passes
 from ..perturbation import Perturbation, Rows, Step, StepPerturbation
-from . import RateConsts, RateParams, RateState, integrate, rate_step, readout
+from . import (
+    RateConsts,
+    RateParams,
+    RateState,
+    decorrelate,
+    init_state,
+    integrate,
+    rate_step,
+    readout,
+)
+from .perturb_fast import ChunkedNodeNoise
 
 Tensor = torch.Tensor
 
 
-class NodeNoise(StepPerturbation):
+class RateStep(StepPerturbation):
+    """What the rate network's step kinds share: the rows' state before step 0 and û_t."""
+
+    def init_state(self, x0: Tensor | None) -> RateState:
+        """x_{−1} = x0 (or 0), r̂_{−1} = D_rec φ(x_{−1}) of all S rows
+        (:func:`~bioplaus.backends.torch.rate.init_state`)."""
+        return init_state(self.p, self.c._replace(sigma=0.0), self.rows.S, x0)
+
+    def u_hat(self, t: int) -> Tensor:
+        """û_t = D_in u_t [B, n_in]."""
+        return decorrelate(self.p.D_in, self.inputs[t])
+
+
+class NodeNoise(RateStep):
     """Node noise ξ on the hidden units (added after the Euler step, by :func:`rate_step`)
     and ξᵒ on the readout; the record is a :class:`StepRecord`."""
 
@@ -112,7 +135,7 @@ class NodeNoise(StepPerturbation):
         )
 
 
-class WeightNoise(StepPerturbation):
+class WeightNoise(RateStep):
     """Per-row weight noise ΔW (hidden layer [W_in, W_rec, b]) and ΔV (readout [W_out,
     b_out]), drawn fresh every step, one ``bmm`` each; the record is a :class:`WPRecord`."""
 
@@ -197,8 +220,6 @@ def perturbation_for(
     (:func:`has_fast_path`; blocks of ``chunk``, sub-chunks of ``dyn_chunk`` steps) unless
     ``loop`` (the step-by-step kinds, its reference)."""
     if not loop and has_fast_path(rule, K, baseline):
-        from .perturb_fast import ChunkedNodeNoise  # imports this module
-
         rows = Rows.of(inputs.shape[1], K, 1, baseline, inputs.device)
         return ChunkedNodeNoise(
             p, c, sigma, rows, generator, inputs, rule=rule, chunk=chunk, dyn_chunk=dyn_chunk
@@ -251,3 +272,14 @@ def generic_estimate(*args: Any, **kw: Any) -> PassResult:
     """The step-by-step loop for every rule, node or weight perturbation, even where the
     fast path serves it: :func:`perturbation_estimate` with ``loop=True`` (same arguments)."""
     return perturbation_estimate(*args, loop=True, **kw)
+
+
+def local_estimate_fast(
+    p: RateParams, c: RateConsts, rule: PerturbationRule, *args: Any, **kw: Any
+) -> PassResult:
+    """:func:`perturbation_estimate` (same arguments, ``chunk`` and ``dyn_chunk``
+    included) for a rule the chunked kind serves (:func:`has_fast_path`;
+    a ValueError otherwise): the tests' handle on :class:`~.perturb_fast.ChunkedNodeNoise`."""
+    if not has_fast_path(rule, kw.get("K", 1), kw.get("baseline", "clean")):
+        raise ValueError(f"rule: {getattr(rule, 'name', rule)!r} has no chunked fast path")
+    return perturbation_estimate(p, c, rule, *args, **kw)

@@ -46,12 +46,10 @@ from typing import Any
 
 import torch
 
-from ....records import PassResult
 from ....rules.base import BlockRecord, Estimate, PerturbationRule, accumulate_block
 from .. import rate  # this package: the in-place step (rate.fused_weights, …)
 from ..perturbation import Chunk, Perturbation, Rows
 from . import RateConsts, RateParams, decorrelate
-from .perturb import has_fast_path, perturbation_estimate
 
 Tensor = torch.Tensor
 
@@ -309,14 +307,3 @@ class ChunkedNodeNoise(Perturbation):
     def loss_norm(self, norm_b: float) -> float:
         """Σ m over the batch (the B clean rows are the trials)."""
         return norm_b
-
-
-def local_estimate_fast(
-    p: RateParams, c: RateConsts, rule: PerturbationRule, *args: Any, **kw: Any
-) -> PassResult:
-    """:func:`~.perturb.perturbation_estimate` (same arguments, ``chunk`` and ``dyn_chunk``
-    included) for a rule the chunked kind serves (:func:`~.perturb.has_fast_path`;
-    a ValueError otherwise): the tests' handle on :class:`ChunkedNodeNoise`."""
-    if not has_fast_path(rule, kw.get("K", 1), kw.get("baseline", "clean")):
-        raise ValueError(f"rule: {getattr(rule, 'name', rule)!r} has no chunked fast path")
-    return perturbation_estimate(p, c, rule, *args, **kw)
