@@ -43,8 +43,10 @@ def main() -> int:
     t2 = time.perf_counter()
     c.close()
     lc.close()
-    print(f"cluster up and first task: {t1 - t0:.1f} s; worker {first[0]} killed, replacement "
-          f"{again[0]} ran a task {t2 - t1:.1f} s later; its parent: {again[1]}")
+    print(
+        f"cluster up and first task: {t1 - t0:.1f} s; worker {first[0]} killed, replacement "
+        f"{again[0]} ran a task {t2 - t1:.1f} s later; its parent: {again[1]}"
+    )
     print(f"load average: {os.getloadavg()[0]:.1f}")
     return 0
 

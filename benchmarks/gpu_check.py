@@ -345,6 +345,7 @@ def correctness_cases() -> list[tuple[str, str, object]]:
     """(name, family, fn(device, dtype) → dict of numpy arrays)."""
     cases = []
     rs, rp, ru, ry, rm = _rate_problem()
+
     def sim_rate(d, t):
         return {"x": bp.simulate(rs, ru, rp, seed=0, device=d, dtype=t)}
 
@@ -357,6 +358,7 @@ def correctness_cases() -> list[tuple[str, str, object]]:
 
         cases.append((f"rate/{_label(rule, opts)}", "rate", f))
     ls_, lp, lu, ly = _lif_problem()
+
     def sim_lif(d, t):
         return {"v": bp.simulate(ls_, lu, lp, seed=0, device=d, dtype=t)}
 
@@ -811,8 +813,10 @@ def summary_rows(res: dict) -> list[tuple[str, str, str]]:
 def render_markdown(res: dict) -> str:
     """The summary of a JSON written by this script, as Markdown for BENCHMARKS.md."""
     m = res["meta"]
-    where = f"{m['gpu']} ({m['cores']} CPU cores: {m['cpu']})" if "gpu" in m else (
-        f"{m['cpu']}, {m['cores']} cores, no GPU"
+    where = (
+        f"{m['gpu']} ({m['cores']} CPU cores: {m['cpu']})"
+        if "gpu" in m
+        else (f"{m['cpu']}, {m['cores']} cores, no GPU")
     )
     vers = f"torch {m['torch']}" + (f", CUDA {m['cuda']}" if m.get("cuda") else "")
     lines = [
