@@ -99,10 +99,7 @@ def _estimate(
     trials = Trials.of(spec, batch.inputs, batch.targets, batch.mask)
     m, (T, B) = batch.mask, batch.inputs.shape[:2]
     norm = normaliser(None if m is None else torch.as_tensor(m), T, B)
-    if t.protocol.rule.name == "anp":
-        out, grads, loss_p = _anp(t, trials, decor, norm)
-    else:
-        out, grads, loss_p = _three_factor(t, batch, trials, decor, norm)
+    out, grads, loss_p = RUNNERS[t.protocol.rule.name](t, batch, trials, decor, norm)
     return PassResult(
         grads=grads,
         loss=float(out.loss_sum.sum()) / norm,
@@ -112,7 +109,7 @@ def _estimate(
     )
 
 
-def _anp(t: Any, trials: Trials, decor, norm) -> tuple[TrialOutput, dict, float]:
+def _anp(t: Any, batch: Batch, trials: Trials, decor, norm) -> tuple[TrialOutput, dict, float]:
     """Paired ANP on brian2: the estimate Σ δℓ c δx zᵀ/ν / Σ m."""
     spec, rs = t.protocol.model, t.protocol.rule
     c = anp_scale(rs.scale, spec.n_rec + spec.n_out)
@@ -158,6 +155,12 @@ def _three_factor(t: Any, batch: Batch, trials: Trials, decor, norm):
     if not sigma > 0:  # no readout exploration: the readout stays fixed (as torch)
         d_out = torch.zeros_like(d_out)
     return out, _grads(-d_hid, -d_out, n_in), float(out.loss_sum.sum()) / norm
+
+
+#: rule name → the brian2 module's runner of a batch of trials, (output, grads, perturbed loss);
+#: its names are the rules :data:`~bioplaus.backends.brian2.capabilities.CAPABILITIES` declares
+#: (a brian2 rule is a module under backends/brian2, a runner here and its name there)
+RUNNERS: dict[str, Any] = {"anp": _anp, "three-factor": _three_factor}
 
 
 def _outputs(t: Any, u: np.ndarray) -> torch.Tensor:

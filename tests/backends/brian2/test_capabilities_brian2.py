@@ -80,6 +80,16 @@ def test_capabilities_declare_what_brian2_trains():
     assert not can_train("rate", "bptt") and not can_train("lif", "anp")
 
 
+def test_the_trainer_runs_each_declared_rule_by_its_runner():
+    """The brian2 trainer picks a rule's runner from one table whose names are the
+    declaration's (not by comparing the rule's name in code)."""
+    from bioplaus.train.brian2_trainer import RUNNERS
+
+    assert set(RUNNERS) == set(BRIAN2_RULES)
+    src = (PKG.parents[1] / "train" / "brian2_trainer.py").read_text(encoding="utf-8")
+    assert "rule.name ==" not in src
+
+
 def _proto(**change) -> dict:
     proto = {
         "name": "cap", "seed": 0, "backend": "brian2",
