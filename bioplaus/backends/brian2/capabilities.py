@@ -18,6 +18,14 @@ CAPABILITIES: Mapping[str, tuple[str, ...]] = {"rate": ("three-factor", "anp")}
 #: rules brian2 trains (the rate network is the only kind it trains)
 BRIAN2_RULES: tuple[str, ...] = CAPABILITIES["rate"]
 
+#: rule → (the values of its options that brian2's module for it runs, the refusal's text)
+RULE_OPTIONS: Mapping[str, tuple[Mapping[str, tuple[Any, ...]], str]] = {
+    "anp": (
+        {"K": (1,), "baseline": ("clean",), "norm": ("joint",), "signal": (None, "local")},
+        "ANP is time-local, joint norm, K = 1, clean baseline",
+    ),
+}
+
 
 def can_train(kind: str, rule: str) -> bool:
     """Whether brian2 trains a ``kind`` network with rule ``rule`` (see :data:`CAPABILITIES`)."""
@@ -33,10 +41,8 @@ def check_brian2_protocol(protocol: Any) -> None:
         raise ValueError(f"backend: 'brian2' trains rules {list(BRIAN2_RULES)} (got {rs.name!r})")
     if m.bias or m.out_bias:
         raise ValueError("backend: 'brian2' learning needs model.bias = out_bias = false")
-    if rs.name == "anp" and (
-        rs.K != 1 or rs.baseline != "clean" or rs.norm != "joint" or rs.signal not in (None,
-                                                                                     "local")
-    ):  # fmt: skip
-        raise ValueError("backend: 'brian2' ANP is time-local, joint norm, K = 1, clean baseline")
+    allowed, what = RULE_OPTIONS.get(rs.name, ({}, ""))
+    if any(getattr(rs, key) not in values for key, values in allowed.items()):
+        raise ValueError(f"backend: 'brian2' {what}")
     if not protocol.train.device.startswith("cpu"):
         raise ValueError("train.device: backend 'brian2' runs on the CPU")

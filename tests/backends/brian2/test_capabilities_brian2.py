@@ -108,6 +108,9 @@ def _proto(**change) -> dict:
     [
         ({"rule": {"name": "np"}}, "trains rules"),
         ({"rule": {"name": "anp", "K": 2}}, "K = 1"),
+        ({"rule": {"name": "anp", "baseline": "noisy"}}, "clean baseline"),
+        ({"rule": {"name": "anp", "norm": "layer"}}, "joint norm"),
+        ({"rule": {"name": "anp", "signal": "trace", "trace_decay": 0.9}}, "time-local"),
         ({"model": {"bias": True}}, "bias"),
     ],
 )
