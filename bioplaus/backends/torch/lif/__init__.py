@@ -75,7 +75,7 @@ perturbation rules never need it.
 A constant supra-threshold drive J (with σ_v = 0, v_reset < θ < v_rest + J) gives the
 analytic inter-spike interval t_ref + τ_m ln((v_rest + J − v_reset)/(v_rest + J − θ)); the
 grid map hits it to within one step, the precise map exactly
-(tests/backends/torch/test_lif_torch.py, tests/backends/test_lif_convergence.py).
+(tests/backends/torch/lif/test_lif_torch.py, tests/backends/test_lif_convergence.py).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ paired passes), and next to it its in-place form for the no-autograd engines
 folds α (and, for the paired engine, φ's affine form and D_rec) into the weights once,
 :func:`fused_drive_` writes the input drive and noise of a chunk of steps with one GEMM, and
 :func:`fused_step_` is one step on preallocated buffers (an in-place add and an in-place
-GEMM, then φ). The two forms round differently; tests/backends/torch/test_rate_torch.py pins
+GEMM, then φ). The two forms round differently; tests/backends/torch/rate/test_rate_torch.py pins
 their agreement.
 """
 
@@ -175,7 +175,7 @@ def integrate(
 # :func:`rate_step` above is the reference; the functions below write the same equation for
 # in-place work on preallocated buffers, with α folded into the weights once
 # (:func:`fused_weights`). They round differently from rate_step (α W instead of a lerp), so
-# tests/backends/torch/test_rate_torch.py pins their agreement to float64 rounding.
+# tests/backends/torch/rate/test_rate_torch.py pins their agreement to float64 rounding.
 
 #: evaluate tanh as 2 σ(2x) − 1 in the no-grad fast paths on CPU (see :func:`phi_affine`)
 FAST_TANH = True
