@@ -22,9 +22,9 @@ cache-resident buffers of T_d ≈ 1024 / B steps. Rearranged so that each step i
   any other rule gets r̂ = D φ per chunk;
 * with φ(x) = a g(k x) + c (tanh = 2 σ(2x) − 1 on CPU), the loop carries y = k x and
   s = g(y), with α, k, a, c and D folded into the weights once: the in-place form of the
-  rate step in :mod:`.rate` (``fused_weights(carry="kx")``, ``fused_drive_``,
-  ``fused_step_``; the equation is written there); φ = a s + c is formed per chunk for the
-  records (k = a = 1, c = 0 otherwise);
+  rate step in :mod:`~bioplaus.backends.torch.rate` (``fused_weights(carry="kx")``,
+  ``fused_drive_``, ``fused_step_``; the equation is written there); φ = a s + c is formed
+  per chunk for the records (k = a = 1, c = 0 otherwise);
 * the input drive is written for a sub-chunk of T_d steps at once (one matmul), the clean rows
   without noise and the perturbed rows with k ε_t, ε_t = σ√α ξ_t; then per step the leak
   and one in-place GEMM, and g;

@@ -8,8 +8,9 @@ o_t = W_out r̂_t (+ b_out).
 
 Without autograd (no_grad, or no tensor that requires grad) and without ``on_step``, a fast
 path (:func:`rollout_fast`) runs the same Euler–Maruyama steps with in-place work on
-preallocated buffers, through the in-place form of the step in :mod:`.rate`
-(``fused_weights`` with α folded into the weights, ``fused_drive_``, ``fused_step_``; the
+preallocated buffers, through the in-place form of the step in
+:mod:`~bioplaus.backends.torch.rate` (``fused_weights`` with α folded into the weights,
+``fused_drive_``, ``fused_step_``; the
 equation is written there): the input drive and the noise for a chunk of steps at once (one
 matmul, the noise drawn step by step from the same stream), then per step one in-place add,
 one in-place GEMM and φ.
