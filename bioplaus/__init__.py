@@ -26,6 +26,7 @@ from .runs import ensure_run, resume, run
 from .simulate import simulate
 from .spec import LIFSpec, MLPSpec, RateSpec, SpecError, load_model
 from .tasks import register_task
+from .version import __version__ as __version__  # the version, written once (version.py)
 
 __all__ = [
     "LIFSpec",
@@ -49,4 +50,3 @@ __all__ = [
     "simulate",
     "to_xarray",
 ]
-__version__ = "0.1.0"

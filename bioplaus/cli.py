@@ -105,7 +105,7 @@ def _version() -> str:
     try:
         return version("bioplaus")
     except PackageNotFoundError:
-        from . import __version__
+        from .version import __version__
 
         return __version__
 

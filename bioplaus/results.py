@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .analysis.labels import METRIC_LABELS, metric_label  # noqa: F401  (re-exported)
+from .labels import METRIC_LABELS, metric_label  # noqa: F401  (re-exported)
 from .protocol import ProtocolSpec, protocol_from_dict
 from .spec import SpecError
 
@@ -91,7 +91,7 @@ class Run:
 
 def rule_label(protocol: ProtocolSpec) -> str:
     """The rule's name with the decorrelation it trains with (``"anp + decorrelation"``)."""
-    from .analysis.labels import rule_label as label_of
+    from .labels import rule_label as label_of
 
     return label_of(protocol.model_dump(mode="json"))
 

@@ -63,6 +63,14 @@ def test_version_from_package_metadata():
     r = cli("--version")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == f"bioplaus {version('bioplaus')}"
+    import bioplaus
+
+    # the one written version (bioplaus/version.py) is the one pyproject installs, and the
+    # one a run records in config.json
+    assert bioplaus.__version__ == version("bioplaus")
+    from bioplaus.runs.config import _versions
+
+    assert _versions()["bioplaus"] == bioplaus.__version__
 
 
 def test_run_seed_summary_names_the_metric_and_sweep_names_its_figure(

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .. import io
-from .labels import metric_label, rule_label
+from ..labels import metric_label, rule_label
 
 
 def subplots(*args, **kwargs):

@@ -78,7 +78,7 @@ def _versions() -> dict[str, Any]:
 
     import torch
 
-    from .. import __version__
+    from ..version import __version__
 
     out: dict[str, Any] = {
         "bioplaus": __version__,
