@@ -32,7 +32,7 @@ from ...spec import MLPSpec
 from .pass_common import noise_sigma
 from .perturb import paired_passes
 from .perturbation import Chunk, Perturbation
-from .rate import param_tensor
+from .tensors import param_tensor
 
 Tensor = torch.Tensor
 

@@ -88,10 +88,10 @@ import torch
 
 from ....params import init_lif_params  # noqa: F401  (the model's, re-exported)
 from ....spec import LIFSpec
-from ..rate import RateParams, decorrelate, to_torch
+from ..tensors import RecurrentParams, decorrelate, to_torch
 
 Tensor = torch.Tensor
-LIFParams = RateParams  # same entries: W_in, W_rec, W_out, b, b_out, D_in, D_rec
+LIFParams = RecurrentParams  # same entries: W_in, W_rec, W_out, b, b_out, D_in, D_rec
 
 __all__ = [
     "LIFConsts",

@@ -21,8 +21,8 @@ from typing import NamedTuple
 import torch
 
 from ....random import torch_generator
-from ..rate.rollout import noise_source
 from ..scan import Keep, scan
+from ..tensors import noise_source
 from . import LIFConsts, LIFParams, LIFState, external_drive, init_state, lif_step, readout
 
 Tensor = torch.Tensor

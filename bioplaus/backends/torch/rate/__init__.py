@@ -29,14 +29,20 @@ their agreement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
-import numpy as np
 import torch
 
 from ....nonlinearities import PHI as _PHI
 from ....spec import RateSpec
+from ..tensors import (  # noqa: F401  (param_tensor, to_numpy, to_torch: re-exported)
+    RecurrentParams,
+    decorrelate,
+    param_tensor,
+    to_numpy,
+    to_torch,
+)
 
 Tensor = torch.Tensor
 
@@ -44,16 +50,8 @@ Tensor = torch.Tensor
 PHI = _PHI
 
 
-class RateParams(NamedTuple):
-    """Torch tensors of one rate network. Optional entries are None when absent."""
-
-    W_in: Tensor
-    W_rec: Tensor
-    W_out: Tensor
-    b: Tensor | None = None
-    b_out: Tensor | None = None
-    D_in: Tensor | None = None
-    D_rec: Tensor | None = None
+#: torch tensors of one rate network (the shared recurrent parameters, tensors.py)
+RateParams = RecurrentParams
 
 
 class RateState(NamedTuple):
@@ -71,42 +69,6 @@ class RateConsts(NamedTuple):
 
 def consts_of(spec: RateSpec) -> RateConsts:
     return RateConsts(alpha=spec.alpha, sigma=spec.sigma, phi=PHI[spec.nonlinearity])
-
-
-def to_torch(
-    params: Mapping[str, np.ndarray | Tensor],
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> RateParams:
-    """numpy (or torch) parameter dict → :class:`RateParams` on ``device``."""
-    return RateParams(*(param_tensor(params, k, device, dtype) for k in RateParams._fields))
-
-
-def param_tensor(
-    params: Mapping[str, np.ndarray | Tensor],
-    key: str,
-    device: str | torch.device,
-    dtype: torch.dtype,
-) -> Tensor | None:
-    """``params[key]`` (numpy or torch) as a tensor on ``device``, or None when absent."""
-    v = params.get(key)
-    if v is None:
-        return None
-    return torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v).to(
-        device=device, dtype=dtype
-    )
-
-
-def to_numpy(params: RateParams) -> dict[str, np.ndarray]:
-    """:class:`RateParams` → dict of float64 numpy arrays (absent entries dropped)."""
-    return {
-        k: v.detach().cpu().double().numpy() for k, v in params._asdict().items() if v is not None
-    }
-
-
-def decorrelate(D: Tensor | None, z: Tensor) -> Tensor:
-    """ẑ = D z (identity when D is None)."""
-    return z if D is None else z @ D.T
 
 
 def init_state(p: RateParams, c: RateConsts, batch: int, x0: Tensor | None = None) -> RateState:

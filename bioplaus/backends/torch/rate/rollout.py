@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 
 from ..scan import Keep, scan
+from ..tensors import NoiseSource, noise_source  # noqa: F401  (noise_source re-exported)
 from . import (
     RateConsts,
     RateParams,
@@ -46,49 +47,6 @@ class Rollout(NamedTuple):
     r_hat: Tensor | None  # [T, B, N] decorrelated rates, when kept
     o: Tensor | None  # [T, B, n_out] outputs, when kept
     final: RateState
-
-
-class NoiseSource:
-    """ξ_t for step t (see :func:`noise_source`); callable as ``xi(t)``. The fast no-grad
-    rollout fills its chunk buffers through :meth:`fill` (the same values as ``xi(t)``)."""
-
-    def __init__(self, shape, noise, generator, device, dtype) -> None:
-        self.shape, self.noise, self.generator = tuple(shape), noise, generator
-        self.device, self.dtype = device, dtype
-
-    @property
-    def active(self) -> bool:
-        return self.noise is not None or self.generator is not None
-
-    def __call__(self, t: int) -> Tensor | None:
-        if self.noise is not None:
-            return self.noise[t]
-        if self.generator is None:
-            return None
-        return torch.randn(
-            self.shape, generator=self.generator, device=self.device, dtype=self.dtype
-        )
-
-    def fill(self, t0: int, out: Tensor) -> None:
-        """out[k] ← ξ_{t0+k} for k < len(out) (the generator's stream, step by step)."""
-        if self.noise is not None:
-            out.copy_(self.noise[t0 : t0 + out.shape[0]])
-        else:
-            for k in range(out.shape[0]):
-                out[k].normal_(generator=self.generator)
-
-
-def noise_source(
-    shape: tuple[int, ...],
-    *,
-    noise: Tensor | None = None,
-    generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> NoiseSource:
-    """ξ_t for step t: slices of a given [T, B, N] array, fresh draws from ``generator``,
-    or None (no noise) when neither is given."""
-    return NoiseSource(shape, noise, generator, device, dtype)
 
 
 def rollout(
