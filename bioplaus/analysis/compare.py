@@ -32,6 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import io  # noqa: E402
+from ..registry import network_type  # noqa: E402
 from ..results import Run, load_run  # noqa: E402  (re-exported: bp.load_run)
 from ..spec import SpecError  # noqa: E402
 from ..tasks.base import Batch  # noqa: E402
@@ -324,8 +325,8 @@ def _compare(
         tb = a.task.sample(a.protocol.train.batch_size, numpy_rng(seed, "compare", "align"))
         res["alignment"] = {}
         for name, r in (("A", a), ("B", b)):
-            if r.protocol.rule.name == "bptt":
-                continue
+            if r.protocol.rule.name == network_type(r.protocol.model.kind).reference:
+                continue  # the exact gradient itself: nothing to align
             res["alignment"][name] = {
                 "rule": r.protocol.rule.name,
                 "init": gradient_alignment(r, r.init, tb, n_rep=n_rep, seed=seed),
