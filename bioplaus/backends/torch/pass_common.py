@@ -7,11 +7,10 @@ the decorrelation statistics of its baseline rows, and the split of the stacked 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from ...rules.options import noise_sigma  # noqa: F401  (the drivers import it from here)
+from .tensors import RecurrentParams
 
 Tensor = torch.Tensor
 
@@ -30,7 +29,7 @@ def add_decor_(yy: dict[str, Tensor], u_hat: Tensor, r_hat: Tensor) -> None:
         yy["D_rec"].addmm_(r_hat.T, r_hat)
 
 
-def split_grads(p: Any, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
+def split_grads(p: RecurrentParams, G_hid: Tensor, G_out: Tensor) -> dict[str, Tensor]:
     """[N, n_in + N (+1)] and [n_out, N (+1)] → W_in, W_rec, (b), W_out, (b_out), for the
     parameters ``p`` of a recurrent network (rate or LIF: W_in, W_rec, b, b_out)."""
     n_in, N = p.W_in.shape[1], p.W_rec.shape[0]

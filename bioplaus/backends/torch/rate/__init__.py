@@ -19,7 +19,7 @@ Tensors are batched on the first axis ([B, N]); weights act as ``z @ W.T`` (W is
 This module (the package's ``__init__``) is the one place the torch back-end writes the
 equation: :func:`rate_step`, the step with autograd (BPTT, the online drivers, the generic
 paired passes), and next to it its in-place form for the no-autograd engines
-(``rollout.rollout_fast``, ``perturb.local_estimate_fast``): :func:`fused_weights`
+(``rollout.rollout_fast``, ``perturb_fast.ChunkedNodeNoise``): :func:`fused_weights`
 folds α (and, for the paired engine, φ's affine form and D_rec) into the weights once,
 :func:`fused_drive_` writes the input drive and noise of a chunk of steps with one GEMM, and
 :func:`fused_step_` is one step on preallocated buffers (an in-place add and an in-place
