@@ -98,11 +98,13 @@ def plot_comparison(
     a2.set_xlabel(xlabel)
     a2.set_ylabel(f"{where} {metric_label(metric)}")
     a2.set_title(f"{where.capitalize()} {metric_label(metric)}")
-    a1.legend()
-    a2.legend()
+    # one legend for both panels, below them, so that it hides no curve
+    handles, names = a1.get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(handles), 3), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    rows = -(-len(handles) // 3)  # legend rows
+    fig.tight_layout(rect=(0, 0.06 * rows + 0.02, 1, 1))
     return _save(fig, Path(out))
 
 
